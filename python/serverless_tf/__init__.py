@@ -1,0 +1,1 @@
+"""serverless-tf worker runtime: the Python side of the TFEstimator / TFModel pipeline stages."""
