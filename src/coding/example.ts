@@ -43,14 +43,20 @@ function kindOf(dtype: Dtype): Kind {
   return "int64";
 }
 
-/** Compare two byte strings as unsigned bytes (memcmp order), the order protobuf C++/upb sorts map keys in. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+/**
+ * The order TensorFlow's `SerializeToString(deterministic=True)` writes map keys in, measured on TF 2.21
+ * (its protobuf runtime is upb): unsigned bytes (memcmp) over the common prefix, and when one key is a
+ * prefix of the other the LONGER key first ("ab" before "a"; upb's mapsorter compares sizes in reverse).
+ * C++ protobuf would put "a" first; any order parses the same, but byte equality needs this one.
+ * Bytes, not UTF-16 code units: JS `<` orders U+FF61 after U+1F600, UTF-8 bytes order it before.
+ */
+export function compareKeys(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const d = (a[i] as number) - (b[i] as number);
     if (d !== 0) return d;
   }
-  return a.length - b.length;
+  return b.length - a.length;
 }
 
 interface PreparedColumn {
@@ -59,7 +65,7 @@ interface PreparedColumn {
   readonly kind: Kind;
 }
 
-/** Columns sorted by the UTF-8 bytes of their names (JS `<` compares UTF-16 units, which differs above U+FFFF). */
+/** Columns in TensorFlow's key order (see {@link compareKeys}). */
 function prepare(columns: readonly Column[]): PreparedColumn[] {
   const names = new Set<string>();
   for (const c of columns) {
@@ -68,7 +74,7 @@ function prepare(columns: readonly Column[]): PreparedColumn[] {
   }
   return columns
     .map((column) => ({ column, key: utf8Encoder.encode(column.name), kind: kindOf(column.dtype) }))
-    .sort((a, b) => compareBytes(a.key, b.key));
+    .sort((a, b) => compareKeys(a.key, b.key));
 }
 
 /** Encodes rows of one schema into serialized tf.Example bytes. */
