@@ -95,13 +95,18 @@ export interface PackOptions {
   readonly firstRowIndex?: number;
 }
 
-/** One message worth of records: `records[start, end)`, its base64 size and the resulting body size. */
-export interface RecordGroup {
-  readonly start: number;
-  readonly end: number;
-  readonly frames: Uint8Array;
-  readonly dataBase64Bytes: number;
-  readonly bodyBytes: number;
+/**
+ * Exact size of the base64 `data` field holding `records` as TFRecord frames.
+ *
+ * @example
+ * ```ts
+ * framedBase64Length([new Uint8Array(10)]); // 36: 26 framed bytes -> 36 base64 chars
+ * ```
+ */
+export function framedBase64Length(records: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const r of records) n += r.length + FRAME_OVERHEAD;
+  return base64Length(n);
 }
 
 /**
@@ -111,12 +116,12 @@ export interface RecordGroup {
  *
  * @example
  * ```ts
- * for (const g of packRecords(records, { envelopeBytes: 200 })) {
- *   send({ ...envelope, count: g.end - g.start, data: Buffer.from(g.frames).toString("base64") });
+ * for (const group of packRecords(records, { envelopeBytes: 200 })) {
+ *   send({ ...envelope, count: group.length, data: Buffer.from(frameRecords(group)).toString("base64") });
  * }
  * ```
  */
-export function packRecords(records: readonly Uint8Array[], options: PackOptions): RecordGroup[] {
+export function packRecords(records: readonly Uint8Array[], options: PackOptions): Uint8Array[][] {
   const maxBodyBytes = options.maxBodyBytes ?? SQS_MAX_MESSAGE_BYTES;
   const { envelopeBytes } = options;
   const firstRowIndex = options.firstRowIndex ?? 0;
@@ -124,30 +129,29 @@ export function packRecords(records: readonly Uint8Array[], options: PackOptions
     throw new SchemaError("<pack options>", undefined, `envelopeBytes: an integer in [0, maxBodyBytes=${maxBodyBytes})`, envelopeBytes, "measure the envelope JSON plus message attributes in bytes");
   }
   const budget = maxBodyBytes - envelopeBytes;
-  const groups: RecordGroup[] = [];
-  let start = 0;
+  const groups: Uint8Array[][] = [];
+  let group: Uint8Array[] = [];
   let frameBytes = 0;
-  const close = (end: number) => {
-    const frames = frameRecords(records.slice(start, end));
-    const dataBase64Bytes = base64Length(frames.length);
-    groups.push({ start, end, frames, dataBase64Bytes, bodyBytes: envelopeBytes + dataBase64Bytes });
-    start = end;
-    frameBytes = 0;
-  };
   for (let i = 0; i < records.length; i++) {
-    const size = (records[i] as Uint8Array).length + FRAME_OVERHEAD;
+    const record = records[i] as Uint8Array;
+    const size = record.length + FRAME_OVERHEAD;
     if (base64Length(size) > budget) {
       throw new SchemaError(
         "<record>",
         firstRowIndex + i,
-        `an encoded example of at most ${Math.floor((budget * 3) / 4) - FRAME_OVERHEAD} bytes (message budget ${maxBodyBytes} minus envelope ${envelopeBytes}, base64)`,
-        `${(records[i] as Uint8Array).length} bytes`,
+        `an encoded example of at most ${Math.floor(budget / 4) * 3 - FRAME_OVERHEAD} bytes (message budget ${maxBodyBytes} minus envelope ${envelopeBytes}, in base64)`,
+        `${record.length} bytes`,
         "shrink the row (fewer or smaller columns), or send large payloads through S3 with a pointer",
       );
     }
-    if (base64Length(frameBytes + size) > budget) close(i);
+    if (base64Length(frameBytes + size) > budget) {
+      groups.push(group);
+      group = [];
+      frameBytes = 0;
+    }
+    group.push(record);
     frameBytes += size;
   }
-  if (start < records.length) close(records.length);
+  if (group.length > 0) groups.push(group);
   return groups;
 }
