@@ -202,7 +202,8 @@ export function createEncoder(columns: readonly Column[]): ExampleEncoder {
     w.uint32(0x0a).fork(); // Example.features
     try {
       for (const c of prepared) {
-        const values = valuesOf(c, row[c.column.name], rowIndex);
+        // Own properties only: a column named like an Object.prototype member ("constructor") must not read it.
+        const values = valuesOf(c, Object.hasOwn(row, c.column.name) ? row[c.column.name] : undefined, rowIndex);
         w.uint32(0x0a).fork(); // Features.feature map entry
         w.uint32(0x0a).bytes(c.key);
         w.uint32(0x12).fork(); // Feature
@@ -447,6 +448,11 @@ function int64Value(c: PreparedColumn, cur: Cursor, halves: Uint32Array, rowInde
   }
 }
 
+/** Set an own property even for the name "__proto__", where plain assignment would change the prototype. */
+function define(row: Record<string, ColumnValue>, name: string, value: ColumnValue): void {
+  Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /**
  * Create a decoder for the given (output, or input) columns. Features not in `columns` are ignored.
  * Anything wrong with the bytes throws {@link DecodeError}; bytes that are well formed but do not
@@ -532,10 +538,10 @@ export function createDecoder(columns: readonly Column[], options: DecoderOption
       const shape = c.column.shape;
       if (shape === "scalar") {
         if (values.length !== 1) throw listLengthError(c, rowIndex, values.length);
-        row[c.column.name] = values[0] as ColumnValue;
+        define(row, c.column.name, values[0] as ColumnValue);
       } else {
         if (typeof shape === "object" && values.length !== shape.fixed) throw listLengthError(c, rowIndex, values.length);
-        row[c.column.name] = values as ColumnValue;
+        define(row, c.column.name, values as ColumnValue);
       }
     }
     return row;

@@ -106,6 +106,14 @@ describe("encoding edge cases", () => {
     assert.ok(e instanceof ServerlessTfError);
   });
 
+  it("treats columns named like Object.prototype members as ordinary columns", () => {
+    const columns = [col("constructor", "INT64"), col("__proto__", "STRING")];
+    assert.equal(schemaErrorOf(() => createEncoder(columns).encode({ __proto__: "x" } as never)).column, "constructor");
+    const row = JSON.parse('{"constructor": "7", "__proto__": "x"}') as Record<string, unknown>;
+    const decoded = createDecoder(columns).decode(createEncoder(columns).encode({ ...row, constructor: 7n }));
+    assert.deepEqual(Object.entries(decoded), [["constructor", 7n], ["__proto__", "x"]]);
+  });
+
   it("ignores columns of the row that are not selected", () => {
     const withExtra = createEncoder([col("a", "INT32")]).encode({ a: 1, b: "extra" });
     assert.deepEqual(withExtra, createEncoder([col("a", "INT32")]).encode({ a: 1 }));
