@@ -161,6 +161,8 @@ def parse_examples(serialized: tf.Tensor, columns: Iterable[Column]) -> dict[str
         [7]
     """
     columns = list(columns)
+    if not columns:  # tf.io.parse_example refuses an empty features dict
+        return {}
     parsed = tf.io.parse_example(serialized, feature_spec(columns))
     out: dict[str, Any] = {}
     for c in columns:
