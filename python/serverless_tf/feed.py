@@ -1,0 +1,177 @@
+"""A member's feed queue (docs/protocol.md "Feed messages"): parse, dedupe, receive, acknowledge.
+
+The feed is at-least-once (SQS redelivers after the visibility timeout, shard-feed retries
+resend), so every consumer here skips a ``feedId`` it already holds. Messages are deleted
+only after their rows are safe: spooled to S3 (bounded training) or yielded to the user
+(live inference).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+# SQS allows at most 20 s of long polling and 10 messages per receive / delete batch.
+MAX_WAIT_SECONDS = 20
+MAX_MESSAGES = 10
+
+
+class FeedError(RuntimeError):
+    """A feed message the worker cannot use, or a feed whose counts do not add up."""
+
+
+class FeedIdleError(FeedError):
+    """The feed delivered nothing for the idle timeout: the sender stalled or died."""
+
+
+@dataclass(frozen=True)
+class RowsMessage:
+    feed_id: str
+    shard: str
+    seq: int
+    member: str
+    count: int
+    data: bytes  # TFRecord frames, exactly `count` of them
+
+
+@dataclass(frozen=True)
+class EndOfData:
+    member: str
+    rows: int
+    messages: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    job: str
+
+
+FeedMessage = Union[RowsMessage, EndOfData, Stop]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One SQS delivery: its receipt handle (to delete it) and its parsed body."""
+
+    receipt_handle: str
+    message_id: str
+    body: FeedMessage
+
+
+@dataclass
+class FeedPosition:
+    """What the feed has delivered so far; quoted in errors so an operator can find the gap."""
+
+    rows: int = 0
+    messages: int = 0
+    last_feed_id: Optional[str] = None
+    end_of_data: Optional[EndOfData] = None
+
+    def describe(self) -> str:
+        eod = "none" if self.end_of_data is None else f"rows={self.end_of_data.rows} messages={self.end_of_data.messages}"
+        return f"{self.rows} rows in {self.messages} distinct row messages, last feedId={self.last_feed_id!r}, end-of-data: {eod}"
+
+
+def parse_feed_message(message: dict[str, Any], job_id: str, member: str) -> FeedMessage:
+    """Parses one SQS message of a feed queue.
+
+    Args:
+        message: an entry of ``ReceiveMessage``'s ``Messages`` (with message attributes).
+        job_id: the job this worker runs; a message of another job is an error.
+        member: this worker's member name (``worker-0``).
+
+    Returns:
+        A :class:`RowsMessage`, :class:`EndOfData` or :class:`Stop`.
+
+    Raises:
+        FeedError: on a body that is not a v1 feed message of this job and member.
+    """
+    mid = message.get("MessageId")
+    try:
+        body = json.loads(message["Body"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise FeedError(f"feed message {mid} is not JSON ({e}). Received: {str(message.get('Body'))[:200]!r}") from e
+    if not isinstance(body, dict) or body.get("v") != 1:
+        raise FeedError(f"feed message {mid} is not a v1 feed message. Received: {str(body)[:200]}")
+    if body.get("job") != job_id:
+        raise FeedError(f"feed message {mid} belongs to job {body.get('job')!r}, not {job_id!r}; check the queue URLs in the job spec")
+    kind = body.get("kind")
+    if kind == "stop":
+        return Stop(job_id)
+    if body.get("member") != member:
+        raise FeedError(f"feed message {mid} is addressed to member {body.get('member')!r}, but this is {member!r}; check queues.feed in the job spec")
+    try:
+        if kind == "rows":
+            attr = (message.get("MessageAttributes") or {}).get("feedId", {}).get("StringValue")
+            feed_id = attr or f"{body['shard']}:{body['seq']}:{member}"
+            data = base64.b64decode(body["data"], validate=True)
+            return RowsMessage(feed_id, str(body["shard"]), int(body["seq"]), member, int(body["count"]), data)
+        if kind == "end-of-data":
+            return EndOfData(member, int(body["rows"]), int(body["messages"]), int(body["steps"]))
+    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+        raise FeedError(f"feed message {mid} of kind {kind!r} lacks or mangles a field ({e!r}). Received: {str(body)[:200]}") from e
+    raise FeedError(f"feed message {mid} has an unknown kind. Received: kind={kind!r}; expected rows, end-of-data or stop")
+
+
+@dataclass
+class FeedQueue:
+    """Receives and deletes the messages of one member's feed queue.
+
+    Example:
+        >>> feed = FeedQueue(client("sqs"), url, "fit-1", "worker-0")  # doctest: +SKIP
+        >>> batch = feed.receive(wait_seconds=20)
+    """
+
+    sqs: Any
+    url: str
+    job_id: str
+    member: str
+
+    def receive(self, wait_seconds: float) -> list[Received]:
+        """Long-polls up to ``wait_seconds`` (0..20) for up to 10 messages."""
+        wait = max(0, min(MAX_WAIT_SECONDS, int(wait_seconds)))
+        response = self.sqs.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=MAX_MESSAGES,
+            WaitTimeSeconds=wait,
+            MessageAttributeNames=["All"],
+        )
+        return [
+            Received(m["ReceiptHandle"], m.get("MessageId", ""), parse_feed_message(m, self.job_id, self.member))
+            for m in response.get("Messages", [])
+        ]
+
+    def delete(self, receipt_handles: list[str]) -> None:
+        """Deletes messages by receipt handle, 10 per request.
+
+        Raises:
+            FeedError: when SQS refuses to delete one (the rows would come back and be skipped, but say so).
+        """
+        for start in range(0, len(receipt_handles), MAX_MESSAGES):
+            chunk = receipt_handles[start:start + MAX_MESSAGES]
+            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
+            failed = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries).get("Failed", [])
+            if failed:
+                raise FeedError(f"SQS refused to delete {len(failed)} feed message(s) on {self.url}: {failed[:3]}")
+
+
+@dataclass
+class Deadline:
+    """An idle deadline that moves whenever the feed delivers something."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    last: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.last = self.clock()
+
+    def touch(self) -> None:
+        self.last = self.clock()
+
+    def remaining(self) -> float:
+        return self.seconds - (self.clock() - self.last)

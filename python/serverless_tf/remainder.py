@@ -1,0 +1,127 @@
+"""Remainder policies (docs/protocol.md "Remainder policies") on the worker: exactly ``steps`` batches.
+
+Every member runs the same number of steps, announced by end-of-data, because collective ops
+(MultiWorkerMirroredStrategy) hang when one worker sees fewer batches than another
+(ARCHITECTURE.md §5). :func:`batch_sizes` is the pure plan; :func:`spool_dataset` turns a
+spool file into the tf.data pipeline that follows it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .spec import MASK
+
+
+class RemainderError(ValueError):
+    """A member's row count cannot be batched into the announced number of steps."""
+
+
+def batch_sizes(policy: str, rows: int, batch_size: int, steps: int) -> list[int]:
+    """How many real rows each of the ``steps`` batches holds.
+
+    Args:
+        policy: ``drop``, ``pad`` or ``flush``.
+        rows: rows this member received.
+        batch_size: B.
+        steps: S from end-of-data.
+
+    Returns:
+        ``steps`` sizes. ``drop``: all B (the rest of the rows is skipped). ``pad``: full batches,
+        then one partial, then zeros (padding fills every batch to B). ``flush``: full batches
+        first, then the rest spread as evenly as possible so every batch has at least one row.
+
+    Raises:
+        RemainderError: when ``rows`` does not fit ``steps`` under ``policy``.
+
+    Example:
+        >>> batch_sizes("flush", 10, 3, 5)
+        [3, 3, 2, 1, 1]
+    """
+    if batch_size < 1 or steps < 0 or rows < 0:
+        raise RemainderError(f"batch_size must be >= 1 and rows, steps >= 0. Received: rows={rows}, batch_size={batch_size}, steps={steps}")
+    context = f"Received: policy={policy!r}, rows={rows}, batch_size={batch_size}, steps={steps}"
+    if policy == "drop":
+        if rows < steps * batch_size:
+            raise RemainderError(f"drop needs rows >= steps * batch_size. {context}; the end-of-data sender computed steps wrongly")
+        return [batch_size] * steps
+    if policy == "pad":
+        if rows > steps * batch_size:
+            raise RemainderError(f"pad needs rows <= steps * batch_size. {context}; the end-of-data sender computed steps wrongly")
+        full, rest = divmod(rows, batch_size)
+        return [batch_size] * full + ([rest] if rest else []) + [0] * (steps - full - (1 if rest else 0))
+    if policy == "flush":
+        if not steps <= rows <= steps * batch_size:
+            raise RemainderError(
+                f"flush needs steps <= rows <= steps * batch_size (every batch at least one row). {context}; "
+                "feed the members more evenly or use the pad policy"
+            )
+        if steps == 0:
+            return []
+        full = rows // batch_size if batch_size == 1 else min(rows // batch_size, (rows - steps) // (batch_size - 1))
+        short = steps - full
+        rest = rows - full * batch_size
+        if short == 0:
+            return [batch_size] * full
+        q, extra = divmod(rest, short)
+        return [batch_size] * full + [q + 1] * extra + [q] * (short - extra)
+    raise RemainderError(f"unknown remainder policy. {context}; expected drop, pad or flush")
+
+
+def spool_dataset(
+    path: Path,
+    columns: Sequence[Any],
+    policy: str,
+    rows: int,
+    batch_size: int,
+    steps: int,
+    zero_example: bytes,
+) -> Any:
+    """A re-iterable ``tf.data.Dataset`` of exactly ``steps`` parsed batches over a spool file.
+
+    Args:
+        path: the local TFRecord spool.
+        columns: the input columns (``coding.Column``).
+        policy, rows, batch_size, steps: as in :func:`batch_sizes`.
+        zero_example: a serialized example of zero values, used as padding (``pad``) or as
+            a placeholder filtered out after batching (``flush``).
+
+    Returns:
+        Batches as dicts of feature tensors (var-len columns as ``tf.RaggedTensor``); under
+        ``pad`` every batch also has ``__mask`` (FLOAT32, 1.0 real, 0.0 padding).
+    """
+    import tensorflow as tf
+
+    from .coding import parse_examples
+
+    sizes = batch_sizes(policy, rows, batch_size, steps)
+    real = tf.data.TFRecordDataset(str(path)).map(lambda s: (s, tf.constant(1.0)))
+    padding = tf.data.Dataset.from_tensors((tf.constant(zero_example), tf.constant(0.0))).repeat()
+    if policy == "drop":
+        ds = real.take(steps * batch_size)
+    elif policy == "pad":
+        ds = real.concatenate(padding.take(steps * batch_size - rows))
+    else:
+        # Each batch takes sizes[j] real rows then B - sizes[j] placeholders; after batching the
+        # placeholders are masked out, so batch j holds exactly sizes[j] rows, in spool order.
+        choice = tf.data.Dataset.from_tensor_slices(tf.constant(sizes, tf.int64)).flat_map(
+            lambda n: tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat(n).concatenate(
+                tf.data.Dataset.from_tensors(tf.constant(1, tf.int64)).repeat(batch_size - n)
+            )
+        )
+        ds = tf.data.Dataset.choose_from_datasets([real, padding], choice)
+    ds = ds.batch(batch_size)
+
+    def parse(serialized: Any, mask: Any) -> dict[str, Any]:
+        if policy == "flush":
+            serialized = tf.boolean_mask(serialized, mask > 0)
+        features = dict(parse_examples(serialized, columns))
+        if policy == "pad":
+            features[MASK] = mask
+        return features
+
+    ds = ds.map(parse).apply(tf.data.experimental.assert_cardinality(steps))
+    options = tf.data.Options()
+    # Each worker already receives its own feed: sharding it again would drop rows.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)

@@ -1,0 +1,143 @@
+"""The bounded-input spool: a member's whole feed, kept as one local TFRecord file plus S3 parts.
+
+Each received group of new row messages is appended to the local file and uploaded as
+``jobs/<jobId>/spool/<member>/part-<n>.tfrecord`` BEFORE its messages are deleted, so data
+the queue no longer holds is always in S3 (a resumed worker can reload the parts).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .feed import Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop, MAX_WAIT_SECONDS
+
+
+def spool_prefix(job_id: str, member: str) -> str:
+    """The S3 key prefix of a member's spool parts."""
+    return f"jobs/{job_id}/spool/{member}/"
+
+
+@dataclass
+class Spool:
+    """Local TFRecord file + S3 parts of one member's bounded feed.
+
+    Example:
+        >>> spool = Spool(client("s3"), "bucket", "fit-1", "worker-0", Path("/tmp/x"))  # doctest: +SKIP
+        >>> spool.append([rows_message])
+    """
+
+    s3: Any
+    bucket: str
+    job_id: str
+    member: str
+    directory: Path
+    rows: int = 0
+    messages: int = 0
+    parts: int = 0
+    feed_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / f"{self.member}.tfrecord"
+        self.path.write_bytes(b"")
+
+    def append(self, group: list[RowsMessage]) -> None:
+        """Uploads ``group`` as the next S3 part, then appends it to the local file.
+
+        Messages whose ``feedId`` is already spooled are skipped (redelivery).
+
+        Raises:
+            FeedError: when a message's frames do not match its ``count``.
+        """
+        from .coding import unframe_records
+
+        fresh: list[RowsMessage] = []
+        for m in group:
+            if m.feed_id in self.feed_ids or any(m.feed_id == f.feed_id for f in fresh):
+                continue
+            frames = len(unframe_records(m.data))
+            if frames != m.count:
+                raise FeedError(f"feed message {m.feed_id} says count={m.count} but holds {frames} TFRecord frames")
+            fresh.append(m)
+        if not fresh:
+            return
+        data = b"".join(m.data for m in fresh)
+        key = f"{spool_prefix(self.job_id, self.member)}part-{self.parts:06d}.tfrecord"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        with self.path.open("ab") as f:
+            f.write(data)
+        self.parts += 1
+        for m in fresh:
+            self.feed_ids.add(m.feed_id)
+            self.rows += m.count
+            self.messages += 1
+
+
+def spool_bounded_feed(
+    queue: FeedQueue,
+    spool: Spool,
+    idle_timeout_s: float,
+    on_progress: Optional[Callable[[FeedPosition], None]] = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> EndOfData:
+    """Receives a member's whole bounded feed into ``spool``; returns its end-of-data message.
+
+    Ends when end-of-data has arrived and the distinct row messages and rows spooled equal
+    its counts. Messages are deleted only after their rows are in S3.
+
+    Args:
+        queue: the member's feed queue.
+        spool: where rows go.
+        idle_timeout_s: fail when nothing arrives for this long.
+        on_progress: called with the position after every received group.
+        clock: monotonic seconds (tests pass a fake).
+
+    Returns:
+        The end-of-data message (its ``steps`` is what every member runs).
+
+    Raises:
+        FeedIdleError: nothing arrived for ``idle_timeout_s``; names the queue and position.
+        FeedError: the counts overshoot end-of-data, or a stop arrived on a bounded feed.
+    """
+    position = FeedPosition()
+    idle = Deadline(idle_timeout_s, clock)
+    markers: list[str] = []  # end-of-data deliveries: deleted last, so a restarted worker still finds the marker
+    while True:
+        eod = position.end_of_data
+        if eod is not None and (spool.messages, spool.rows) == (eod.messages, eod.rows):
+            queue.delete(markers)
+            return eod
+        if eod is not None and (spool.messages > eod.messages or spool.rows > eod.rows):
+            raise FeedError(
+                f"{queue.member} received more than end-of-data announced on {queue.url}: {position.describe()}; "
+                "the feed sender's counts are wrong; fail the job and re-run the feed"
+            )
+        remaining = idle.remaining()
+        if remaining <= 0:
+            raise FeedIdleError(
+                f"{queue.member} received nothing on its feed queue {queue.url} for {idle_timeout_s:.0f} s; "
+                f"position: {position.describe()}. Check the shard-feed functions of job {queue.job_id} "
+                "(raise feedIdleMs in the job spec if the feed is just slow)"
+            )
+        received = queue.receive(min(MAX_WAIT_SECONDS, max(0, remaining)))
+        if not received:
+            continue
+        idle.touch()
+        rows = [r.body for r in received if isinstance(r.body, RowsMessage)]
+        for r in received:
+            if isinstance(r.body, EndOfData):
+                if position.end_of_data is not None and position.end_of_data != r.body:
+                    raise FeedError(f"two different end-of-data messages on {queue.url}: {position.end_of_data} then {r.body}")
+                position.end_of_data = r.body
+                markers.append(r.receipt_handle)
+            elif isinstance(r.body, Stop):
+                raise FeedError(f"a stop message arrived on the bounded feed {queue.url} at {position.describe()}; the job was stopped")
+        spool.append(rows)  # S3 first: once deleted, the queue no longer holds these rows
+        queue.delete([r.receipt_handle for r in received if not isinstance(r.body, EndOfData)])
+        position.rows, position.messages = spool.rows, spool.messages
+        if rows:
+            position.last_feed_id = rows[-1].feed_id
+        if on_progress is not None:
+            on_progress(position)
