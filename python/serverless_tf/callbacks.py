@@ -1,0 +1,85 @@
+"""Keras callbacks ``ctx.callbacks()`` hands out: one progress line per epoch, periodic checkpoints."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+import tensorflow as tf
+
+from .context import progress_line
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+def _iterations(model: Any) -> int:
+    try:
+        return int(model.optimizer.iterations.numpy())
+    except Exception:  # no optimizer: not compiled
+        return 0
+
+
+class ProgressCallback(tf.keras.callbacks.Callback):
+    """Prints ``STF_PROGRESS {"epoch", "loss", "accuracy", "examples_per_sec", "step"}`` per epoch.
+
+    The step also goes to ``ctx.step``, which the lease heartbeats report as ``progress``.
+    """
+
+    def __init__(self, ctx: "Context"):
+        super().__init__()
+        self._ctx = ctx
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        logs = logs or {}
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        step = _iterations(self.model)
+        self._ctx.step = step
+        accuracy = logs.get("accuracy", logs.get("acc"))
+        values = {
+            "epoch": epoch + 1,
+            "loss": float(logs["loss"]) if "loss" in logs else None,
+            "accuracy": float(accuracy) if accuracy is not None else None,
+            "examples_per_sec": round(self._ctx.rows_seen / elapsed, 1),
+            "step": step,
+        }
+        print(progress_line(values), flush=True)
+
+
+class CheckpointCallback(tf.keras.callbacks.Callback):
+    """Saves weights every ``checkpoint.everySteps`` steps or ``everySeconds`` seconds (0 = off).
+
+    Every worker saves (the chief to S3, the others to a throwaway directory), so the decision
+    must be the same on all workers: the step rule is; the seconds rule is checked at epoch ends.
+    """
+
+    def __init__(self, ctx: "Context"):
+        super().__init__()
+        self._ctx = ctx
+        self._last_at = time.monotonic()
+        self._last_step = -1
+
+    def _save(self, step: int) -> None:
+        if step == self._last_step:
+            return
+        uri = self._ctx.save_checkpoint(self.model, step)
+        self._last_step, self._last_at = step, time.monotonic()
+        if uri:
+            print(f"[serverless-tf] checkpoint at step {step}: {uri}", file=sys.stderr, flush=True)
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        every = self._ctx.spec.checkpoint.every_steps
+        if every > 0:
+            step = _iterations(self.model)
+            self._ctx.step = step
+            if step % every == 0:
+                self._save(step)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        every = self._ctx.spec.checkpoint.every_seconds
+        if every > 0 and time.monotonic() - self._last_at >= every:
+            self._save(_iterations(self.model))

@@ -1,0 +1,296 @@
+"""``ctx``: what the user's entry function receives (ARCHITECTURE.md §1).
+
+Example (the user's model.py)::
+
+    def train(ctx):
+        with ctx.strategy().scope():
+            model = build_model(ctx.hyper_params)
+        ctx.restore_or_initialize(model)
+        model.fit(ctx.dataset().map(to_xy), epochs=ctx.hyper_params["epochs"], callbacks=ctx.callbacks())
+        ctx.export(model)
+
+    def predict(ctx):
+        model = ctx.load_model()
+        for batch in ctx.dataset():
+            ctx.write({"score": model(batch["x"])})
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from .export import export_model, load_saved_model, restore_weights, save_checkpoint
+from .feed import FeedQueue
+from .live_feed import LiveBatches, parse_rows
+from .output import OutputError, OutputWriter, row_id_column, rows_from_outputs
+from .registry import Progress, Registry
+from .remainder import batch_sizes, spool_dataset
+from .spec import ROW_ID, JobSpec
+from .spool import Spool, spool_bounded_feed
+
+
+class ContextError(RuntimeError):
+    """A ``ctx`` method called in a way the job cannot serve (wrong mode, wrong order)."""
+
+
+@dataclass
+class Context:
+    """The worker context handed to the user's entry function.
+
+    Attributes:
+        job_id, mode, role, index: who this worker is (``mode`` is ``train`` or ``inference``).
+        is_chief: worker 0, the one that uploads exports and checkpoints.
+        cluster_spec: ``{"worker": ["host:port", ...], "ps": [...]}`` from the start barrier.
+        hyper_params: ``spec.python.hyperParams``.
+        spec: the whole parsed :class:`JobSpec`.
+        rows_seen: real rows the dataset delivers per pass (bounded training: after the remainder
+            policy, known once ``dataset()`` returned), or rows yielded so far (live dataset).
+        steps: batches per pass of a bounded dataset (the end-of-data ``steps``).
+        step: the last training step seen by the progress callback.
+    """
+
+    job_id: str
+    mode: str
+    role: str
+    index: int
+    is_chief: bool
+    cluster_spec: Mapping[str, list[str]]
+    hyper_params: Mapping[str, Any]
+    spec: JobSpec
+    registry: Registry = field(repr=False)
+    s3: Any = field(repr=False)
+    sqs: Any = field(repr=False)
+    strategy_object: Any = field(default=None, repr=False)
+    rows_seen: int = 0
+    rows_spooled: int = 0
+    steps: Optional[int] = None
+    step: int = 0
+    _dataset: Any = field(default=None, repr=False)
+    _live: Optional[LiveBatches] = field(default=None, repr=False)
+    _last_row_ids: Optional[list[int]] = field(default=None, repr=False)
+    _writer: Optional[OutputWriter] = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def member(self) -> str:
+        """``<role>-<index>``, the member's name in queues, spool keys and progress."""
+        return f"{self.role}-{self.index}"
+
+    def strategy(self) -> Any:
+        """The job's ``tf.distribute.Strategy``: MultiWorkerMirroredStrategy for several workers, else the default."""
+        if self.strategy_object is None:
+            import tensorflow as tf
+
+            self.strategy_object = tf.distribute.get_strategy()
+        return self.strategy_object
+
+    def progress(self) -> Progress:
+        """What the heartbeats report: the last step and rows consumed so far."""
+        with self._lock:
+            return Progress(step=int(self.step), rows_consumed=int(self.rows_seen))
+
+    # -- input --------------------------------------------------------------------------------
+
+    def dataset(self) -> Any:
+        """The member's input.
+
+        Bounded training: blocks until the whole feed is spooled, then returns a re-iterable
+        ``tf.data.Dataset`` of exactly ``steps`` batches (dicts of features) per the remainder
+        policy. Inference or unbounded input: a live iterable of batches as rows arrive, each
+        with ``__row_id`` in inference; pass each batch's results to :meth:`write`.
+
+        Calling it again returns the same object.
+
+        Raises:
+            FeedIdleError: the feed delivered nothing for the idle timeout.
+            FeedError: a malformed message or counts that do not add up.
+        """
+        if self._dataset is not None:
+            return self._dataset
+        spec = self.spec
+        queue = FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member)
+        idle_s = spec.feed_idle_timeout_ms / 1000
+        if spec.mode == "train" and spec.bounded:
+            spool = Spool(self.s3, spec.bucket, self.job_id, self.member, Path(tempfile.mkdtemp(prefix="stf-spool-")))
+
+            def on_progress(position: Any) -> None:
+                with self._lock:
+                    self.rows_spooled = position.rows
+
+            eod = spool_bounded_feed(queue, spool, idle_s, on_progress)
+            zero = _zero_example(spec.input_columns)
+            self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps, zero)
+            with self._lock:
+                self.steps = eod.steps
+                self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
+            _log(f"{self.member} spooled {spool.rows} rows in {spool.messages} messages ({spool.parts} S3 parts); "
+                 f"{eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}: {self.rows_seen} rows per pass")
+            return self._dataset
+
+        from . import coding
+
+        columns = list(spec.input_columns) + ([row_id_column(coding)] if spec.mode == "inference" else [])
+        flush_after = spec.remainder.after_ms if spec.remainder.policy == "flush" and spec.remainder.after_ms is not None else 0
+
+        def on_batch(n: int) -> None:
+            with self._lock:
+                self.rows_seen += n
+
+        self._live = LiveBatches(queue, parse_rows(columns), spec.batch_size, flush_after, spec.bounded, idle_s,
+                                 should_stop=self._job_stopping, on_batch=on_batch)
+        self._dataset = _RowIdTracker(self._live, self)
+        return self._dataset
+
+    def _job_stopping(self) -> bool:
+        job = self.registry.get_job(self.job_id)
+        return job is None or job.state in ("STOPPING", "STOPPED", "FAILED", "SUCCEEDED")
+
+    # -- output -------------------------------------------------------------------------------
+
+    def write(self, outputs: Any) -> int:
+        """Sends the results of the batch ``dataset()`` yielded last, at once, to the output queue.
+
+        Args:
+            outputs: dict output column -> array-like (batch dimension first), a list of row
+                dicts, or (one output column) that column's array-like.
+
+        Returns:
+            Rows written.
+
+        Raises:
+            OutputError: no batch to answer, a missing column, or a row count other than the batch's.
+        """
+        spec = self.spec
+        if spec.mode != "inference" or not spec.output_columns or not spec.queues.output:
+            raise ContextError(f"ctx.write needs an inference job with output columns. Received: mode={spec.mode!r}, output columns={spec.output_columns}")
+        if self._last_row_ids is None:
+            raise OutputError("ctx.write was called before ctx.dataset() yielded a batch, or twice for one batch; write once per batch")
+        row_ids = self._last_row_ids
+        rows = rows_from_outputs(outputs, spec.output_columns, len(row_ids))
+        if self._writer is None:
+            from . import coding
+
+            self._writer = OutputWriter(self.sqs, spec.queues.output, self.job_id, self.member, spec.output_columns, row_id_column(coding))
+        self._writer.send(rows, row_ids)
+        self._last_row_ids = None
+        return len(rows)
+
+    def end_output(self) -> int:
+        """Sends end-of-output (called by the worker after the entry returns); returns the rows written."""
+        if self._writer is None:
+            from . import coding
+
+            self._writer = OutputWriter(self.sqs, self.spec.queues.output, self.job_id, self.member, self.spec.output_columns or (), row_id_column(coding))
+        self._writer.end()
+        return self._writer.rows
+
+    # -- training helpers ---------------------------------------------------------------------
+
+    def callbacks(self) -> list[Any]:
+        """``[progress_callback(), checkpoint_callback()]`` for ``model.fit``."""
+        return [self.progress_callback(), self.checkpoint_callback()]
+
+    def progress_callback(self) -> Any:
+        """Prints ``STF_PROGRESS {json}`` per epoch and feeds the heartbeat progress."""
+        from .callbacks import ProgressCallback
+
+        return ProgressCallback(self)
+
+    def checkpoint_callback(self) -> Any:
+        """Saves weights every ``checkpoint.everySteps`` steps / ``everySeconds`` seconds (chief uploads)."""
+        from .callbacks import CheckpointCallback
+
+        return CheckpointCallback(self)
+
+    def restore_or_initialize(self, model: Any) -> int:
+        """Resumes from the registry's latest checkpoint, else warm-starts from ``initModelUri``.
+
+        Returns:
+            The initial step (the checkpoint's step, else 0).
+        """
+        latest = self.registry.latest_checkpoint(self.job_id)
+        if latest is not None:
+            restore_weights(self.s3, model, latest.uri, None)
+            self.step = latest.step
+            _log(f"{self.member} resumed from checkpoint step {latest.step} at {latest.uri}")
+            return latest.step
+        if restore_weights(self.s3, model, None, self.spec.init_model_uri):
+            _log(f"{self.member} warm-started from {self.spec.init_model_uri}")
+        return 0
+
+    def save_checkpoint(self, model: Any, step: int) -> Optional[str]:
+        """Saves weights at ``step``; the chief uploads them and records the checkpoint in the registry."""
+        uri = save_checkpoint(self.s3, model, self.spec.bucket, self.job_id, self.is_chief, step)
+        if uri is not None:
+            self.registry.record_checkpoint(self.job_id, step=step, uri=uri, feed_position=self.rows_seen, member=self.member)
+        return uri
+
+    def export(self, model: Any) -> Optional[dict[str, Any]]:
+        """Saves the model; the chief uploads it under ``model.exportUri`` and writes ``export.json`` last.
+
+        Every worker must call it (MultiWorkerMirroredStrategy saves collectively).
+
+        Returns:
+            The manifest (chief), else ``None``.
+        """
+        step = _model_step(model, self.step)
+        manifest = export_model(self.s3, model, self.spec.model.export_uri if self.spec.model else None,
+                                self.job_id, self.member, self.is_chief, step)
+        if manifest is not None:
+            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {self.spec.model.export_uri if self.spec.model else ''}")
+        return manifest
+
+    def load_model(self) -> Any:
+        """The model under ``modelArtifactUri`` (a SavedModel prefix), loaded once per process."""
+        return load_saved_model(self.s3, self.spec.model_artifact_uri, self.job_id)
+
+
+class _RowIdTracker:
+    """Iterates a live dataset and remembers each yielded batch's ``__row_id`` for ``ctx.write``."""
+
+    def __init__(self, live: LiveBatches, ctx: Context):
+        self._live = live
+        self._ctx = ctx
+
+    def __iter__(self) -> Any:
+        for batch in self._live:
+            if ROW_ID in batch:
+                self._ctx._last_row_ids = [int(v) for v in batch[ROW_ID].numpy().tolist()]
+            yield batch
+
+    @property
+    def rows_yielded(self) -> int:
+        return self._live.rows_yielded
+
+
+def _model_step(model: Any, fallback: int) -> int:
+    try:
+        return int(model.optimizer.iterations.numpy())
+    except Exception:  # an uncompiled model has no optimizer
+        return int(fallback)
+
+
+def _zero_example(columns: Any) -> bytes:
+    """A serialized example with every column at zero: padding rows."""
+    from .coding import Fixed, encode_example
+
+    zero_of = {"FLOAT32": 0.0, "FLOAT64": 0.0, "INT32": 0, "INT64": 0, "STRING": "", "BYTES": b""}
+    row: dict[str, Any] = {}
+    for c in columns:
+        z = zero_of[c.dtype]
+        row[c.name] = z if c.shape == "scalar" else [z] * c.shape.fixed if isinstance(c.shape, Fixed) else []
+    return encode_example(row, columns)
+
+
+def _log(message: str) -> None:
+    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)
+
+
+def progress_line(values: Mapping[str, Any]) -> str:
+    """The ``STF_PROGRESS {json}`` line the progress callback prints."""
+    return "STF_PROGRESS " + json.dumps(dict(values), separators=(",", ":"))

@@ -1,0 +1,190 @@
+"""The worker's entry point: ``python -m serverless_tf.worker --job-id J --role worker --index 0``.
+
+Reads the job from the registry, registers with a lease, waits at the ``start`` barrier, sets
+TF_CONFIG and the strategy, imports the user's scripts and calls the entry function with
+``ctx``. Marks the member DONE or FAILED and always exits:
+
+====  ==========================================================================
+code  meaning
+====  ==========================================================================
+0     the entry function returned (inference: after end-of-output was sent)
+1     the entry function, the feed or the barrier failed (member marked FAILED)
+2     bad invocation: unknown job, a job already over, an invalid spec
+3     fenced: another registration took this member's slot
+4     the job was stopped or ended by someone else while this worker ran
+====  ==========================================================================
+"""
+from __future__ import annotations
+
+import os
+
+# Before TensorFlow is imported anywhere (coding, strategy, user code): tf.keras must be tf_keras.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import argparse
+import socket
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from .aws import client
+from .registry import FINAL_JOB_STATES, LeaseKeeper, LeaseLoss, Registry, RegistryError, table_name_from_env
+
+TRACEBACK_TAIL_LINES = 30
+EXIT_FAILED, EXIT_USAGE, EXIT_FENCED, EXIT_JOB_ENDED = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    job_id: str
+    role: str
+    index: int
+    table: str
+    host: str
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
+    """Parses the command line (see the module docstring)."""
+    p = argparse.ArgumentParser(prog="python -m serverless_tf.worker", description="Run one member of a serverless-tf job.")
+    p.add_argument("--job-id", required=True, help="the job to join")
+    p.add_argument("--role", required=True, choices=["worker", "ps"], help="the member's role")
+    p.add_argument("--index", required=True, type=int, help="the member's index within its role (0 = chief)")
+    p.add_argument("--table", default=None, help="registry table (default: $SERVERLESS_TF_TABLE or serverless-tf-registry)")
+    p.add_argument("--host", default=os.environ.get("SERVERLESS_TF_HOST", "127.0.0.1"),
+                   help="address other members reach this one at (default: $SERVERLESS_TF_HOST or 127.0.0.1)")
+    a = p.parse_args(argv)
+    if a.index < 0:
+        p.error(f"--index must be >= 0. Received: {a.index}")
+    return WorkerArgs(a.job_id, a.role, a.index, a.table or table_name_from_env(), a.host)
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` right now (TensorFlow's gRPC server binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def apply_user_env(raw_spec: Mapping[str, Any]) -> None:
+    """Sets ``spec.python.env`` in ``os.environ`` before TensorFlow or the user's code is imported."""
+    env = (raw_spec.get("python") or {}).get("env") or {}
+    if isinstance(env, Mapping):
+        for k, v in env.items():
+            if isinstance(k, str) and isinstance(v, str):
+                os.environ[k] = v
+
+
+def traceback_tail(text: str, lines: int = TRACEBACK_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a traceback: what the member's ``error`` keeps."""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def _say(message: str) -> None:
+    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: WorkerArgs) -> int:
+    """Runs one member to the end; returns the exit code (see the module docstring)."""
+    registry = Registry(args.table)
+    member = f"{args.role}-{args.index}"
+    job = registry.get_job(args.job_id)
+    if job is None:
+        _say(f"job {args.job_id!r} is not in the registry table {args.table}; check --job-id and --table / SERVERLESS_TF_TABLE")
+        return EXIT_USAGE
+    if job.state in FINAL_JOB_STATES or job.state == "STOPPING":
+        _say(f"job {args.job_id} is already {job.state}; nothing to run for {member}")
+        return EXIT_USAGE
+    apply_user_env(job.spec)
+    from .spec import JobSpec, SpecError
+
+    try:
+        spec = JobSpec.from_dict(job.spec)
+    except SpecError as e:
+        _say(f"the spec of job {args.job_id} is invalid: {e}")
+        return EXIT_USAGE
+    count = spec.cluster.worker if args.role == "worker" else spec.cluster.ps
+    if args.index >= count:
+        _say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
+        return EXIT_USAGE
+
+    address = f"{args.host}:{free_port(args.host)}"
+    lease = registry.register(args.job_id, args.role, args.index, address, os.getpid(), spec.lease_ms)
+    _say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch})")
+    ctx_holder: dict[str, Any] = {}
+
+    def on_loss(loss: LeaseLoss) -> None:
+        if loss.reason == "fenced":
+            _say(f"{member} was fenced: {loss.detail}. Another worker holds this slot now; this one exits")
+            os._exit(EXIT_FENCED)  # the main thread may be inside a collective op: leave at once
+        _say(f"{member} stops: {loss.detail}")
+        os._exit(EXIT_JOB_ENDED)
+
+    keeper = LeaseKeeper(registry, args.job_id, args.role, args.index, lease.epoch, spec.lease_ms, on_loss=on_loss,
+                         progress=lambda: ctx_holder["ctx"].progress() if "ctx" in ctx_holder else None)
+    keeper.start()
+    try:
+        ctx = _prepare(args, spec, registry)
+        ctx_holder["ctx"] = ctx
+        from .user_code import download_scripts, load_entry
+
+        scripts = download_scripts(ctx.s3, spec.python.scripts, Path(tempfile.mkdtemp(prefix="stf-code-")))
+        entry = load_entry(scripts, spec.python.entry)
+        _say(f"{member} calls {spec.python.entry}(ctx) from {scripts[0].name}")
+        entry(ctx)
+        if spec.mode == "inference":
+            rows = ctx.end_output()
+            _say(f"{member} sent end-of-output after {rows} rows")
+    except BaseException as e:  # noqa: B902 - KeyboardInterrupt and SystemExit from user code also fail the member
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, flush=True)
+        keeper.stop()
+        _mark(registry, args, lease.epoch, "FAILED", traceback_tail(text))
+        _say(f"{member} FAILED: {type(e).__name__}: {e}")
+        return EXIT_FAILED
+    keeper.stop()
+    _mark(registry, args, lease.epoch, "DONE", None)
+    _say(f"{member} DONE")
+    return 0
+
+
+def _prepare(args: WorkerArgs, spec: Any, registry: Registry) -> Any:
+    """Start barrier, TF_CONFIG and strategy (before any other TensorFlow op), then the context."""
+    from .context import Context
+    from .strategy import make_strategy
+
+    cluster = registry.await_barrier(args.job_id, "start", {"worker": spec.cluster.worker, "ps": spec.cluster.ps}, spec.barrier_deadline_ms)
+    strategy = make_strategy(spec.cluster.worker, spec.cluster.ps, cluster, args.role, args.index)
+    return Context(
+        job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index,
+        is_chief=args.role == "worker" and args.index == 0, cluster_spec=cluster,
+        hyper_params=spec.python.hyper_params, spec=spec, registry=registry,
+        s3=client("s3"), sqs=client("sqs"), strategy_object=strategy,
+    )
+
+
+def _mark(registry: Registry, args: WorkerArgs, epoch: int, status: str, error: Optional[str]) -> None:
+    try:
+        registry.mark_member(args.job_id, args.role, args.index, epoch, status, error)  # type: ignore[arg-type]
+    except RegistryError as e:
+        _say(f"could not mark {args.role}-{args.index} {status}: {e}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console entry point (``serverless-tf-worker``)."""
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except RegistryError as e:
+        _say(f"{args.role}-{args.index} of job {args.job_id}: {e}")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: TensorFlow's collective and gRPC threads can stall interpreter teardown after the work is done.
+    os._exit(code)
