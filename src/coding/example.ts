@@ -14,12 +14,13 @@
  * back with tf.bitcast); INT32 -> int64_list (range checked); INT64 -> int64_list; STRING (UTF-8) and
  * BYTES -> bytes_list.
  *
- * Encoding uses the protobufjs Writer with forked length prefixes. Measured on this machine (100k
- * examples, 64 FLOAT32 + INT64 label, see bench/coding.ts): Writer ~1.5 µs/example vs protobufjs
- * reflection `Type.encode` ~4 µs/example (which also needs an object graph built per row and does
- * not sort map keys). Decoding uses a small bounds-checked cursor instead of protobufjs' Reader:
- * the Reader reads 64-bit varints only through Long objects (an allocation per value) and its skipType
- * accepts groups; the cursor rejects every wire type tf.Example never uses and caps the input size.
+ * Encoding uses the protobufjs Writer in two passes (validate and size every nested message, then write
+ * each length once). Measured by bench/coding.ts on this machine, 100k examples of 64 FLOAT32 + INT64:
+ * Writer with fork/ldelim 265k examples/s; two-pass Writer 0.86-1.08M/s; protobufjs reflection
+ * `Type.encode` 0.74-1.05M/s, which neither validates values nor sorts map keys, so it is not faster
+ * for equal work. Decoding uses a small bounds-checked cursor (~460k/s) instead of protobufjs' Reader:
+ * the Reader returns 64-bit varints only as Long objects and its skipType accepts groups; the cursor
+ * rejects every wire type tf.Example never uses and caps the input size.
  */
 import protobuf from "protobufjs/minimal.js";
 import { DecodeError, SchemaError } from "./errors.ts";
@@ -136,50 +137,109 @@ function checkFloat32(c: PreparedColumn, rowIndex: number | undefined, v: unknow
   return v;
 }
 
-/** Write one int64 varint from its two 32-bit halves (protobufjs accepts any {low, high} object). */
-function writeInt64(w: protobuf.Writer, low: number, high: number): void {
-  w.int64({ low, high, unsigned: false } as unknown as number);
+
+
+
+/** Bytes of `v` (unsigned, < 2^32) as a varint. */
+function varint32Size(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
-function writeInt64Value(c: PreparedColumn, rowIndex: number | undefined, w: protobuf.Writer, v: unknown): void {
+/** Bytes of a 64-bit varint given its two halves (a negative int64 always takes 10). */
+function varint64Size(lo: number, hi: number): number {
+  if (hi === 0) return varint32Size(lo);
+  return Math.ceil((64 - Math.clz32(hi)) / 7);
+}
+
+/** Per-column state of one row between the sizing pass and the writing pass (reused across rows). */
+interface Pending {
+  values: readonly unknown[];
+  /** INT32, INT64 and FLOAT64 values as 32-bit halves: lo at 2i, hi at 2i+1. */
+  halves: number[];
+  /** STRING/BYTES values as bytes. */
+  bytes: Uint8Array[];
+  /** Size of the packed payload (float/int64) or of the repeated bytes fields. */
+  payload: number;
+  /** Size of the FloatList/Int64List/BytesList message body. */
+  list: number;
+  /** Size of the map entry body. */
+  entry: number;
+}
+
+function int64Halves(c: PreparedColumn, rowIndex: number | undefined, v: unknown, out: number[]): void {
   switch (c.column.dtype) {
     case "INT32":
       if (typeof v !== "number" || !Number.isInteger(v) || v < INT32_MIN || v > INT32_MAX) {
         throw badValue(c, rowIndex, v, "give an integer number in INT32 range, or declare the column INT64");
       }
-      w.int64(v);
+      out.push(v >>> 0, v < 0 ? 0xffffffff : 0);
       return;
     case "INT64":
       if (typeof v === "bigint") {
         if (v < INT64_MIN || v > INT64_MAX) throw badValue(c, rowIndex, v, "give a value in the signed 64-bit range");
-        writeInt64(w, Number(BigInt.asUintN(32, v)), Number(BigInt.asUintN(32, v >> 32n)));
+        out.push(Number(BigInt.asUintN(32, v)), Number(BigInt.asUintN(32, v >> 32n)));
         return;
       }
       if (typeof v === "number" && Number.isSafeInteger(v)) {
-        w.int64(v);
+        const lo = v >>> 0; // two's complement halves of a safe integer
+        out.push(lo, v < 0 ? (Math.floor(v / 2 ** 32) >>> 0) : Math.floor(v / 2 ** 32));
         return;
       }
       throw badValue(c, rowIndex, v, typeof v === "number" && Number.isInteger(v) ? "a number beyond 2^53 has already lost precision: give it as a bigint" : "give a bigint (or a safe-integer number)");
-    default: {
+    default:
       // FLOAT64: the IEEE-754 bit pattern as an int64, so the value survives a format that has only float32.
       if (typeof v !== "number") throw badValue(c, rowIndex, v, "give a number");
       scratch.setFloat64(0, v, true);
-      writeInt64(w, scratch.getUint32(0, true), scratch.getUint32(4, true));
-    }
+      out.push(scratch.getUint32(0, true), scratch.getUint32(4, true));
   }
 }
 
-function writeBytesValue(c: PreparedColumn, rowIndex: number | undefined, w: protobuf.Writer, v: unknown): void {
+function bytesOf(c: PreparedColumn, rowIndex: number | undefined, v: unknown): Uint8Array {
   if (c.column.dtype === "STRING") {
     if (typeof v !== "string") throw badValue(c, rowIndex, v, "give a string (use a BYTES column for binary data)");
     // A lone surrogate has no UTF-8 form; TextEncoder would silently replace it with U+FFFD.
     if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) throw badValue(c, rowIndex, v, "remove unpaired UTF-16 surrogates from the string");
-    w.uint32(0x0a).bytes(utf8Encoder.encode(v));
-    return;
+    return utf8Encoder.encode(v);
   }
   if (!(v instanceof Uint8Array)) throw badValue(c, rowIndex, v, "give a Uint8Array (use a STRING column for text)");
-  w.uint32(0x0a).bytes(v);
+  return v;
 }
+
+/** Sizing pass: validate the column's values and compute the sizes of its nested messages. */
+function size(c: PreparedColumn, p: Pending, values: readonly unknown[], rowIndex: number | undefined): number {
+  p.values = values;
+  const n = values.length;
+  if (c.kind === "float") {
+    for (let i = 0; i < n; i++) checkFloat32(c, rowIndex, values[i]);
+    p.payload = 4 * n;
+    p.list = n === 0 ? 0 : 1 + varint32Size(p.payload) + p.payload;
+  } else if (c.kind === "int64") {
+    const h = p.halves;
+    h.length = 0;
+    let payload = 0;
+    for (let i = 0; i < n; i++) {
+      int64Halves(c, rowIndex, values[i], h);
+      payload += varint64Size(h[2 * i] as number, h[2 * i + 1] as number);
+    }
+    p.payload = payload;
+    p.list = n === 0 ? 0 : 1 + varint32Size(payload) + payload;
+  } else {
+    const b = p.bytes;
+    b.length = 0;
+    let list = 0;
+    for (let i = 0; i < n; i++) {
+      const bytes = bytesOf(c, rowIndex, values[i]);
+      b.push(bytes);
+      list += 1 + varint32Size(bytes.length) + bytes.length;
+    }
+    p.list = list;
+  }
+  const feature = 1 + varint32Size(p.list) + p.list;
+  p.entry = 1 + varint32Size(c.key.length) + c.key.length + 1 + varint32Size(feature) + feature;
+  return 1 + varint32Size(p.entry) + p.entry;
+}
+
+const LIST_TAG: Record<Kind, number> = { bytes: 0x0a, float: 0x12, int64: 0x1a };
 
 /**
  * Create an encoder for the given (selected input, or output) columns. Only these columns are written;
@@ -193,46 +253,39 @@ function writeBytesValue(c: PreparedColumn, rowIndex: number | undefined, w: pro
  */
 export function createEncoder(columns: readonly Column[]): ExampleEncoder {
   const prepared = prepare(columns);
+  const pending: Pending[] = prepared.map(() => ({ values: [], halves: [], bytes: [], payload: 0, list: 0, entry: 0 }));
   const w = Writer.create();
   const encode = (row: Row, rowIndex?: number): Uint8Array => {
     if (typeof row !== "object" || row === null) {
       throw new SchemaError("<row>", rowIndex, "an object mapping column names to values", row, "pass each row as a plain object");
     }
-    w.reset();
-    w.uint32(0x0a).fork(); // Example.features
-    try {
-      for (const c of prepared) {
-        // Own properties only: a column named like an Object.prototype member ("constructor") must not read it.
-        const values = valuesOf(c, Object.hasOwn(row, c.column.name) ? row[c.column.name] : undefined, rowIndex);
-        w.uint32(0x0a).fork(); // Features.feature map entry
-        w.uint32(0x0a).bytes(c.key);
-        w.uint32(0x12).fork(); // Feature
-        if (c.kind === "float") {
-          w.uint32(0x12).fork();
-          if (values.length > 0) {
-            for (const v of values) checkFloat32(c, rowIndex, v);
-            w.uint32(0x0a).floats(values as number[]);
-          }
-        } else if (c.kind === "int64") {
-          w.uint32(0x1a).fork();
-          if (values.length > 0) {
-            w.uint32(0x0a).fork();
-            for (const v of values) writeInt64Value(c, rowIndex, w, v);
-            w.ldelim();
-          }
-        } else {
-          w.uint32(0x0a).fork();
-          for (const v of values) writeBytesValue(c, rowIndex, w, v);
-        }
-        w.ldelim().ldelim().ldelim(); // list, Feature, map entry
-      }
-      w.ldelim();
-      return w.finish();
-    } finally {
-      // Drop the fork stack an error may have left half way, so the next row starts clean.
-      (w as unknown as { states: number[] | null }).states = null;
-      w.reset();
+    // Pass 1 validates everything and sizes every nested message, so pass 2 writes each length
+    // prefix once instead of forking and shifting bytes back (measured ~2x faster than fork/ldelim).
+    let features = 0;
+    for (let i = 0; i < prepared.length; i++) {
+      const c = prepared[i] as PreparedColumn;
+      // Own properties only: a column named like an Object.prototype member ("constructor") must not read it.
+      const raw = Object.hasOwn(row, c.column.name) ? row[c.column.name] : undefined;
+      features += size(c, pending[i] as Pending, valuesOf(c, raw, rowIndex), rowIndex);
     }
+    w.reset();
+    w.uint32(0x0a).uint32(features); // Example.features
+    for (let i = 0; i < prepared.length; i++) {
+      const c = prepared[i] as PreparedColumn;
+      const p = pending[i] as Pending;
+      w.uint32(0x0a).uint32(p.entry); // Features.feature map entry
+      w.uint32(0x0a).bytes(c.key);
+      w.uint32(0x12).uint32(1 + varint32Size(p.list) + p.list); // Feature
+      w.uint32(LIST_TAG[c.kind]).uint32(p.list);
+      const n = p.values.length;
+      if (n === 0) continue; // an empty list is an empty list message, exactly as TensorFlow writes it
+      if (c.kind === "float") w.uint32(0x0a).floats(p.values as number[]);
+      else if (c.kind === "int64") {
+        w.uint32(0x0a).uint32(p.payload);
+        for (let j = 0; j < n; j++) w.int64({ low: p.halves[2 * j], high: p.halves[2 * j + 1], unsigned: false } as unknown as number);
+      } else for (const b of p.bytes) w.uint32(0x0a).bytes(b);
+    }
+    return w.finish();
   };
   return { columns, encode };
 }
@@ -242,12 +295,14 @@ export function createEncoder(columns: readonly Column[]): ExampleEncoder {
 /** A bounds-checked read cursor over one example; every failure is a DecodeError with the offset. */
 class Cursor {
   pos: number;
+  readonly view: DataView;
   constructor(
     readonly buf: Uint8Array,
     start: number,
     public end: number,
   ) {
     this.pos = start;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   fail(reason: string, column?: string): DecodeError {
@@ -384,11 +439,11 @@ function readList(c: PreparedColumn, cur: Cursor, found: FoundFeature, rowIndex:
       if (c.kind === "float") {
         if (wireType === 5) {
           cur.advance(4);
-          out.push(readFloat(cur.buf, cur.pos - 4));
+          out.push(cur.view.getFloat32(cur.pos - 4, true));
         } else if (wireType === 2) {
           const listEnd = cur.delimited();
           if ((listEnd - cur.pos) % 4 !== 0) throw cur.fail("packed float list length is not a multiple of 4", name);
-          for (let p = cur.pos; p < listEnd; p += 4) out.push(readFloat(cur.buf, p));
+          for (let p = cur.pos; p < listEnd; p += 4) out.push(cur.view.getFloat32(p, true));
           cur.pos = listEnd;
         } else cur.skip(wireType);
       } else if (c.kind === "int64") {
@@ -417,14 +472,6 @@ function readList(c: PreparedColumn, cur: Cursor, found: FoundFeature, rowIndex:
   return out;
 }
 
-const floatView = new DataView(new ArrayBuffer(4));
-function readFloat(buf: Uint8Array, p: number): number {
-  floatView.setUint8(0, buf[p] as number);
-  floatView.setUint8(1, buf[p + 1] as number);
-  floatView.setUint8(2, buf[p + 2] as number);
-  floatView.setUint8(3, buf[p + 3] as number);
-  return floatView.getFloat32(0, true);
-}
 
 function int64Value(c: PreparedColumn, cur: Cursor, halves: Uint32Array, rowIndex: number | undefined): number | bigint {
   cur.varint64(halves);
