@@ -399,3 +399,28 @@ def test_inference_sends_each_result_before_the_next_row_arrives(env, single_run
         assert job.member_item(0).status == "DONE"
     finally:
         delete_queues(env, [job])
+
+
+# ---------------------------------------------------------------------------------------------
+# Fencing: a worker whose slot was taken over leaves at once
+
+
+def test_a_fenced_worker_exits_non_zero_saying_so(env, tmp_path):
+    # Arrange: a two-worker job with only worker-0 started, so it waits at the start barrier.
+    job = create_job(env, workers=2)
+    try:
+        proc = job.start(0, tmp_path)
+        deadline = time.monotonic() + 60
+        while not any(m.index == 0 for m in env.registry.members(job.job_id)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Act: another registration of the slot (epoch + 1), as a replacement worker would make.
+        client("dynamodb").update_item(
+            TableName=env.table, Key={"pk": {"S": f"job#{job.job_id}"}, "sk": {"S": "member#worker#0"}},
+            UpdateExpression="SET epoch = epoch + :one", ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+        code = proc.wait(timeout_s=30)
+        # Assert
+        assert code == 3
+        assert "worker-0 was fenced" in proc.stderr()
+    finally:
+        delete_queues(env, [job])
