@@ -78,6 +78,10 @@ export async function startEmulator(options: { port?: number; quiet?: boolean } 
   });
   let exited = false;
   child.once("exit", () => (exited = true));
+  // The emulator must not keep a finished program alive, nor outlive it.
+  child.unref();
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitForEndpoint(endpoint, 30_000, () => !exited);
@@ -89,6 +93,7 @@ export async function startEmulator(options: { port?: number; quiet?: boolean } 
     endpoint,
     pid: child.pid ?? -1,
     async stop() {
+      process.removeListener("exit", killOnExit);
       if (exited) return;
       const done = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGTERM");

@@ -1,0 +1,104 @@
+/**
+ * `TFEstimator`: a pipeline stage whose `fit(table)` trains the user's TensorFlow code on
+ * workers fed through SQS and returns a {@link TFModel}, which holds only metadata.
+ */
+import type { Column } from "../coding/schema.ts";
+import { ConfigError } from "../errors.ts";
+import type { JobRequest } from "../coordinator/coordinator.ts";
+import { runJob, type RunOptions } from "../jobs/run.ts";
+import type { JobRuntime } from "../jobs/runtime.ts";
+import type { RemainderPolicy } from "../jobs/spec.ts";
+import { defaultRuntime } from "../local/runtime.ts";
+import type { InferenceConfig } from "../models/metadata.ts";
+import { ParamMap } from "./params.ts";
+import { columnOf, type Table } from "./table.ts";
+import { ClusterParams, ESTIMATOR_PARAMS, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
+import { TFModel } from "./model.ts";
+
+export function remainderPolicy(value: RemainderParam): RemainderPolicy {
+  return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };
+}
+
+/** Shared by the estimator and the model: the inference half of the params. */
+export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Column[]): InferenceConfig | null {
+  const scripts = params.get(InferenceParams.inferenceScripts);
+  const outputCols = params.get(InferenceParams.inferenceOutputCols);
+  const outputTypes = params.get(InferenceParams.inferenceOutputTypes);
+  if (!scripts.length && !outputCols.length) return null; // a training-only estimator: no inference half configured
+  if (outputCols.length !== outputTypes.length) {
+    throw new ConfigError("inferenceOutputTypes", outputTypes, `one type per output column (${outputCols.length}: ${outputCols.join(", ")})`);
+  }
+  return {
+    python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv) },
+    input: { columns: inputColumns },
+    output: { columns: outputCols.map((name, i) => columnOf(name, outputTypes[i]!)) },
+    batchSize: params.get(FeedParams.batchSize),
+  };
+}
+
+export class TFEstimator {
+  readonly params = new ParamMap(ESTIMATOR_PARAMS);
+  private runtime: JobRuntime | undefined;
+
+  /** Runs jobs on `runtime` instead of the embedded local default. */
+  withRuntime(runtime: JobRuntime): this {
+    this.runtime = runtime;
+    return this;
+  }
+
+  setWorkerNum(n: number): this { this.params.set(ClusterParams.workerNum, n); return this; }
+  setPsNum(n: number): this { this.params.set(ClusterParams.psNum, n); return this; }
+  setTrainScripts(scripts: readonly string[]): this { this.params.set(TrainParams.trainScripts, scripts); return this; }
+  setTrainEntry(entry: string): this { this.params.set(TrainParams.trainEntry, entry); return this; }
+  setTrainHyperParams(hp: Record<string, unknown>): this { this.params.set(TrainParams.trainHyperParams, hp); return this; }
+  setTrainEnv(env: Record<string, string>): this { this.params.set(TrainParams.trainEnv, env); return this; }
+  setTrainSelectedCols(cols: readonly string[]): this { this.params.set(TrainParams.trainSelectedCols, cols); return this; }
+  setInferenceScripts(scripts: readonly string[]): this { this.params.set(InferenceParams.inferenceScripts, scripts); return this; }
+  setInferenceEntry(entry: string): this { this.params.set(InferenceParams.inferenceEntry, entry); return this; }
+  setInferenceHyperParams(hp: Record<string, unknown>): this { this.params.set(InferenceParams.inferenceHyperParams, hp); return this; }
+  setInferenceEnv(env: Record<string, string>): this { this.params.set(InferenceParams.inferenceEnv, env); return this; }
+  setInferenceSelectedCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceSelectedCols, cols); return this; }
+  setInferenceOutputCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputCols, cols); return this; }
+  setInferenceOutputTypes(types: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputTypes, types); return this; }
+  setBatchSize(n: number): this { this.params.set(FeedParams.batchSize, n); return this; }
+  setRemainder(r: RemainderParam): this { this.params.set(FeedParams.remainder, r); return this; }
+  setInferenceWorkerNum(n: number): this { this.params.set(FeedParams.inferenceWorkerNum, n); return this; }
+  setModelId(id: string): this { this.params.set(ModelParams.modelId, id); return this; }
+  setInitModelUri(uri: string | null): this { this.params.set(ModelParams.initModelUri, uri); return this; }
+  setCheckpointEverySteps(n: number): this { this.params.set(ModelParams.checkpointEverySteps, n); return this; }
+  setTimeoutMs(ms: number): this { this.params.set(ModelParams.timeoutMs, ms); return this; }
+
+  /**
+   * Trains on `table` and returns the model: metadata pointing at the weights in S3.
+   *
+   * @example
+   * const model = await new TFEstimator()
+   *   .setWorkerNum(2).setTrainScripts(["demo/digits_model.py"]).setTrainEntry("train")
+   *   .setTrainSelectedCols(["pixels", "label"]).setBatchSize(32)
+   *   .fit(Table.fromRows(schemaOf({ pixels: "FLOAT32[64]", label: "INT64" }), rows));
+   */
+  async fit(table: Table, options: RunOptions = {}): Promise<TFModel> {
+    const p = this.params;
+    const trainCols = table.select(p.get(TrainParams.trainSelectedCols).length ? p.get(TrainParams.trainSelectedCols) : table.schema.map((c) => c.name));
+    const inferenceSelected = p.get(InferenceParams.inferenceSelectedCols);
+    const inference = inferenceConfigOf(p, inferenceSelected.length ? table.select(inferenceSelected) : trainCols);
+    const runtime = this.runtime ?? (await defaultRuntime());
+    const request: JobRequest = {
+      mode: "train",
+      cluster: { worker: p.get(ClusterParams.workerNum), ps: p.get(ClusterParams.psNum) },
+      python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv) },
+      input: { columns: trainCols },
+      output: null,
+      batchSize: p.get(FeedParams.batchSize),
+      remainder: remainderPolicy(p.get(FeedParams.remainder)),
+      source: table.source,
+      bucket: runtime.deps.config.bucket,
+      model: { modelId: p.get(ModelParams.modelId), inference },
+      initModelUri: p.get(ModelParams.initModelUri),
+      checkpoint: { everySteps: p.get(ModelParams.checkpointEverySteps), everySeconds: 0 },
+    };
+    const outcome = await runJob(runtime, request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });
+    if (outcome.mode !== "train" || !outcome.model) throw new ConfigError("trainEntry", p.get(TrainParams.trainEntry), "a function that calls ctx.export(model)");
+    return new TFModel(outcome.model, { inferenceWorkerNum: p.get(FeedParams.inferenceWorkerNum), remainder: p.get(FeedParams.remainder), timeoutMs: p.get(ModelParams.timeoutMs) }).withRuntime(runtime);
+  }
+}

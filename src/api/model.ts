@@ -1,0 +1,93 @@
+/**
+ * `TFModel`: a fitted model. It is metadata only (where the weights are and how to run them);
+ * `transform(table)` runs the model's inference entry on workers and returns typed rows.
+ */
+import type { Row } from "../coding/schema.ts";
+import { ConfigError } from "../errors.ts";
+import { ROW_ID, rowId } from "../feed/shard-feed.ts";
+import { runJob, type RunOptions } from "../jobs/run.ts";
+import type { JobRuntime } from "../jobs/runtime.ts";
+import { defaultRuntime } from "../local/runtime.ts";
+import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
+import { getJson } from "../storage/objects.ts";
+import { parseS3Uri } from "../jobs/names.ts";
+import { Table } from "./table.ts";
+import type { RemainderParam } from "./tf-params.ts";
+import { remainderPolicy } from "./estimator.ts";
+
+export interface TransformSettings {
+  readonly inferenceWorkerNum: number;
+  readonly remainder: RemainderParam;
+  readonly timeoutMs: number;
+}
+
+const DEFAULT_TRANSFORM: TransformSettings = { inferenceWorkerNum: 1, remainder: { flushAfterMs: 50 }, timeoutMs: 30 * 60_000 };
+
+export class TFModel {
+  private runtime: JobRuntime | undefined;
+
+  constructor(
+    readonly metadata: ModelMetadata,
+    readonly settings: TransformSettings = DEFAULT_TRANSFORM,
+  ) {}
+
+  withRuntime(runtime: JobRuntime): this {
+    this.runtime = runtime;
+    return this;
+  }
+
+  /** Where this version's metadata object is. */
+  get metadataUri(): string {
+    return `${this.metadata.artifactUri.replace(/artifact\/$/, "")}metadata.json`;
+  }
+
+  /** The model whose metadata object is at `uri` (an s3:// URI of a metadata.json). */
+  static async load(uri: string, runtime?: JobRuntime): Promise<TFModel> {
+    const rt = runtime ?? (await defaultRuntime());
+    const found = await getJson<unknown>(rt.deps.clients, parseS3Uri(uri, "model uri"));
+    if (!found) throw new ConfigError("model uri", uri, "the URI of an existing metadata.json");
+    return new TFModel(checkModelMetadata(found.value, uri)).withRuntime(rt);
+  }
+
+  /**
+   * Runs inference over `table`: the output rows are the input rows (in order) with the output
+   * columns added, typed by the model's output schema.
+   *
+   * @example
+   * const scored = await model.transform(Table.fromRows(schema, rows));
+   * console.log(scored.rows[0]); // { pixels: [...], label: 3n, digit: 3n, score: 0.98 }
+   */
+  async transform(table: Table, options: RunOptions = {}): Promise<Table> {
+    const inference = this.metadata.inference;
+    if (!inference) throw new ConfigError("inferenceScripts", [], "inference scripts and output columns set on the estimator before fit, to transform with its model");
+    if (table.source.kind !== "rows") throw new ConfigError("table", table.source.kind, "an in-memory table for transform (S3 and queue tables: use the inference function)");
+    const rows = table.rows;
+    const runtime = this.runtime ?? (await defaultRuntime());
+    const rowsPerShard = 2_000;
+    const outcome = await runJob(
+      runtime,
+      {
+        mode: "inference",
+        cluster: { worker: this.settings.inferenceWorkerNum, ps: 0 },
+        python: inference.python,
+        input: { columns: table.select(inference.input.columns.map((c) => c.name)) },
+        output: inference.output,
+        batchSize: inference.batchSize,
+        remainder: remainderPolicy(this.settings.remainder),
+        source: table.source,
+        bucket: runtime.deps.config.bucket,
+        modelArtifactUri: this.metadata.artifactUri,
+        rowsPerShard,
+      },
+      { timeoutMs: this.settings.timeoutMs, ...options },
+    );
+    if (outcome.mode !== "inference") throw new Error("unreachable: an inference job returned a training outcome");
+    const out: Row[] = rows.map((row, i) => {
+      const produced = outcome.rows.get(rowId(Math.floor(i / rowsPerShard), i % rowsPerShard));
+      if (!produced) throw new ConfigError("inference output", `row ${i}`, "one output row per input row; the inference function skipped it");
+      const { [ROW_ID]: _id, ...outputs } = produced;
+      return { ...row, ...outputs };
+    });
+    return Table.fromRows([...table.schema, ...inference.output.columns.filter((c) => !table.schema.some((s) => s.name === c.name))], out);
+  }
+}

@@ -1,0 +1,57 @@
+/** The params of `TFEstimator` and `TFModel`, grouped as the seed report had them. */
+import { ConfigError } from "../errors.ts";
+import { defineParam, validators, type Param } from "./params.ts";
+
+export type RemainderParam = "drop" | "pad" | { readonly flushAfterMs: number };
+
+const remainder = (v: unknown, name: string): RemainderParam => {
+  if (v === "drop" || v === "pad") return v;
+  if (typeof v === "object" && v !== null && Number.isSafeInteger((v as { flushAfterMs?: unknown }).flushAfterMs) && (v as { flushAfterMs: number }).flushAfterMs >= 0) {
+    return { flushAfterMs: (v as { flushAfterMs: number }).flushAfterMs };
+  }
+  throw new ConfigError(name, v, '"drop", "pad" or {"flushAfterMs": n}');
+};
+
+export const ClusterParams = {
+  workerNum: defineParam("workerNum", "Number of TensorFlow workers.", 1, validators.int(1, 64)),
+  psNum: defineParam("psNum", "Number of parameter servers (0: workers synchronise with MultiWorkerMirroredStrategy).", 0, validators.int(0, 16)),
+};
+
+export const TrainParams = {
+  trainScripts: defineParam("trainScripts", "Python scripts for training; the first holds the entry function.", [] as string[], validators.strings()),
+  trainEntry: defineParam("trainEntry", "Name of the training entry function, called with the worker context.", "train", validators.string(/^[A-Za-z_]\w*$/, "a Python function name")),
+  trainHyperParams: defineParam("trainHyperParams", "Hyper-parameters handed to the training function (ctx.hyper_params).", {} as Record<string, unknown>, validators.jsonObject()),
+  trainEnv: defineParam("trainEnv", "Environment variables for the training processes.", {} as Record<string, string>, validators.stringMap()),
+  trainSelectedCols: defineParam("trainSelectedCols", "Columns the training workers receive.", [] as string[], validators.strings()),
+};
+
+export const InferenceParams = {
+  inferenceScripts: defineParam("inferenceScripts", "Python scripts for inference; the first holds the entry function.", [] as string[], validators.strings()),
+  inferenceEntry: defineParam("inferenceEntry", "Name of the inference entry function.", "predict", validators.string(/^[A-Za-z_]\w*$/, "a Python function name")),
+  inferenceHyperParams: defineParam("inferenceHyperParams", "Hyper-parameters handed to the inference function.", {} as Record<string, unknown>, validators.jsonObject()),
+  inferenceEnv: defineParam("inferenceEnv", "Environment variables for the inference processes.", {} as Record<string, string>, validators.stringMap()),
+  inferenceSelectedCols: defineParam("inferenceSelectedCols", "Columns the inference workers receive.", [] as string[], validators.strings()),
+  inferenceOutputCols: defineParam("inferenceOutputCols", "Columns the inference function writes.", [] as string[], validators.strings()),
+  inferenceOutputTypes: defineParam("inferenceOutputTypes", "Types of the output columns: FLOAT32, INT64, FLOAT32[10], STRING[] ...", [] as string[], validators.strings()),
+};
+
+export const FeedParams = {
+  batchSize: defineParam("batchSize", "Rows per batch on each worker.", 32, validators.int(1, 1_000_000)),
+  remainder: defineParam<RemainderParam>("remainder", 'What a short last batch becomes: "drop", "pad" (masked) or {flushAfterMs} (sent short).', "pad", remainder),
+  inferenceWorkerNum: defineParam("inferenceWorkerNum", "Number of inference workers for transform.", 1, validators.int(1, 64)),
+};
+
+export const ModelParams = {
+  modelId: defineParam("modelId", "Id under which fitted versions are published (models/<modelId>/).", "model", validators.string(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes")),
+  initModelUri: defineParam("initModelUri", "Metadata URI of a trained model to start from (warm start).", null as string | null, validators.optionalString(/^s3:\/\//, "an s3:// URI or null")),
+  checkpointEverySteps: defineParam("checkpointEverySteps", "Checkpoint every this many steps (0: never).", 0, validators.int(0)),
+  timeoutMs: defineParam("timeoutMs", "Longest a fit or transform may take before it fails.", 30 * 60_000, validators.int(1_000)),
+};
+
+export const ESTIMATOR_PARAMS: readonly Param<unknown>[] = [
+  ...Object.values(ClusterParams),
+  ...Object.values(TrainParams),
+  ...Object.values(InferenceParams),
+  ...Object.values(FeedParams),
+  ...Object.values(ModelParams),
+] as Param<unknown>[];

@@ -1,0 +1,59 @@
+/**
+ * Names of everything a job owns. A job is addressed by its id everywhere, so two jobs
+ * (two fits in one pipeline, two pipelines in one process) never share a queue or a key.
+ */
+import { randomBytes } from "node:crypto";
+import { ConfigError } from "../errors.ts";
+
+export const JOB_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,39}$/;
+
+export type Role = "worker" | "ps";
+
+/** `worker-0`, `ps-1`: the key of a member in feeds, counts and queue names. */
+export type MemberKey = `${Role}-${number}`;
+
+export function memberKey(role: Role, index: number): MemberKey {
+  return `${role}-${index}`;
+}
+
+/** A fresh job id such as `fit-3f9a2c1b04`. */
+export function newJobId(prefix: "fit" | "transform" | "stream" = "fit"): string {
+  return `${prefix}-${randomBytes(5).toString("hex")}`;
+}
+
+export function checkJobId(jobId: string): string {
+  if (!JOB_ID_PATTERN.test(jobId)) throw new ConfigError("jobId", jobId, `a string matching ${JOB_ID_PATTERN}`);
+  return jobId;
+}
+
+export const queueName = {
+  feed: (jobId: string, member: MemberKey) => `stf-${jobId}-feed-${member}`,
+  output: (jobId: string) => `stf-${jobId}-output`,
+  dlq: (jobId: string) => `stf-${jobId}-dlq`,
+};
+
+export const jobKeys = {
+  prefix: (jobId: string) => `jobs/${jobId}/`,
+  code: (jobId: string, fileName: string) => `jobs/${jobId}/code/${fileName}`,
+  shard: (jobId: string, index: number) => `jobs/${jobId}/shards/part-${String(index).padStart(5, "0")}.jsonl`,
+};
+
+export const modelKeys = {
+  version: (modelId: string, version: string) => `models/${modelId}/versions/${version}/`,
+  latest: (modelId: string) => `models/${modelId}/latest.json`,
+};
+
+export interface S3Location {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+export function parseS3Uri(uri: string, setting = "uri"): S3Location {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.*)$/.exec(uri);
+  if (!match) throw new ConfigError(setting, uri, "an S3 URI such as s3://bucket/prefix/");
+  return { bucket: match[1]!, key: match[2]! };
+}
+
+export function s3Uri(location: S3Location): string {
+  return `s3://${location.bucket}/${location.key}`;
+}

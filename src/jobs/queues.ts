@@ -1,0 +1,51 @@
+/**
+ * The queues a job owns: one feed queue per data member, an output queue, and one
+ * dead-letter queue that every other queue redrives to.
+ */
+import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, QueueDoesNotExist } from "@aws-sdk/client-sqs";
+import type { AwsClients } from "../aws/clients.ts";
+import { queueName, type MemberKey } from "./names.ts";
+import type { JobQueues } from "./spec.ts";
+
+export interface QueueSettings {
+  /** Seconds a received message stays invisible; a consumer that dies releases it after this. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before a message moves to the DLQ. */
+  readonly maxReceiveCount: number;
+}
+
+export const DEFAULT_QUEUE_SETTINGS: QueueSettings = { visibilityTimeoutSeconds: 60, maxReceiveCount: 5 };
+
+async function createQueue(clients: AwsClients, name: string, attributes: Record<string, string>): Promise<string> {
+  const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+  return QueueUrl!;
+}
+
+export async function queueArn(clients: AwsClients, url: string): Promise<string> {
+  const { Attributes } = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }));
+  return Attributes!.QueueArn!;
+}
+
+export async function createJobQueues(clients: AwsClients, jobId: string, members: readonly MemberKey[], settings: QueueSettings = DEFAULT_QUEUE_SETTINGS): Promise<JobQueues> {
+  // 14 days: a dead letter outlives the job that produced it, so its reason can still be read.
+  const dlq = await createQueue(clients, queueName.dlq(jobId), { MessageRetentionPeriod: String(14 * 24 * 3600) });
+  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlq), maxReceiveCount: settings.maxReceiveCount });
+  const attributes = { VisibilityTimeout: String(settings.visibilityTimeoutSeconds), RedrivePolicy: redrive };
+  const feedEntries = await Promise.all(members.map(async (m) => [m, await createQueue(clients, queueName.feed(jobId, m), attributes)] as const));
+  const output = await createQueue(clients, queueName.output(jobId), attributes);
+  return { feed: Object.fromEntries(feedEntries) as Record<MemberKey, string>, output, dlq };
+}
+
+/** Deletes the job's queues; the DLQ stays unless `includeDlq`, so dead letters can be inspected. */
+export async function deleteJobQueues(clients: AwsClients, queues: JobQueues, options: { includeDlq?: boolean } = {}): Promise<void> {
+  const urls = [...Object.values(queues.feed), queues.output, ...(options.includeDlq ? [queues.dlq] : [])];
+  await Promise.all(
+    urls.map(async (QueueUrl) => {
+      try {
+        await clients.sqs.send(new DeleteQueueCommand({ QueueUrl }));
+      } catch (e) {
+        if (!(e instanceof QueueDoesNotExist)) throw e;
+      }
+    }),
+  );
+}

@@ -1,0 +1,70 @@
+/**
+ * One job machinery for both modes: `fit` is a job in train mode, `transform` the same job in
+ * inference mode. Starts the job through the coordinator, watches it, collects inference
+ * output, and always cleans up: final state, queues deleted, processes stopped.
+ */
+import { finishJob, startJob, type JobRequest, type StartedJob } from "../coordinator/coordinator.ts";
+import { ROW_ID } from "../feed/shard-feed.ts";
+import type { WorkerProgress } from "../launch/launcher.ts";
+import { METADATA_OBJECT } from "../checkpoint/publish.ts";
+import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
+import { getJson } from "../storage/objects.ts";
+import { parseS3Uri } from "./names.ts";
+import { OutputCollector, type OutputRow } from "./output.ts";
+import type { JobRuntime } from "./runtime.ts";
+import { dataMembers } from "./spec.ts";
+import { watchJob } from "./watch.ts";
+
+export interface RunOptions {
+  readonly onProgress?: (progress: WorkerProgress) => void;
+  readonly timeoutMs?: number;
+}
+
+export type JobOutcome =
+  | { readonly mode: "train"; readonly jobId: string; readonly model: ModelMetadata | null }
+  | { readonly mode: "inference"; readonly jobId: string; readonly rows: ReadonlyMap<bigint, OutputRow> };
+
+export async function runJob(runtime: JobRuntime, request: JobRequest, options: RunOptions = {}): Promise<JobOutcome> {
+  runtime.acquire();
+  let started: StartedJob | undefined;
+  try {
+    started = await startJob(runtime.deps, request, {
+      launcher: runtime.launcher,
+      dispatchShard: (event) => runtime.dispatchShard(event),
+      hooks: options.onProgress ? { onProgress: options.onProgress } : {},
+    });
+    const spec = started.spec;
+    const watch = { ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+    let outcome: JobOutcome;
+    if (spec.mode === "inference") {
+      const collector = new OutputCollector(runtime.deps.clients, spec.queues.output, spec.output!.columns, dataMembers(spec.cluster));
+      await watchJob(runtime.deps, started, { ...watch, pollMs: 0, done: async () => (await collector.poll(1), collector.complete) });
+      outcome = { mode: "inference", jobId: spec.jobId, rows: collector.rows };
+    } else {
+      let model: ModelMetadata | null = null;
+      const metadataAt = spec.model ? parseS3Uri(`${spec.model.exportUri}${METADATA_OBJECT}`) : undefined;
+      await watchJob(runtime.deps, started, {
+        ...watch,
+        done: async () => {
+          const members = await runtime.deps.registry.members(spec.jobId);
+          const allDone = members.length === spec.cluster.worker + spec.cluster.ps && members.every((m) => m.status === "DONE");
+          if (!allDone) return false;
+          if (!metadataAt) return true;
+          const published = await getJson<unknown>(runtime.deps.clients, metadataAt);
+          if (published) model = checkModelMetadata(published.value, spec.model!.exportUri);
+          return model !== null;
+        },
+      });
+      outcome = { mode: "train", jobId: spec.jobId, model };
+    }
+    await finishJob(runtime.deps, started, { ok: true });
+    return outcome;
+  } catch (e) {
+    if (started) await finishJob(runtime.deps, started, { ok: false, error: (e as Error).message });
+    throw e;
+  } finally {
+    await runtime.release();
+  }
+}
+
+export { ROW_ID };
