@@ -3,12 +3,11 @@
  * out of time is queued again as a continuation; a failed record is reported back so SQS
  * retries it, and after the redrive count it lands in the DLQ.
  */
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { EventShapeError } from "../events/errors.ts";
 import { parseShardFeedEvent } from "../events/shard-feed-event.ts";
-import { ConfigError } from "../errors.ts";
 import type { StageDeps } from "../stage/deps.ts";
+import { sendShardFeedRequest } from "./dispatch.ts";
 import { feedShard, type FeedOptions } from "./shard-feed.ts";
 
 export async function runShardFeedBatch(deps: StageDeps, event: SQSEvent, options: FeedOptions = {}, log: (line: string) => void = console.error): Promise<SQSBatchResponse> {
@@ -18,8 +17,7 @@ export async function runShardFeedBatch(deps: StageDeps, event: SQSEvent, option
       const request = parseShardFeedEvent(record.body);
       const result = await feedShard(deps, request, options);
       if (result.status === "continue") {
-        if (!deps.config.shardFeedQueueUrl) throw new ConfigError("SERVERLESS_TF_SHARD_FEED_QUEUE_URL", undefined, "the shard-feed queue URL, needed to hand a shard to a continuation");
-        await deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: deps.config.shardFeedQueueUrl, MessageBody: JSON.stringify(request) }));
+        await sendShardFeedRequest(deps, request);
       }
     } catch (e) {
       log(`[shard-feed] message ${record.messageId}: ${(e as Error).message}`);

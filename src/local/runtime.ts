@@ -4,10 +4,11 @@
  * invoked in-process by SQS event source mappings, and workers as local processes.
  */
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { handler as checkpointHandler } from "../../functions/checkpoint/handler.ts";
 import { handler as shardFeedHandler } from "../../functions/shard-feed/handler.ts";
 import { awsSettingsFromEnv } from "../aws/clients.ts";
+import { sendShardFeedRequest } from "../feed/dispatch.ts";
 import type { ShardFeedEvent } from "../feed/shard-feed.ts";
 import { queueArn } from "../jobs/queues.ts";
 import type { JobRuntime } from "../jobs/runtime.ts";
@@ -113,7 +114,7 @@ export class LocalRuntime implements JobRuntime {
   }
 
   async dispatchShard(event: ShardFeedEvent): Promise<void> {
-    await this.deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.deps.config.shardFeedQueueUrl, MessageBody: JSON.stringify(event) }));
+    await sendShardFeedRequest(this.deps, event);
   }
 
   async close(): Promise<void> {
