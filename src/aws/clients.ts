@@ -7,12 +7,15 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { ConfigError } from "../errors.ts";
+import { faultInjection, faultSettingsFromEnv, type FaultSettings } from "./faults.ts";
 
 export interface AwsSettings {
   readonly region: string;
   /** Per-service endpoint; undefined means the real AWS endpoint. */
   readonly endpoints: Readonly<Record<"s3" | "sqs" | "dynamodb", string | undefined>>;
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** Injected faults for reliability tests; undefined in normal use. */
+  readonly faults?: FaultSettings;
 }
 
 export interface AwsClients {
@@ -52,19 +55,30 @@ export function awsSettingsFromEnv(env: Readonly<Record<string, string | undefin
   const accessKeyId = env.AWS_ACCESS_KEY_ID ?? (usesEmulator ? "test" : undefined);
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY ?? (usesEmulator ? "test" : undefined);
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
-  return accessKeyId && secretAccessKey
-    ? { region, endpoints, credentials: { accessKeyId, secretAccessKey } }
-    : { region, endpoints };
+  const faults = faultSettingsFromEnv(env);
+  return {
+    region,
+    endpoints,
+    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+    ...(faults ? { faults } : {}),
+  };
 }
 
 export function createAwsClients(settings: AwsSettings = awsSettingsFromEnv()): AwsClients {
   const common = { region: settings.region, maxAttempts: 8, ...(settings.credentials ? { credentials: settings.credentials } : {}) };
-  return {
+  const clients = {
     settings,
     s3: new S3Client({ ...common, endpoint: settings.endpoints.s3, forcePathStyle: settings.endpoints.s3 !== undefined }),
     sqs: new SQSClient({ ...common, endpoint: settings.endpoints.sqs }),
     dynamodb: new DynamoDBClient({ ...common, endpoint: settings.endpoints.dynamodb }),
   };
+  if (settings.faults) {
+    const plugin = faultInjection(settings.faults);
+    clients.s3.middlewareStack.use(plugin);
+    clients.sqs.middlewareStack.use(plugin);
+    clients.dynamodb.middlewareStack.use(plugin);
+  }
+  return clients;
 }
 
 export function destroyAwsClients(clients: AwsClients): void {

@@ -325,7 +325,11 @@ export class Registry {
         new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(sk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
       ),
     );
-    if (!r.ok) throw new JobConflictError(input.jobId, r.current?.state?.S as JobState | undefined);
+    if (!r.ok) {
+      // The same create again (an SDK retry after a response was lost) finds its own item: not a conflict.
+      if (r.current?.spec?.S === item.spec!.S && r.current?.mode?.S === input.mode) return toJob(r.current);
+      throw new JobConflictError(input.jobId, r.current?.state?.S as JobState | undefined);
+    }
     return toJob(item);
   }
 
@@ -371,6 +375,9 @@ export class Registry {
     );
     if (!r.ok) {
       if (!r.current) throw new JobNotFoundError(jobId);
+      // Already where this call moves it, with the same patch: a retried transition whose response was lost.
+      const alreadyDone = r.current.state?.S === to && (patch.error === undefined || r.current.error?.S === patch.error) && (patch.modelUri === undefined || r.current.modelUri?.S === patch.modelUri);
+      if (alreadyDone) return toJob(r.current);
       throw new JobStateError(jobId, from, oneOf(r.current, "state", JOB_STATES), to);
     }
     return toJob(r.value.Attributes ?? {});
