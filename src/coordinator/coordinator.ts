@@ -19,6 +19,7 @@ import { newVersion } from "../models/metadata.ts";
 import { formatOfKey, type TableFormat } from "../feed/rows.ts";
 import type { ShardFeedEvent, ShardRef } from "../feed/shard-feed.ts";
 import { listKeys, putObject } from "../storage/objects.ts";
+import { JobConflictError } from "../registry/errors.ts";
 
 export interface JobRequest {
   readonly jobId?: string;
@@ -157,7 +158,9 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
     await Promise.all(shards.map((shard) => ports.dispatchShard({ jobId, shard })));
     return { spec, shards, workers };
   } catch (e) {
-    await deleteJobQueues(deps.clients, queues);
+    // A job id already taken: the queues are that job's (creating a queue that exists returns
+    // it), so they must stay. A retried start request must not tear down the running job.
+    if (!(e instanceof JobConflictError)) await deleteJobQueues(deps.clients, queues);
     throw e;
   }
 }
