@@ -49,11 +49,13 @@ def client(service: str, settings: Optional[AwsSettings] = None):
         retries={"max_attempts": 8, "mode": "adaptive"},
         s3={"addressing_style": "path"} if s.endpoints[service] else None,
     )
-    return boto3.client(
+    from . import faults  # the injector is off unless SERVERLESS_TF_FAULT_RATE is set
+
+    return faults.install(boto3.client(
         service,
         endpoint_url=s.endpoints[service],
         aws_access_key_id=s.access_key_id,
         aws_secret_access_key=s.secret_access_key,
         region_name=s.region,
         config=config,
-    )
+    ))

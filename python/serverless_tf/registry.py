@@ -420,6 +420,10 @@ class Registry:
         if not ok:
             if result is None:
                 raise JobNotFoundError(job_id)
+            # Already where this call moves it, with the same patch: a retry whose first response was lost.
+            same_patch = (error is None or result.get("error", {}).get("S") == error) and (model_uri is None or result.get("modelUri", {}).get("S") == model_uri)
+            if _s(result, "state") == to and same_patch:
+                return _to_job(result)
             raise JobStateError(job_id, from_states, _s(result, "state"), to)
         return _to_job(result["Attributes"])
 
