@@ -6,6 +6,8 @@
  * runs just the named files.
  */
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { startEmulator, type RunningEmulator } from "../src/local/emulator.ts";
@@ -27,10 +29,30 @@ function listTests(dir: string, suffix: (name: string) => boolean): string[] {
   return out.sort();
 }
 
+/**
+ * A secret that exists only for this run. It is the emulator credential every client signs with,
+ * so any log line that prints credentials, the environment or a signed request would show it.
+ */
+const canary = `canary-${randomBytes(12).toString("hex")}`;
+let canaryLeaks = 0;
+
+/** Runs a test runner, forwarding its output while counting the lines that leak the canary. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: projectRoot, env, stdio: "inherit" });
-    child.once("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    const child = spawn(cmd, args, { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+    for (const [stream, sink] of [
+      [child.stdout!, process.stdout],
+      [child.stderr!, process.stderr],
+    ] as const) {
+      createInterface({ input: stream }).on("line", (line) => {
+        if (line.includes(canary)) {
+          canaryLeaks += 1;
+          line = line.replaceAll(canary, "<canary secret>");
+        }
+        sink.write(line + "\n");
+      });
+    }
+    child.once("close", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 }
 
@@ -66,6 +88,10 @@ async function main(): Promise<number> {
     console.log(`[test] using the AWS endpoint ${env.AWS_ENDPOINT_URL}`);
   }
   env.AWS_REGION ??= "us-east-1";
+  if (emulator) {
+    env.AWS_ACCESS_KEY_ID = "test";
+    env.AWS_SECRET_ACCESS_KEY = canary;
+  }
   const stop = () => void emulator?.stop();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
@@ -95,6 +121,11 @@ async function main(): Promise<number> {
     }
   } finally {
     await emulator?.stop();
+  }
+  if (emulator) {
+    console.log(`[test] canary secret: ${canaryLeaks === 0 ? "never appeared in the output" : `LEAKED in ${canaryLeaks} line(s) (shown masked above)`}`);
+    if (canaryLeaks) totals.failed += 1;
+    else totals.passed += 1;
   }
   console.log(`${totals.passed} passed, ${totals.failed} failed` + (totals.skipped ? `, ${totals.skipped} skipped` : ""));
   return totals.failed === 0 && totals.passed > 0 ? 0 : 1;
