@@ -1,17 +1,13 @@
 /** Object-created notifications, as S3 delivers them through SQS (keys are URL-encoded, spaces as '+'). */
 import type { S3Location } from "../jobs/names.ts";
 import { EventShapeError } from "./errors.ts";
+import { parseEventJson } from "./json.ts";
 
 const TYPE = "S3 notification";
 
 /** The objects a notification body announces; an `s3:TestEvent` announces none. */
 export function parseS3Notification(body: string): S3Location[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new EventShapeError(TYPE, "body", body, "JSON");
-  }
+  const json = parseEventJson(TYPE, body);
   if (typeof json !== "object" || json === null) throw new EventShapeError(TYPE, "body", json, "a JSON object");
   const o = json as { Event?: unknown; Records?: unknown };
   if (o.Event === "s3:TestEvent") return [];

@@ -3,6 +3,7 @@ import { TABLE_FORMATS, type TableFormat } from "../feed/rows.ts";
 import type { ShardFeedEvent } from "../feed/shard-feed.ts";
 import { JOB_ID_PATTERN } from "../jobs/names.ts";
 import { EventShapeError } from "./errors.ts";
+import { parseEventJson } from "./json.ts";
 
 const TYPE = "shard-feed event";
 
@@ -12,12 +13,7 @@ function field<T>(value: unknown, name: string, expected: string, ok: (v: unknow
 }
 
 export function parseShardFeedEvent(body: string): ShardFeedEvent {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new EventShapeError(TYPE, "body", body, "JSON");
-  }
+  const json = parseEventJson(TYPE, body);
   const o = field<Record<string, unknown>>(json, "body", "a JSON object", (v) => typeof v === "object" && v !== null && !Array.isArray(v));
   const shard = field<Record<string, unknown>>(o.shard, "shard", "an object", (v) => typeof v === "object" && v !== null && !Array.isArray(v));
   return {
