@@ -34,6 +34,10 @@ class ProgressCallback(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         self._started = time.monotonic()
 
+    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        # Every step, not every epoch: the coordinator's hang watchdog reads it from the heartbeats.
+        self._ctx.step = _iterations(self.model)
+
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         logs = logs or {}
         elapsed = max(time.monotonic() - self._started, 1e-9)
@@ -83,3 +87,24 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
         every = self._ctx.spec.checkpoint.every_seconds
         if every > 0 and time.monotonic() - self._last_at >= every:
             self._save(_iterations(self.model))
+
+
+class ExportCallback(tf.keras.callbacks.Callback):
+    """Unbounded training: exports a new model version every ``export.everySteps`` steps or
+    ``export.everySeconds`` seconds (checked after each step), so inference picks it up while
+    training goes on. Each export is a new version directory (``ctx.export``)."""
+
+    def __init__(self, ctx: "Context"):
+        super().__init__()
+        self._ctx = ctx
+        self._last_at = time.monotonic()
+        self._last_step = -1
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        rule = self._ctx.spec.export
+        step = _iterations(self.model)
+        self._ctx.step = step
+        due = (rule.every_steps > 0 and step % rule.every_steps == 0) or (rule.every_seconds > 0 and time.monotonic() - self._last_at >= rule.every_seconds)
+        if due and step != self._last_step:
+            self._ctx.export(self.model)
+            self._last_step, self._last_at = step, time.monotonic()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .export import export_model, load_saved_model, restore_weights, save_checkpoint
+from .export import export_model, load_saved_model, next_version, restore_weights, save_checkpoint
 from .feed import FeedQueue
 from .live_feed import LiveBatches, parse_rows
 from .output import OutputError, OutputWriter, row_id_column, rows_from_outputs
@@ -90,9 +90,9 @@ class Context:
         return self.strategy_object
 
     def progress(self) -> Progress:
-        """What the heartbeats report: the last step and rows consumed so far."""
+        """What the heartbeats report: the last step and rows consumed so far (spooled, while spooling)."""
         with self._lock:
-            return Progress(step=int(self.step), rows_consumed=int(self.rows_seen))
+            return Progress(step=int(self.step), rows_consumed=int(max(self.rows_seen, self.rows_spooled)))
 
     # -- input --------------------------------------------------------------------------------
 
@@ -122,6 +122,8 @@ class Context:
                 with self._lock:
                     self.rows_spooled = position.rows
 
+            if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
+                _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
             eod = spool_bounded_feed(queue, spool, idle_s, on_progress)
             zero = _zero_example(spec.input_columns)
             self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps, zero)
@@ -192,8 +194,14 @@ class Context:
     # -- training helpers ---------------------------------------------------------------------
 
     def callbacks(self) -> list[Any]:
-        """``[progress_callback(), checkpoint_callback()]`` for ``model.fit``."""
-        return [self.progress_callback(), self.checkpoint_callback()]
+        """``[progress_callback(), checkpoint_callback()]`` for ``model.fit``, plus the export
+        callback on an unbounded job whose spec sets ``export.everySteps`` / ``everySeconds``."""
+        callbacks = [self.progress_callback(), self.checkpoint_callback()]
+        if not self.spec.bounded and (self.spec.export.every_steps or self.spec.export.every_seconds):
+            from .callbacks import ExportCallback
+
+            callbacks.append(ExportCallback(self))
+        return callbacks
 
     def progress_callback(self) -> Any:
         """Prints ``STF_PROGRESS {json}`` per epoch and feeds the heartbeat progress."""
@@ -231,18 +239,21 @@ class Context:
         return uri
 
     def export(self, model: Any) -> Optional[dict[str, Any]]:
-        """Saves the model; the chief uploads it under ``model.exportUri`` and writes ``export.json`` last.
+        """Saves the model; the chief uploads it and writes ``export.json`` last.
 
+        A bounded job exports once, to ``model.exportUri``. An unbounded job exports a new
+        version each call, to ``model.versionsUri<version>/`` (docs/protocol.md "Exports").
         Every worker must call it (MultiWorkerMirroredStrategy saves collectively).
 
         Returns:
             The manifest (chief), else ``None``.
         """
         step = _model_step(model, self.step)
-        manifest = export_model(self.s3, model, self.spec.model.export_uri if self.spec.model else None,
-                                self.job_id, self.member, self.is_chief, step)
+        m = self.spec.model
+        uri = None if m is None else m.export_uri if self.spec.bounded or m.versions_uri is None else m.versions_uri + next_version(self.job_id) + "/"
+        manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step)
         if manifest is not None:
-            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {self.spec.model.export_uri if self.spec.model else ''}")
+            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}")
         return manifest
 
     def load_model(self) -> Any:

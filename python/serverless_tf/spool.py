@@ -2,10 +2,14 @@
 
 Each received group of new row messages is appended to the local file and uploaded as
 ``jobs/<jobId>/spool/<member>/part-<n>.tfrecord`` BEFORE its messages are deleted, so data
-the queue no longer holds is always in S3 (a resumed worker can reload the parts).
+the queue no longer holds is always in S3. Each part carries its messages' ``feedId`` values in
+its object metadata, and the end-of-data message is saved as ``end-of-data.json`` before its
+marker is deleted, so a restarted worker (resume after a failure) reloads the parts with
+:meth:`Spool.reload` and takes only what the queue still holds.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,11 @@ from .feed import Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, F
 def spool_prefix(job_id: str, member: str) -> str:
     """The S3 key prefix of a member's spool parts."""
     return f"jobs/{job_id}/spool/{member}/"
+
+
+END_OF_DATA_OBJECT = "end-of-data.json"
+# S3 user metadata is limited to 2 KB per object; a part holds at most one receive (10 messages).
+FEED_IDS_METADATA = "feed-ids"
 
 
 @dataclass
@@ -37,11 +46,47 @@ class Spool:
     messages: int = 0
     parts: int = 0
     feed_ids: set[str] = field(default_factory=set)
+    #: The end-of-data :meth:`reload` found: the feed may be complete without a new message.
+    reload_end_of_data: Optional[EndOfData] = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / f"{self.member}.tfrecord"
         self.path.write_bytes(b"")
+
+    def reload(self) -> Optional[EndOfData]:
+        """Loads the parts an earlier run of this member uploaded; returns its saved end-of-data, if any.
+
+        Call before receiving: rows, messages and ``feedId`` values continue from the parts, so a
+        message redelivered after the restart is skipped, and the next part does not overwrite one.
+        """
+        prefix = spool_prefix(self.job_id, self.member)
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+        eod: Optional[EndOfData] = None
+        from .coding import unframe_records
+
+        with self.path.open("ab") as f:
+            for key in sorted(k for k in keys if k.endswith(".tfrecord")):
+                obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+                ids = [i for i in obj.get("Metadata", {}).get(FEED_IDS_METADATA, "").split(",") if i]
+                data = obj["Body"].read()
+                f.write(data)
+                self.rows += len(unframe_records(data))
+                self.messages += len(ids)
+                self.feed_ids.update(ids)
+                self.parts += 1
+        if prefix + END_OF_DATA_OBJECT in keys:
+            saved = json.loads(self.s3.get_object(Bucket=self.bucket, Key=prefix + END_OF_DATA_OBJECT)["Body"].read())
+            eod = EndOfData(self.member, int(saved["rows"]), int(saved["messages"]), int(saved["steps"]))
+        self.reload_end_of_data = eod
+        return eod
+
+    def save_end_of_data(self, eod: EndOfData) -> None:
+        """Keeps the end-of-data message in S3 before its marker leaves the queue (see :meth:`reload`)."""
+        body = json.dumps({"rows": eod.rows, "messages": eod.messages, "steps": eod.steps}).encode()
+        self.s3.put_object(Bucket=self.bucket, Key=spool_prefix(self.job_id, self.member) + END_OF_DATA_OBJECT, Body=body)
 
     def append(self, group: list[RowsMessage]) -> None:
         """Uploads ``group`` as the next S3 part, then appends it to the local file.
@@ -65,7 +110,7 @@ class Spool:
             return
         data = b"".join(m.data for m in fresh)
         key = f"{spool_prefix(self.job_id, self.member)}part-{self.parts:06d}.tfrecord"
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh)})
         with self.path.open("ab") as f:
             f.write(data)
         self.parts += 1
@@ -101,12 +146,13 @@ def spool_bounded_feed(
         FeedIdleError: nothing arrived for ``idle_timeout_s``; names the queue and position.
         FeedError: the counts overshoot end-of-data, or a stop arrived on a bounded feed.
     """
-    position = FeedPosition()
+    position = FeedPosition(rows=spool.rows, messages=spool.messages, end_of_data=spool.reload_end_of_data)
     idle = Deadline(idle_timeout_s, clock)
     markers: list[str] = []  # end-of-data deliveries: deleted last, so a restarted worker still finds the marker
     while True:
         eod = position.end_of_data
         if eod is not None and (spool.messages, spool.rows) == (eod.messages, eod.rows):
+            spool.save_end_of_data(eod)
             queue.delete(markers)
             return eod
         if eod is not None and (spool.messages > eod.messages or spool.rows > eod.rows):

@@ -44,6 +44,7 @@ class WorkerArgs:
     index: int
     table: str
     host: str
+    attempt: int = 0
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
@@ -55,10 +56,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
     p.add_argument("--table", default=None, help="registry table (default: $SERVERLESS_TF_TABLE or serverless-tf-registry)")
     p.add_argument("--host", default=os.environ.get("SERVERLESS_TF_HOST", "127.0.0.1"),
                    help="address other members reach this one at (default: $SERVERLESS_TF_HOST or 127.0.0.1)")
+    p.add_argument("--attempt", default=0, type=int,
+                   help="restart attempt of the member set (0 = first run); attempt N meets at barrier start-N")
     a = p.parse_args(argv)
     if a.index < 0:
         p.error(f"--index must be >= 0. Received: {a.index}")
-    return WorkerArgs(a.job_id, a.role, a.index, a.table or table_name_from_env(), a.host)
+    if a.attempt < 0:
+        p.error(f"--attempt must be >= 0. Received: {a.attempt}")
+    return WorkerArgs(a.job_id, a.role, a.index, a.table or table_name_from_env(), a.host, a.attempt)
+
+
+def barrier_name(attempt: int) -> str:
+    """The start barrier of an attempt: a barrier is released once per name, so each restart of the member set needs its own."""
+    return "start" if attempt == 0 else f"start-{attempt}"
 
 
 def free_port(host: str) -> int:
@@ -112,7 +122,7 @@ def run(args: WorkerArgs) -> int:
 
     address = f"{args.host}:{free_port(args.host)}"
     lease = registry.register(args.job_id, args.role, args.index, address, os.getpid(), spec.lease_ms)
-    _say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch})")
+    _say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch}, attempt {args.attempt})")
     ctx_holder: dict[str, Any] = {}
 
     def on_loss(loss: LeaseLoss) -> None:
@@ -155,7 +165,7 @@ def _prepare(args: WorkerArgs, spec: Any, registry: Registry) -> Any:
     from .context import Context
     from .strategy import make_strategy
 
-    cluster = registry.await_barrier(args.job_id, "start", {"worker": spec.cluster.worker, "ps": spec.cluster.ps}, spec.barrier_deadline_ms)
+    cluster = registry.await_barrier(args.job_id, barrier_name(args.attempt), {"worker": spec.cluster.worker, "ps": spec.cluster.ps}, spec.barrier_deadline_ms)
     strategy = make_strategy(spec.cluster.worker, spec.cluster.ps, cluster, args.role, args.index)
     return Context(
         job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index,

@@ -13,9 +13,9 @@ import { parseS3Uri } from "./names.ts";
 import { OutputCollector, type OutputRow } from "./output.ts";
 import type { JobRuntime } from "./runtime.ts";
 import { dataMembers } from "./spec.ts";
-import { watchJob } from "./watch.ts";
+import { watchJob, type WatchOptions } from "./watch.ts";
 
-export interface RunOptions {
+export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
   readonly onProgress?: (progress: WorkerProgress) => void;
   readonly timeoutMs?: number;
 }
@@ -34,7 +34,8 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
       hooks: options.onProgress ? { onProgress: options.onProgress } : {},
     });
     const spec = started.spec;
-    const watch = { ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+    const { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart } = options;
+    const watch = { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart };
     let outcome: JobOutcome;
     if (spec.mode === "inference") {
       const collector = new OutputCollector(runtime.deps.clients, spec.queues.output, spec.output!.columns, dataMembers(spec.cluster));

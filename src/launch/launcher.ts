@@ -33,6 +33,13 @@ export interface LaunchedWorkers {
   readonly exits: readonly WorkerExit[];
   /** Starts one member again (after a failure), with the same arguments. */
   relaunch(member: MemberRef): Promise<void>;
+  /**
+   * Resume after a failure: kills every member still running, waits until each exit is in
+   * `exits`, then starts the whole member set as restart `attempt` (its workers meet at the
+   * start barrier `start-<attempt>`; one released barrier cannot be met twice). A launcher
+   * without it cannot resume: a lost member then fails the job.
+   */
+  restart?(attempt: number): Promise<void>;
   /** Stops every member still running and waits for it. */
   stop(): Promise<void>;
 }

@@ -25,9 +25,10 @@ export class ProcessLauncher implements WorkerLauncher {
     const running = new Map<string, ChildProcess>();
     const exits: WorkerExit[] = [];
     const tailLines = this.options.tailLines ?? 40;
-    const start = (member: MemberRef) => {
+    const start = (member: MemberRef, attempt = 0) => {
       const name = `${member.role}-${member.index}`;
-      const child = spawn(projectPython, ["-m", "serverless_tf.worker", "--job-id", spec.jobId, "--role", member.role, "--index", String(member.index)], {
+      const args = ["-m", "serverless_tf.worker", "--job-id", spec.jobId, "--role", member.role, "--index", String(member.index), "--attempt", String(attempt)];
+      const child = spawn(projectPython, args, {
         cwd: projectRoot,
         env: { ...process.env, ...this.options.env, PYTHONUNBUFFERED: "1", TF_CPP_MIN_LOG_LEVEL: "2" },
         stdio: ["ignore", "pipe", "pipe"],
@@ -51,7 +52,7 @@ export class ProcessLauncher implements WorkerLauncher {
         this.options.log?.(prefix + line);
       });
       child.once("exit", (code, signal) => {
-        running.delete(name);
+        if (running.get(name) === child) running.delete(name);
         // Let readline drain what the process wrote last (its traceback) before reporting.
         setImmediate(() => {
           const exit: WorkerExit = { member, code, signal, tail: tail.join("\n") };
@@ -60,10 +61,22 @@ export class ProcessLauncher implements WorkerLauncher {
         });
       });
     };
-    members.forEach(start);
+    members.forEach((m) => start(m));
+    const exited = (child: ChildProcess) =>
+      new Promise<void>((resolve) => {
+        // The exit entry is pushed on the tick after "exit" (see above); resolve after it.
+        if (child.exitCode !== null || child.signalCode !== null) return setImmediate(resolve);
+        child.once("exit", () => setImmediate(() => setImmediate(resolve)));
+      });
     return {
       exits,
       relaunch: async (member) => start(member),
+      restart: async (attempt) => {
+        const children = [...running.values()];
+        children.forEach((child) => child.kill("SIGKILL"));
+        await Promise.all(children.map(exited));
+        members.forEach((m) => start(m, attempt));
+      },
       stop: async () => {
         const waits = [...running.values()].map(
           (child) =>
