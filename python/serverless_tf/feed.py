@@ -93,7 +93,10 @@ def parse_feed_message(message: dict[str, Any], job_id: str, member: str) -> Fee
     mid = message.get("MessageId")
     try:
         body = json.loads(message["Body"])
-    except (KeyError, json.JSONDecodeError) as e:
+    except RecursionError as e:
+        # A hostile body of deep nesting would otherwise escape as a RecursionError.
+        raise FeedError(f"feed message {mid} nests JSON too deeply to be a feed message") from e
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise FeedError(f"feed message {mid} is not JSON ({e}). Received: {str(message.get('Body'))[:200]!r}") from e
     if not isinstance(body, dict) or body.get("v") != 1:
         raise FeedError(f"feed message {mid} is not a v1 feed message. Received: {str(body)[:200]}")
@@ -106,13 +109,17 @@ def parse_feed_message(message: dict[str, Any], job_id: str, member: str) -> Fee
         raise FeedError(f"feed message {mid} is addressed to member {body.get('member')!r}, but this is {member!r}; check queues.feed in the job spec")
     try:
         if kind == "rows":
-            attr = (message.get("MessageAttributes") or {}).get("feedId", {}).get("StringValue")
+            attributes = message.get("MessageAttributes")
+            feed_attr = attributes.get("feedId") if isinstance(attributes, dict) else None
+            attr = feed_attr.get("StringValue") if isinstance(feed_attr, dict) else None
+            if attr is not None and not isinstance(attr, str):
+                raise ValueError(f"feedId attribute must be a string, got {attr!r}")
             feed_id = attr or f"{body['shard']}:{body['seq']}:{member}"
             data = base64.b64decode(body["data"], validate=True)
             return RowsMessage(feed_id, str(body["shard"]), int(body["seq"]), member, int(body["count"]), data)
         if kind == "end-of-data":
             return EndOfData(member, int(body["rows"]), int(body["messages"]), int(body["steps"]))
-    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as e:
         raise FeedError(f"feed message {mid} of kind {kind!r} lacks or mangles a field ({e!r}). Received: {str(body)[:200]}") from e
     raise FeedError(f"feed message {mid} has an unknown kind. Received: kind={kind!r}; expected rows, end-of-data or stop")
 
