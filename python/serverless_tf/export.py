@@ -21,6 +21,19 @@ ARTIFACT_DIR = "artifact/"
 EXPORT_MANIFEST = "export.json"
 
 _loaded_models: dict[str, Any] = {}
+_last_version_ms = 0
+
+
+def next_version(job_id: str, now_ms: Optional[int] = None) -> str:
+    """A new sortable version name, ``<14-digit epoch ms>-<jobId>`` (as ``newVersion`` in src/models/metadata.ts).
+
+    Strictly later than the previous one of this process, so two exports in one millisecond
+    still publish in order (``latest.json`` only moves to a version that sorts after it).
+    """
+    global _last_version_ms
+    ms = max(int(time.time() * 1000) if now_ms is None else now_ms, _last_version_ms + 1)
+    _last_version_ms = ms
+    return f"{ms:014d}-{job_id}"
 
 
 class ModelStoreError(RuntimeError):

@@ -56,12 +56,23 @@ class Queues:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """Where exports go. ``versions_uri`` (unbounded jobs): every export is a new version under it."""
+
     model_id: str
     export_uri: str
+    versions_uri: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class CheckpointSpec:
+    every_steps: int = 0
+    every_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Unbounded training: export a new model version every ``every_steps`` steps or ``every_seconds`` seconds (0 = off)."""
+
     every_steps: int = 0
     every_seconds: int = 0
 
@@ -92,6 +103,7 @@ class JobSpec:
     init_model_uri: Optional[str]
     checkpoint: CheckpointSpec
     lease_ms: int
+    export: ExportSpec = ExportSpec()
     model_artifact_uri: Optional[str] = None
     feed_idle_ms: Optional[int] = None
     barrier_timeout_ms: Optional[int] = None
@@ -189,10 +201,19 @@ class JobSpec:
             export_uri = _str(m, "exportUri", "model.")
             if not export_uri.startswith("s3://"):
                 raise SpecError(f"model.exportUri must be an s3:// prefix. Received: {export_uri!r}")
-            model = ModelSpec(_str(m, "modelId", "model."), export_uri if export_uri.endswith("/") else export_uri + "/")
+            versions_uri = _opt_str(m, "versionsUri")
+            if versions_uri is not None and not versions_uri.startswith("s3://"):
+                raise SpecError(f"model.versionsUri must be an s3:// prefix. Received: {versions_uri!r}")
+            model = ModelSpec(_str(m, "modelId", "model."), export_uri if export_uri.endswith("/") else export_uri + "/",
+                              None if versions_uri is None else versions_uri.rstrip("/") + "/")
 
         ck = data.get("checkpoint") or {}
         checkpoint = CheckpointSpec(int(ck.get("everySteps", 0) or 0), int(ck.get("everySeconds", 0) or 0))
+        ex = data.get("export") or {}
+        export = ExportSpec(_int(ex, "everySteps", "export.") if "everySteps" in ex else 0,
+                            _int(ex, "everySeconds", "export.") if "everySeconds" in ex else 0)
+        if not bounded and model is not None and model.versions_uri is None:
+            raise SpecError("an unbounded training job needs model.versionsUri (each export is a new version). Received: model=" + json.dumps(model_raw))
         return JobSpec(
             version=version,
             job_id=job_id,
@@ -210,6 +231,7 @@ class JobSpec:
             init_model_uri=_opt_str(data, "initModelUri"),
             checkpoint=checkpoint,
             lease_ms=_int(data, "leaseMs", minimum=100),
+            export=export,
             model_artifact_uri=_opt_str(data, "modelArtifactUri"),
             feed_idle_ms=_int(data, "feedIdleMs", minimum=1) if data.get("feedIdleMs") is not None else None,
             barrier_timeout_ms=_int(data, "barrierTimeoutMs", minimum=1) if data.get("barrierTimeoutMs") is not None else None,
