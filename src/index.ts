@@ -1,8 +1,13 @@
 /** serverless-tf: distributed TensorFlow training and inference as ML-pipeline stages on AWS. */
 export { TFEstimator } from "./api/estimator.ts";
 export { TFModel } from "./api/model.ts";
+export { Pipeline, PipelineModel, loadStage } from "./api/pipeline.ts";
+export type { Stage, Estimator, Model, Transformer } from "./api/stage.ts";
+export { StandardScaler, StandardScalerModel } from "./api/stages/standard-scaler.ts";
+export { ArgMax, ColumnSelector } from "./api/stages/transformers.ts";
+export { StageFormatError, StageVersionError } from "./api/persistence.ts";
 export { Table, schemaOf, columnOf } from "./api/table.ts";
 export type { Column, Row } from "./coding/schema.ts";
 export { LocalRuntime, defaultRuntime } from "./local/runtime.ts";
-export { JobFailedError, JobTimeoutError } from "./jobs/watch.ts";
+export { JobFailedError, JobTimeoutError, JobHangError, WorkerLostError } from "./jobs/watch.ts";
 export { ServerlessTfError, ConfigError } from "./errors.ts";

@@ -14,6 +14,10 @@ import { ParamMap } from "./params.ts";
 import { columnOf, type Table } from "./table.ts";
 import { ClusterParams, ESTIMATOR_PARAMS, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
 import { TFModel } from "./model.ts";
+import { StreamingTFModel } from "./streaming-model.ts";
+import { startStreamingJob } from "../jobs/stream.ts";
+import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
+import type { Estimator } from "./stage.ts";
 
 export function remainderPolicy(value: RemainderParam): RemainderPolicy {
   return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };
@@ -36,7 +40,8 @@ export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Colum
   };
 }
 
-export class TFEstimator {
+export class TFEstimator implements Estimator<TFModel> {
+  readonly stageClass = "TFEstimator";
   readonly params = new ParamMap(ESTIMATOR_PARAMS);
   private runtime: JobRuntime | undefined;
 
@@ -67,6 +72,32 @@ export class TFEstimator {
   setInitModelUri(uri: string | null): this { this.params.set(ModelParams.initModelUri, uri); return this; }
   setCheckpointEverySteps(n: number): this { this.params.set(ModelParams.checkpointEverySteps, n); return this; }
   setTimeoutMs(ms: number): this { this.params.set(ModelParams.timeoutMs, ms); return this; }
+  setExportEverySteps(n: number): this { this.params.set(ModelParams.exportEverySteps, n); return this; }
+  setExportEverySeconds(n: number): this { this.params.set(ModelParams.exportEverySeconds, n); return this; }
+  setMaxWorkerRestarts(n: number): this { this.params.set(ModelParams.maxWorkerRestarts, n); return this; }
+  setProgressTimeoutMs(ms: number): this { this.params.set(ModelParams.progressTimeoutMs, ms); return this; }
+
+  /** Saves the params (not a model: fit first and save the TFModel for that) under the folder `uri`. */
+  async save(uri: string, options: PersistOptions = {}): Promise<void> {
+    await saveStageMetadata(uri, { stageClass: this.stageClass, params: this.params.toJSON() }, { runtime: options.runtime ?? this.runtime });
+  }
+
+  /**
+   * The estimator saved under `uri`.
+   *
+   * @example
+   * const estimator = await TFEstimator.load("s3://bucket/estimators/digits/");
+   */
+  static async load(uri: string, options: PersistOptions = {}): Promise<TFEstimator> {
+    const metadata = await readStageMetadata(uri, options, ["TFEstimator"]);
+    const estimator = new TFEstimator();
+    try {
+      estimator.params.loadJSON(metadata.params, "TFEstimator");
+    } catch (e) {
+      throw new StageFormatError(uri, `its params are not valid for this release: ${(e as Error).message}`);
+    }
+    return options.runtime ? estimator.withRuntime(options.runtime) : estimator;
+  }
 
   /**
    * Trains on `table` and returns the model: metadata pointing at the weights in S3.
@@ -96,8 +127,19 @@ export class TFEstimator {
       model: { modelId: p.get(ModelParams.modelId), inference },
       initModelUri: p.get(ModelParams.initModelUri),
       checkpoint: { everySteps: p.get(ModelParams.checkpointEverySteps), everySeconds: 0 },
+      export: { everySteps: p.get(ModelParams.exportEverySteps), everySeconds: p.get(ModelParams.exportEverySeconds) },
     };
-    const outcome = await runJob(runtime, request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });
+    if (!table.bounded) {
+      // Unbounded: returns at the first published version, while training goes on (model.job.stop()).
+      const { job, first } = await startStreamingJob(runtime, request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });
+      return new StreamingTFModel(first, { inferenceWorkerNum: p.get(FeedParams.inferenceWorkerNum), remainder: p.get(FeedParams.remainder), timeoutMs: p.get(ModelParams.timeoutMs) }, job, runtime);
+    }
+    const outcome = await runJob(runtime, request, {
+      timeoutMs: p.get(ModelParams.timeoutMs),
+      maxWorkerRestarts: p.get(ModelParams.maxWorkerRestarts),
+      progressTimeoutMs: p.get(ModelParams.progressTimeoutMs),
+      ...options,
+    });
     if (outcome.mode !== "train" || !outcome.model) throw new ConfigError("trainEntry", p.get(TrainParams.trainEntry), "a function that calls ctx.export(model)");
     return new TFModel(outcome.model, { inferenceWorkerNum: p.get(FeedParams.inferenceWorkerNum), remainder: p.get(FeedParams.remainder), timeoutMs: p.get(ModelParams.timeoutMs) }).withRuntime(runtime);
   }

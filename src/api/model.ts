@@ -12,7 +12,9 @@ import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
 import { getJson } from "../storage/objects.ts";
 import { parseS3Uri } from "../jobs/names.ts";
 import { Table } from "./table.ts";
-import type { RemainderParam } from "./tf-params.ts";
+import { FeedParams, ModelParams, type RemainderParam } from "./tf-params.ts";
+import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
+import type { Model } from "./stage.ts";
 import { remainderPolicy } from "./estimator.ts";
 
 export interface TransformSettings {
@@ -23,7 +25,8 @@ export interface TransformSettings {
 
 const DEFAULT_TRANSFORM: TransformSettings = { inferenceWorkerNum: 1, remainder: { flushAfterMs: 50 }, timeoutMs: 30 * 60_000 };
 
-export class TFModel {
+export class TFModel implements Model {
+  readonly stageClass = "TFModel";
   private runtime: JobRuntime | undefined;
 
   constructor(
@@ -41,12 +44,45 @@ export class TFModel {
     return `${this.metadata.artifactUri.replace(/artifact\/$/, "")}metadata.json`;
   }
 
-  /** The model whose metadata object is at `uri` (an s3:// URI of a metadata.json). */
+  /**
+   * Saves the model under the folder `uri`: stage metadata whose artifact `model` is this
+   * version's metadata object in S3 (the weights stay where the fit put them).
+   */
+  async save(uri: string, options: PersistOptions = {}): Promise<void> {
+    await saveStageMetadata(uri, { stageClass: this.stageClass, params: { ...this.settings }, artifacts: { model: this.metadataUri } }, { runtime: options.runtime ?? this.runtime });
+  }
+
+  /**
+   * The model at `uri`: a model version's `metadata.json` (s3://), or a folder a `save` wrote.
+   *
+   * @example
+   * const model = await TFModel.load("s3://bucket/models/digits/versions/<version>/metadata.json");
+   */
   static async load(uri: string, runtime?: JobRuntime): Promise<TFModel> {
+    if (!uri.endsWith(".json")) return TFModel.loadSaved(uri, runtime);
     const rt = runtime ?? (await defaultRuntime());
     const found = await getJson<unknown>(rt.deps.clients, parseS3Uri(uri, "model uri"));
     if (!found) throw new ConfigError("model uri", uri, "the URI of an existing metadata.json");
     return new TFModel(checkModelMetadata(found.value, uri)).withRuntime(rt);
+  }
+
+  private static async loadSaved(uri: string, runtime?: JobRuntime): Promise<TFModel> {
+    const options = runtime ? { runtime } : {};
+    const saved = await readStageMetadata(uri, options, ["TFModel"]);
+    let settings: TransformSettings;
+    try {
+      settings = {
+        inferenceWorkerNum: FeedParams.inferenceWorkerNum.validate(saved.params.inferenceWorkerNum),
+        remainder: FeedParams.remainder.validate(saved.params.remainder),
+        timeoutMs: ModelParams.timeoutMs.validate(saved.params.timeoutMs),
+      };
+    } catch (e) {
+      throw new StageFormatError(uri, `its params are not valid for this release: ${(e as Error).message}`);
+    }
+    const at = saved.artifacts.model;
+    if (!at?.endsWith(".json")) throw new StageFormatError(uri, `artifact model is ${JSON.stringify(at)}, not the URI of a model metadata.json; the file is damaged`);
+    const loaded = await TFModel.load(at, runtime);
+    return new TFModel(loaded.metadata, settings).withRuntime(loaded.runtime!);
   }
 
   /**
