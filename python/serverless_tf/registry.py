@@ -89,9 +89,15 @@ class MemberConflictError(RegistryError):
 
 
 class FencedError(RegistryError):
-    def __init__(self, job_id: str, role: str, index: int, epoch: int, current_epoch: Optional[int], current_status: Optional[str]):
+    def __init__(self, job_id: str, role: str, index: int, epoch: int, current_epoch: Optional[int], current_status: Optional[str], lease_expired_at: Optional[int] = None):
         self.job_id, self.role, self.index, self.epoch = job_id, role, index, epoch
-        self.current_epoch, self.current_status = current_epoch, current_status
+        self.current_epoch, self.current_status, self.lease_expired_at = current_epoch, current_status, lease_expired_at
+        if lease_expired_at is not None:
+            super().__init__(
+                f"{role}-{index} of job {job_id} was fenced: its lease (epoch {epoch}) lapsed at {lease_expired_at} ms, so the process was "
+                "paused or cut off longer than the lease; it may have been replaced and must stop working for the job and exit."
+            )
+            return
         where = "gone" if current_epoch is None else f"at epoch {current_epoch}, status {current_status}"
         super().__init__(
             f"{role}-{index} of job {job_id} was fenced: this process holds epoch {epoch} but the slot is {where}. "
@@ -469,9 +475,10 @@ class Registry:
             )
         return Lease(epoch=_n(result["Attributes"], "epoch"), lease_expires_at=lease_expires_at)
 
-    def _fenced(self, job_id: str, role: str, index: int, epoch: int, current: Optional[Item]) -> FencedError:
+    def _fenced(self, job_id: str, role: str, index: int, epoch: int, current: Optional[Item], now: Optional[int] = None) -> FencedError:
         m = _to_member(current) if current else None
-        return FencedError(job_id, role, index, epoch, m.epoch if m else None, m.status if m else None)
+        lapsed = m.lease_expires_at if m and now is not None and m.epoch == epoch and m.status == "ACTIVE" and m.lease_expires_at < now else None
+        return FencedError(job_id, role, index, epoch, m.epoch if m else None, m.status if m else None, lapsed)
 
     def heartbeat(self, job_id: str, role: str, index: int, epoch: int, lease_ms: int, progress: Optional[Progress] = None) -> int:
         """Extends the lease of the member holding ``epoch``; returns the new ``leaseExpiresAt``.
@@ -495,13 +502,14 @@ class Registry:
             TableName=self.table_name,
             Key=key,
             UpdateExpression=update,
-            ConditionExpression="#epoch = :epoch AND #status = :active",
+            # A lapsed lease cannot be renewed: a process paused past it may have been replaced.
+            ConditionExpression="#epoch = :epoch AND #status = :active AND #lease >= :now",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         ))
         if not ok:
-            raise self._fenced(job_id, role, index, epoch, result)
+            raise self._fenced(job_id, role, index, epoch, result, now)
         return lease_expires_at
 
     def mark_member(self, job_id: str, role: str, index: int, epoch: int, status: Literal["DONE", "FAILED"], error: Optional[str] = None) -> None:

@@ -67,11 +67,16 @@ export class FencedError extends ServerlessTfError {
     readonly epoch: number,
     readonly currentEpoch: number | undefined,
     readonly currentStatus: MemberStatus | undefined,
+    /** Set when the epoch is still this process's but its lease lapsed at this time (epoch ms). */
+    readonly leaseExpiredAt?: number,
   ) {
     super(
-      `${role}-${index} of job ${jobId} was fenced: this process holds epoch ${epoch} but the slot is ` +
-        (currentEpoch === undefined ? "gone" : `at epoch ${currentEpoch}, status ${currentStatus}`) +
-        `. Another registration took over; this process must stop working for the job and exit.`,
+      leaseExpiredAt !== undefined
+        ? `${role}-${index} of job ${jobId} was fenced: its lease (epoch ${epoch}) lapsed at ${new Date(leaseExpiredAt).toISOString()}, ` +
+            `so the process was paused or cut off longer than the lease; it may have been replaced and must stop working for the job and exit.`
+        : `${role}-${index} of job ${jobId} was fenced: this process holds epoch ${epoch} but the slot is ` +
+            (currentEpoch === undefined ? "gone" : `at epoch ${currentEpoch}, status ${currentStatus}`) +
+            `. Another registration took over; this process must stop working for the job and exit.`,
     );
   }
 }

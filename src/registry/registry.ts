@@ -440,9 +440,10 @@ export class Registry {
     return { epoch: num(r.value.Attributes ?? {}, "epoch"), leaseExpiresAt };
   }
 
-  private fenced(input: { jobId: string; role: MemberRole; index: number; epoch: number }, current: Item | undefined): FencedError {
+  private fenced(input: { jobId: string; role: MemberRole; index: number; epoch: number }, current: Item | undefined, now?: number): FencedError {
     const m = current && toMember(current);
-    return new FencedError(input.jobId, input.role, input.index, input.epoch, m?.epoch, m?.status);
+    const lapsed = m && now !== undefined && m.epoch === input.epoch && m.status === "ACTIVE" && m.leaseExpiresAt < now ? m.leaseExpiresAt : undefined;
+    return new FencedError(input.jobId, input.role, input.index, input.epoch, m?.epoch, m?.status, lapsed);
   }
 
   /** Extends the lease of the member holding `epoch`. Throws {@link FencedError} when the epoch moved on or the member is not ACTIVE. */
@@ -464,14 +465,16 @@ export class Registry {
           TableName: this.tableName,
           Key: k,
           UpdateExpression: update,
-          ConditionExpression: "#epoch = :epoch AND #status = :active",
+          // A lapsed lease cannot be renewed: a process that was paused past it may have been
+          // replaced already, and must not carry on as if it still held the slot.
+          ConditionExpression: "#epoch = :epoch AND #status = :active AND #lease >= :now",
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       ),
     );
-    if (!r.ok) throw this.fenced(input, r.current);
+    if (!r.ok) throw this.fenced(input, r.current, now);
     return { leaseExpiresAt };
   }
 

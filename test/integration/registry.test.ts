@@ -230,6 +230,25 @@ describe("members and barriers", () => {
     assert.equal(member?.progress, undefined, "a new registration starts without the old member's progress");
   });
 
+  it("refuses to renew a lease that lapsed, even for the holder of its epoch, saying when it lapsed", async () => {
+    // Arrange
+    const clock = manualClock();
+    const registry = new Registry(clients, table, clock.now);
+    const jobId = newJobId();
+    const lease = await registry.register({ jobId, role: "worker", index: 0, address: "10.0.0.1:2222", pid: 11, leaseMs: 5_000 });
+    clock.advance(5_001);
+
+    // Act
+    const refused = await rejection(registry.heartbeat({ jobId, role: "worker", index: 0, epoch: lease.epoch, leaseMs: 5_000 }));
+
+    // Assert
+    assert.ok(refused instanceof FencedError, String(refused));
+    assert.equal(refused.leaseExpiredAt, lease.leaseExpiresAt);
+    assert.match(refused.message, /lapsed/);
+    const [member] = await registry.members(jobId);
+    assert.equal(member?.leaseExpiresAt, lease.leaseExpiresAt, "the lapsed lease was not extended");
+  });
+
   it("lets the holder of the current epoch heartbeat, record progress and mark itself DONE once or twice", async () => {
     // Arrange
     const clock = manualClock();
