@@ -28,8 +28,8 @@ let ports: CoordinatorPorts | undefined;
 export const handler = async (event: unknown): Promise<CoordinatorResponse> => {
   try {
     const deps = stageDeps();
-    ports ??= { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) };
     const { request } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
+    ports ??= { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) };
     const started = await startJob(deps, request, ports);
     const { spec } = started;
     return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => `${m.role}-${m.index}`), shards: started.shards.length };

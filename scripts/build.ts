@@ -1,0 +1,54 @@
+/**
+ * `npm run build`: bundles every `functions/<name>/handler.ts` into `dist/functions/<name>/index.mjs`
+ * for the Lambda Node.js 22 runtime: ESM, minified, no source map, `@aws-sdk/*` left to the
+ * runtime (it ships SDK v3). Prints each bundle's size.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { build } from "esbuild";
+import { projectRoot } from "../src/local/paths.ts";
+
+export interface BuiltFunction {
+  readonly name: string;
+  /** Absolute path of the bundle. */
+  readonly file: string;
+  readonly bytes: number;
+}
+
+/**
+ * Bundles the functions under `functions/` into `outDir` (default `dist/functions`).
+ *
+ * @example
+ * const built = await buildFunctions();
+ * const { handler } = await import(pathToFileURL(built[0].file).href);
+ */
+export async function buildFunctions(options: { outDir?: string; log?: (line: string) => void } = {}): Promise<BuiltFunction[]> {
+  const functionsDir = join(projectRoot, "functions");
+  const outDir = options.outDir ?? join(projectRoot, "dist", "functions");
+  const names = readdirSync(functionsDir)
+    .filter((name) => existsSync(join(functionsDir, name, "handler.ts")))
+    .sort();
+  const built: BuiltFunction[] = [];
+  for (const name of names) {
+    const file = join(outDir, name, "index.mjs");
+    await build({
+      entryPoints: [join(functionsDir, name, "handler.ts")],
+      outfile: file,
+      bundle: true,
+      format: "esm",
+      platform: "node",
+      target: "node22",
+      minify: true,
+      sourcemap: false,
+      external: ["@aws-sdk/*"],
+      legalComments: "none",
+      logLevel: "warning",
+    });
+    built.push({ name, file, bytes: statSync(file).size });
+  }
+  const log = options.log ?? console.log;
+  for (const b of built) log(`${relative(projectRoot, b.file).padEnd(40)} ${(b.bytes / 1024).toFixed(1).padStart(8)} KiB`);
+  return built;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await buildFunctions();
