@@ -1,0 +1,166 @@
+/**
+ * The runtime resources as data: names, queue attributes, function sizes and the registry
+ * table's keys. The CDK stack (`infra/`) and the local runtime (`src/local/runtime.ts`) both
+ * build from here, and `test/infra/definitions.test.ts` checks the synthesized template
+ * against {@link localProvisioningPlan}, so the emulator and AWS cannot drift apart.
+ *
+ * Plain data and pure functions only: the CDK app imports this module at synth time.
+ */
+import { EXPORT_MANIFEST } from "../checkpoint/publish.ts";
+import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
+import { DEFAULT_BUCKET } from "../stage/config.ts";
+
+export { EXPORT_MANIFEST, REGISTRY_TABLE };
+
+/** Default name prefix of the runtime-wide resources (a deployment may choose another). */
+export const DEFAULT_PREFIX = "serverless-tf";
+
+/** Every per-job queue is `stf-<jobId>-<purpose>` (docs/protocol.md); IAM scopes to this prefix. */
+export const JOB_QUEUE_PREFIX = "stf-";
+
+/** The Lambda functions, each built from `functions/<name>/handler.ts`. */
+export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference";
+
+export interface FunctionDefinition {
+  readonly name: FunctionName;
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+  /** Reserved concurrency: caps what one stage can take from the account's pool. */
+  readonly reservedConcurrency: number;
+}
+
+export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
+  // Starts a job: queues, registry item, shard plan, RunTask per member. No data passes through it.
+  coordinator: { name: "coordinator", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
+  // Hands its cursor to a continuation before the timeout (ARCHITECTURE.md section 4), so a
+  // shard of any size fits in a short invocation; 150 s x 6 = the queue's 900 s visibility.
+  "shard-feed": { name: "shard-feed", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
+  // Reads export.json and a few small objects, writes metadata and the latest pointer.
+  checkpoint: { name: "checkpoint", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
+  inference: { name: "inference", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
+};
+
+/**
+ * AWS: "set the source queue's visibility timeout to at least six times the timeout that you
+ * configure on your function" (Lambda developer guide, SQS event source), so a message is not
+ * handed to a second invocation while a throttled or retried one still holds it.
+ */
+export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
+
+/** 14 days, the SQS maximum: a dead letter outlives the job that produced it. */
+export const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
+
+/** Receives before a message moves to its DLQ. */
+export const MAX_RECEIVE_COUNT = 5;
+
+export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput";
+
+export interface RuntimeQueueDefinition {
+  readonly key: RuntimeQueueKey;
+  /** Appended to the prefix: `serverless-tf-shard-feed`. The DLQ adds `-dlq`. */
+  readonly suffix: string;
+  /** The function an event source mapping feeds from this queue. */
+  readonly consumer: FunctionName;
+  /** Records per invocation. */
+  readonly batchSize: number;
+  /** Whether the local runtime provisions it too (inference input arrives with issue 5's local path). */
+  readonly local: boolean;
+}
+
+export const RUNTIME_QUEUES: Readonly<Record<RuntimeQueueKey, RuntimeQueueDefinition>> = {
+  // One shard per invocation: a shard-feed runs until it nears its timeout.
+  shardFeed: { key: "shardFeed", suffix: "shard-feed", consumer: "shard-feed", batchSize: 1, local: true },
+  // S3 notifications for `export.json` (the last object of an export).
+  events: { key: "events", suffix: "events", consumer: "checkpoint", batchSize: 10, local: true },
+  inferenceInput: { key: "inferenceInput", suffix: "inference-input", consumer: "inference", batchSize: 10, local: false },
+};
+
+/** The queue attributes both sides create, as SQS `CreateQueue` attributes would name them. */
+export interface QueuePlan {
+  readonly name: string;
+  readonly visibilityTimeoutSeconds: number;
+  readonly dlq: { readonly name: string; readonly messageRetentionSeconds: number; readonly maxReceiveCount: number };
+  readonly consumer: FunctionName;
+  readonly batchSize: number;
+}
+
+export function runtimeQueueName(prefix: string, key: RuntimeQueueKey): string {
+  return `${prefix}-${RUNTIME_QUEUES[key].suffix}`;
+}
+
+export function queuePlan(prefix: string, key: RuntimeQueueKey): QueuePlan {
+  const queue = RUNTIME_QUEUES[key];
+  const name = runtimeQueueName(prefix, key);
+  return {
+    name,
+    visibilityTimeoutSeconds: FUNCTIONS[queue.consumer].timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT,
+    dlq: { name: `${name}-dlq`, messageRetentionSeconds: DLQ_RETENTION_SECONDS, maxReceiveCount: MAX_RECEIVE_COUNT },
+    consumer: queue.consumer,
+    batchSize: queue.batchSize,
+  };
+}
+
+/** S3 key layout the bucket's lifecycle rules and IAM grants are written against (docs/protocol.md). */
+export const BUCKET_PREFIXES = {
+  jobs: "jobs/",
+  models: "models/",
+} as const;
+
+/**
+ * Lifecycle: S3 rule filters take a key prefix and tags but no wildcard, so `jobs/*\/checkpoints/`
+ * cannot be a prefix. Everything under `jobs/` is a job's working data (code, shards, spool,
+ * checkpoints, output) and expires as a whole; objects tagged with their kind expire sooner.
+ */
+export const LIFECYCLE = {
+  jobsExpireDays: 30,
+  tagKey: "stf-kind",
+  checkpointsExpireDays: 7,
+  spoolExpireDays: 2,
+  abortIncompleteUploadDays: 1,
+} as const;
+
+export interface ProvisioningPlan {
+  readonly tableName: string;
+  readonly table: { readonly partitionKey: string; readonly sortKey: string; readonly timeToLiveAttribute: string; readonly billingMode: string };
+  readonly bucket: string;
+  readonly queues: readonly QueuePlan[];
+  readonly notification: { readonly queue: RuntimeQueueKey; readonly events: readonly string[]; readonly suffix: string };
+}
+
+/**
+ * What the local runtime provisions on the emulator (and what the stack must match).
+ *
+ * @example
+ * localProvisioningPlan({ tableName: "serverless-tf-registry", bucket: "serverless-tf-artifacts" }).queues[0]?.name; // "serverless-tf-shard-feed"
+ */
+export function localProvisioningPlan(names: { readonly tableName?: string; readonly bucket?: string; readonly prefix?: string } = {}): ProvisioningPlan {
+  const prefix = names.prefix ?? DEFAULT_PREFIX;
+  return {
+    tableName: names.tableName ?? DEFAULT_REGISTRY_TABLE,
+    table: {
+      partitionKey: REGISTRY_TABLE.partitionKey.name,
+      sortKey: REGISTRY_TABLE.sortKey.name,
+      timeToLiveAttribute: REGISTRY_TABLE.timeToLiveAttribute,
+      billingMode: REGISTRY_TABLE.billingMode,
+    },
+    bucket: names.bucket ?? DEFAULT_BUCKET,
+    queues: (Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[]).filter((k) => RUNTIME_QUEUES[k].local).map((k) => queuePlan(prefix, k)),
+    notification: { queue: "events", events: ["s3:ObjectCreated:*"], suffix: EXPORT_MANIFEST },
+  };
+}
+
+/** Environment variable names the stack sets on functions and the launcher reads. */
+export const ENV = {
+  table: "SERVERLESS_TF_TABLE",
+  bucket: "SERVERLESS_TF_BUCKET",
+  shardFeedQueueUrl: "SERVERLESS_TF_SHARD_FEED_QUEUE_URL",
+  launcher: "SERVERLESS_TF_LAUNCHER",
+  ecsCluster: "SERVERLESS_TF_ECS_CLUSTER",
+  ecsTaskDefinition: "SERVERLESS_TF_ECS_TASK_DEFINITION",
+  ecsContainer: "SERVERLESS_TF_ECS_CONTAINER",
+  ecsSubnets: "SERVERLESS_TF_ECS_SUBNETS",
+  ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
+} as const;
+
+/** The worker container's name in the task definition (the launcher's override targets it). */
+export const WORKER_CONTAINER = "worker";
