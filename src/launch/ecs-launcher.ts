@@ -1,0 +1,167 @@
+/**
+ * Launches workers as ECS Fargate tasks: one `RunTask` per member, on the task definition the
+ * stack builds from `python/Dockerfile`. The container's entry point is
+ * `python -m serverless_tf.worker`, so the override carries only the arguments, the same ones
+ * the process launcher passes (`test/unit/ecs-launcher.test.ts` checks both against the Dockerfile).
+ */
+import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
+import { ConfigError, ServerlessTfError } from "../errors.ts";
+import type { JobSpec } from "../jobs/spec.ts";
+import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
+import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+
+/** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
+export const WORKER_MODULE = "serverless_tf.worker";
+
+/** The worker's command-line arguments after `python -m serverless_tf.worker`. */
+export function workerArgs(jobId: string, member: MemberRef): string[] {
+  return ["--job-id", jobId, "--role", member.role, "--index", String(member.index)];
+}
+
+export interface EcsLauncherConfig {
+  readonly cluster: string;
+  /** Family, family:revision or ARN. */
+  readonly taskDefinition: string;
+  readonly container: string;
+  readonly subnets: readonly string[];
+  readonly securityGroups: readonly string[];
+  /** Environment for every worker (table, bucket); names follow `src/resources/definitions.ts`. */
+  readonly env: Readonly<Record<string, string>>;
+  /** How often `DescribeTasks` looks for stopped members; 0 turns exit polling off. Default 10 s. */
+  readonly pollIntervalMs?: number;
+}
+
+export class EcsLaunchError extends ServerlessTfError {
+  constructor(
+    readonly member: MemberRef,
+    readonly reasons: readonly string[],
+  ) {
+    super(`RunTask started no task for ${member.role}-${member.index}: ${reasons.join("; ") || "no reason given"}. Check the cluster's capacity and the subnets, then relaunch.`);
+  }
+}
+
+const list = (value: string | undefined) => (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+
+/**
+ * The ECS launcher's configuration from the environment the stack gives the coordinator.
+ *
+ * @example
+ * ecsLauncherConfigFromEnv({ SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td",
+ *   SERVERLESS_TF_ECS_SUBNETS: "subnet-1,subnet-2", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1",
+ *   SERVERLESS_TF_TABLE: "t", SERVERLESS_TF_BUCKET: "b" });
+ */
+export function ecsLauncherConfigFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): EcsLauncherConfig {
+  const required = (name: string, what: string): string => {
+    const value = env[name];
+    if (!value) throw new ConfigError(name, value ?? null, what);
+    return value;
+  };
+  const subnets = list(required(ENV.ecsSubnets, "a comma-separated list of subnet ids for the worker tasks"));
+  const securityGroups = list(required(ENV.ecsSecurityGroups, "a comma-separated list of security group ids for the worker tasks"));
+  return {
+    cluster: required(ENV.ecsCluster, "the ECS cluster name or ARN the workers run on"),
+    taskDefinition: required(ENV.ecsTaskDefinition, "the worker task definition (family, family:revision or ARN)"),
+    container: env[ENV.ecsContainer] || WORKER_CONTAINER,
+    subnets,
+    securityGroups,
+    env: {
+      [ENV.table]: required(ENV.table, "the registry table name"),
+      [ENV.bucket]: required(ENV.bucket, "the artifacts bucket name"),
+    },
+  };
+}
+
+const memberName = (m: MemberRef) => `${m.role}-${m.index}`;
+
+export class EcsLauncher implements WorkerLauncher {
+  constructor(
+    private readonly config: EcsLauncherConfig,
+    private readonly ecs: ECSClient = new ECSClient({}),
+  ) {}
+
+  /** The exact `RunTask` input for one member (exported for the request-shape test and for logs). */
+  runTaskInput(spec: JobSpec, member: MemberRef) {
+    const { config } = this;
+    return {
+      cluster: config.cluster,
+      taskDefinition: config.taskDefinition,
+      launchType: "FARGATE" as const,
+      count: 1,
+      // At most 128 characters; a job id is at most 40 (docs/protocol.md).
+      startedBy: `stf-${spec.jobId}`,
+      group: `stf:${spec.jobId}`,
+      propagateTags: "TASK_DEFINITION" as const,
+      networkConfiguration: {
+        awsvpcConfiguration: { subnets: [...config.subnets], securityGroups: [...config.securityGroups], assignPublicIp: "DISABLED" as const },
+      },
+      overrides: {
+        containerOverrides: [
+          {
+            name: config.container,
+            command: workerArgs(spec.jobId, member),
+            environment: Object.entries({ ...config.env, ...spec.python.env }).map(([name, value]) => ({ name, value })),
+          },
+        ],
+      },
+      tags: [
+        { key: "serverless-tf:job", value: spec.jobId },
+        { key: "serverless-tf:member", value: memberName(member) },
+      ],
+    };
+  }
+
+  async launch(spec: JobSpec, members: readonly MemberRef[], hooks: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void } = {}): Promise<LaunchedWorkers> {
+    const running = new Map<string, { member: MemberRef; taskArn: string }>();
+    const exits: WorkerExit[] = [];
+    const start = async (member: MemberRef) => {
+      const out = await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member)));
+      const taskArn = out.tasks?.[0]?.taskArn;
+      if (!taskArn) throw new EcsLaunchError(member, (out.failures ?? []).map((f) => `${f.reason ?? "?"}${f.detail ? ` (${f.detail})` : ""}`));
+      running.set(taskArn, { member, taskArn });
+    };
+    const exitOf = (task: Task, member: MemberRef): WorkerExit => {
+      const container = task.containers?.find((c) => c.name === this.config.container);
+      const reason = [task.stoppedReason, container?.reason].filter(Boolean).join("; ");
+      return { member, code: container?.exitCode ?? null, signal: null, tail: reason };
+    };
+    const poll = async () => {
+      if (!running.size) return;
+      const { tasks = [] } = await this.ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: [...running.keys()] }));
+      for (const task of tasks) {
+        const entry = task.taskArn ? running.get(task.taskArn) : undefined;
+        if (!entry || task.lastStatus !== "STOPPED") continue;
+        running.delete(entry.taskArn);
+        const exit = exitOf(task, entry.member);
+        exits.push(exit);
+        hooks.onExit?.(exit);
+      }
+    };
+    // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
+    // failure names the member it stopped at.
+    for (const member of members) await start(member);
+
+    const interval = this.config.pollIntervalMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    let polling: Promise<void> = Promise.resolve();
+    if (interval > 0) {
+      timer = setInterval(() => {
+        polling = polling.then(poll).catch(() => undefined); // a failed describe is retried next tick
+      }, interval);
+      timer.unref();
+    }
+    return {
+      exits,
+      relaunch: (member) => start(member),
+      stop: async () => {
+        if (timer) clearInterval(timer);
+        await polling;
+        await Promise.all(
+          [...running.values()].map(({ member, taskArn }) =>
+            this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} stopped ${memberName(member)}` })),
+          ),
+        );
+        running.clear();
+      },
+    };
+  }
+}
