@@ -125,6 +125,19 @@ def save_checkpoint(s3: Any, model: Any, bucket: str, job_id: str, is_chief: boo
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _build_optimizer(model: Any) -> None:
+    """Creates the optimizer's variables (step count, slots) now, so ``load_weights`` restores them at once.
+
+    Otherwise TensorFlow defers their restore to the first training step, when it reads the
+    checkpoint files again, and they are gone from the temporary directory by then (NotFoundError).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not hasattr(optimizer, "build"):
+        return  # not compiled: only the model's weights are restored
+    with model.distribute_strategy.scope():
+        optimizer.build(model.trainable_variables)
+
+
 def restore_weights(s3: Any, model: Any, checkpoint_uri: Optional[str], init_model_uri: Optional[str]) -> bool:
     """Loads weights from a checkpoint prefix (resume) or else an initial model (warm start).
 
@@ -140,6 +153,7 @@ def restore_weights(s3: Any, model: Any, checkpoint_uri: Optional[str], init_mod
     try:
         if checkpoint_uri:
             download_prefix(s3, checkpoint_uri, tmp)
+            _build_optimizer(model)
             model.load_weights(str(tmp / "weights"))
             return True
         if init_model_uri:

@@ -119,7 +119,9 @@ export async function watchJob(deps: JobDeps, started: StartedJob, options: Watc
     const limit = options.progressTimeoutMs ?? 0;
     if (limit <= 0) return;
     const now = Date.now();
-    for (const m of members.filter((r) => r.status === "ACTIVE" && current(r))) {
+    // From a member's first progress report on: before it, TensorFlow imports and the start barrier
+    // hold it (the barrier has its own deadline, and the lease catches a dead process).
+    for (const m of members.filter((r) => r.status === "ACTIVE" && current(r) && r.progress)) {
       const mark = `${m.epoch}:${m.progress?.step ?? -1}:${m.progress?.rowsConsumed ?? -1}`;
       const seen = moved.get(nameOf(m));
       if (!seen || seen.mark !== mark) moved.set(nameOf(m), { mark, at: now });

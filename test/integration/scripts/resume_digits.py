@@ -62,6 +62,11 @@ def train(ctx):
     step = ctx.restore_or_initialize(model)
     first = next(iter(ds.take(1)))
     loss_before = _loss(model, first)
+    if hp.get("report_source"):  # warm start test: the source model itself and a fresh one on the same batch
+        from serverless_tf.export import load_saved_model
+
+        source = load_saved_model(ctx.s3, hp["report_source"], ctx.job_id)
+        _report(ctx, kind="source", first_batch_loss=_loss(source, first), fresh_first_batch_loss=_loss(build_model(hp), first))
     _report(ctx, kind="restored", step=step, first_batch_loss=loss_before)
     # A resumed run goes on at the epoch its checkpoint's step falls in.
     initial_epoch = step // max(1, ctx.steps or 1)
