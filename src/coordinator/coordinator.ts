@@ -38,6 +38,8 @@ export interface JobRequest {
   readonly modelArtifactUri?: string | null;
   readonly initModelUri?: string | null;
   readonly checkpoint?: { readonly everySteps: number; readonly everySeconds: number };
+  /** Unbounded training: export a new model version every this many steps or seconds. */
+  readonly export?: { readonly everySteps: number; readonly everySeconds: number };
   readonly leaseMs?: number;
   readonly rowsPerShard?: number;
   readonly queueSettings?: QueueSettings;
@@ -47,13 +49,22 @@ export interface CoordinatorPorts {
   readonly launcher: WorkerLauncher;
   /** Hands a shard to a shard-feed (an SQS message on AWS and in the local runtime). */
   readonly dispatchShard: (event: ShardFeedEvent) => Promise<void>;
+  /** Unbounded input: starts forwarding the source queue's rows to the job's feed (src/feed/stream-feed.ts). */
+  readonly attachStream?: (spec: JobSpec, sourceQueueUrl: string) => Promise<StreamAttachment>;
   readonly hooks?: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void };
+}
+
+/** A running forwarder from an unbounded table's queue to a job's feed. */
+export interface StreamAttachment {
+  /** Stops forwarding; resolves once no forward is in flight. */
+  detach(): Promise<void>;
 }
 
 export interface StartedJob {
   readonly spec: JobSpec;
   readonly shards: readonly ShardRef[];
   readonly workers: LaunchedWorkers;
+  readonly stream?: StreamAttachment;
 }
 
 /** Validates what no later stage can repair; every message names the setting and what is allowed. */
@@ -71,7 +82,13 @@ export function validateRequest(request: JobRequest): void {
   if (!request.input.columns.length) throw new ConfigError("selectedCols", [], "at least one input column");
   if (request.mode === "inference" && !request.output?.columns.length) throw new ConfigError("inferenceOutputCols", request.output, "at least one output column for inference");
   if (!Number.isInteger(request.batchSize) || request.batchSize < 1) throw new ConfigError("batchSize", request.batchSize, "a positive integer");
-  if (request.source.kind === "queue") throw new ConfigError("table", "queue", "a bounded table (rows or S3) for this job");
+  if (request.source.kind === "queue") {
+    if (request.mode !== "train") throw new ConfigError("table", "queue", "a bounded table (rows or S3) for transform; serve queues with the inference function");
+    // MultiWorkerMirroredStrategy needs every worker to run the same steps, which an unbounded
+    // feed cannot promise (ARCHITECTURE.md §5): a streaming fit runs on one worker.
+    if (request.cluster.worker !== 1) throw new ConfigError("workerNum", request.cluster.worker, "1 for a streaming fit on a queue table");
+    if (!request.model) throw new ConfigError("modelId", null, "a model id: a streaming fit publishes versions of it");
+  }
 }
 
 async function uploadScripts(deps: JobDeps, jobId: string, bucket: string, scripts: readonly string[]): Promise<string[]> {
@@ -117,7 +134,7 @@ export async function planShards(deps: JobDeps, jobId: string, bucket: string, s
       format: (source.format ?? formatOfKey(o.key)) as TableFormat,
     }));
   }
-  throw new ConfigError("table", source.kind, "a bounded table");
+  return []; // a queue: rows are forwarded as they arrive, there is nothing to plan
 }
 
 export async function startJob(deps: JobDeps, request: JobRequest, ports: CoordinatorPorts): Promise<StartedJob> {
@@ -138,15 +155,22 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
       output: request.output,
       batchSize: request.batchSize,
       remainder: request.remainder,
-      bounded: true,
+      bounded: request.source.kind !== "queue",
       queues,
       bucket: request.bucket,
       model: request.model
-        ? { modelId: request.model.modelId, version, exportUri: s3Uri({ bucket: request.bucket, key: modelKeys.version(request.model.modelId, version) }), inference: request.model.inference }
+        ? {
+            modelId: request.model.modelId,
+            version,
+            exportUri: s3Uri({ bucket: request.bucket, key: modelKeys.version(request.model.modelId, version) }),
+            versionsUri: s3Uri({ bucket: request.bucket, key: modelKeys.versions(request.model.modelId) }),
+            inference: request.model.inference,
+          }
         : null,
       modelArtifactUri: request.modelArtifactUri ?? null,
       initModelUri: request.initModelUri ?? null,
       checkpoint: request.checkpoint ?? { everySteps: 0, everySeconds: 0 },
+      export: request.export ?? { everySteps: 0, everySeconds: 0 },
       leaseMs: request.leaseMs ?? 15_000,
     };
     await deps.registry.createJob({ jobId, mode: request.mode, spec: spec as unknown as Record<string, unknown> });
@@ -156,7 +180,12 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
     await deps.registry.transitionJob(jobId, ["CREATED"], "RUNNING");
     const workers = await ports.launcher.launch(spec, allMembers(request.cluster), ports.hooks);
     await Promise.all(shards.map((shard) => ports.dispatchShard({ jobId, shard })));
-    return { spec, shards, workers };
+    if (request.source.kind !== "queue") return { spec, shards, workers };
+    if (!ports.attachStream) {
+      await workers.stop();
+      throw new ConfigError("table", "queue", "a runtime that can forward a queue to a job (the local runtime); this one cannot");
+    }
+    return { spec, shards, workers, stream: await ports.attachStream(spec, request.source.queueUrl) };
   } catch (e) {
     // A job id already taken: the queues are that job's (creating a queue that exists returns
     // it), so they must stay. A retried start request must not tear down the running job.
@@ -168,6 +197,7 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
 /** Ends a job: final state, queues deleted (the DLQ stays for inspection), workers stopped. */
 export async function finishJob(deps: JobDeps, started: StartedJob, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
   const { jobId } = started.spec;
+  await started.stream?.detach();
   try {
     if (outcome.ok) await deps.registry.transitionJob(jobId, ["RUNNING"], "SUCCEEDED");
     else await deps.registry.transitionJob(jobId, ["CREATED", "RUNNING"], "FAILED", { error: outcome.error });

@@ -39,6 +39,7 @@ export const jobKeys = {
 };
 
 export const modelKeys = {
+  versions: (modelId: string) => `models/${modelId}/versions/`,
   version: (modelId: string, version: string) => `models/${modelId}/versions/${version}/`,
   latest: (modelId: string) => `models/${modelId}/latest.json`,
 };

@@ -18,6 +18,10 @@ import { watchJob, type WatchOptions } from "./watch.ts";
 export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
   readonly onProgress?: (progress: WorkerProgress) => void;
   readonly timeoutMs?: number;
+  /** A job id to use instead of a fresh one (a deterministic id makes a repeated start a JobConflictError). */
+  readonly jobId?: string;
+  /** Called once the job is registered and its workers launched. */
+  readonly onStarted?: (jobId: string) => void;
 }
 
 export type JobOutcome =
@@ -28,12 +32,13 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
   runtime.acquire();
   let started: StartedJob | undefined;
   try {
-    started = await startJob(runtime.deps, request, {
+    started = await startJob(runtime.deps, options.jobId ? { ...request, jobId: options.jobId } : request, {
       launcher: runtime.launcher,
       dispatchShard: (event) => runtime.dispatchShard(event),
       hooks: options.onProgress ? { onProgress: options.onProgress } : {},
     });
     const spec = started.spec;
+    options.onStarted?.(spec.jobId);
     const { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart } = options;
     const watch = { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart };
     let outcome: JobOutcome;

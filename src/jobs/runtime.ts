@@ -1,12 +1,16 @@
 import type { WorkerLauncher } from "../launch/launcher.ts";
 import type { StageDeps } from "../stage/deps.ts";
 import type { ShardFeedEvent } from "../feed/shard-feed.ts";
+import type { StreamAttachment } from "../coordinator/coordinator.ts";
+import type { JobSpec } from "./spec.ts";
 
 /** Where jobs run: the clients and registry, how workers start, how shards reach a shard-feed. */
 export interface JobRuntime {
   readonly deps: StageDeps;
   readonly launcher: WorkerLauncher;
   dispatchShard(event: ShardFeedEvent): Promise<void>;
+  /** Forwards an unbounded table's queue to a streaming job's feed; a runtime without it cannot stream. */
+  attachStream?(spec: JobSpec, sourceQueueUrl: string): Promise<StreamAttachment>;
   /** Called when a job starts and when it ends (the local runtime polls its event sources only in between). */
   acquire(): void;
   release(): Promise<void>;

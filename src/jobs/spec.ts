@@ -41,13 +41,15 @@ export interface JobSpec {
   readonly bounded: boolean;
   readonly queues: JobQueues;
   readonly bucket: string;
-  /** Training: where the worker exports the model. */
-  readonly model: { readonly modelId: string; readonly version: string; readonly exportUri: string } | null;
+  /** Training: where the worker exports the model; an unbounded job exports each version under `versionsUri`. */
+  readonly model: { readonly modelId: string; readonly version: string; readonly exportUri: string; readonly versionsUri?: string } | null;
   /** Inference: the SavedModel the workers load. */
   readonly modelArtifactUri: string | null;
   /** Warm start: metadata URI of a trained model whose weights training starts from. */
   readonly initModelUri: string | null;
   readonly checkpoint: { readonly everySteps: number; readonly everySeconds: number };
+  /** Unbounded training: a new model version every this many steps or seconds (0: off). */
+  readonly export?: { readonly everySteps: number; readonly everySeconds: number };
   readonly leaseMs: number;
 }
 

@@ -6,6 +6,7 @@
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand } from "@aws-sdk/client-s3";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { handler as checkpointHandler } from "../../functions/checkpoint/handler.ts";
+import { createInferenceHandler } from "../../functions/inference/handler.ts";
 import { handler as shardFeedHandler } from "../../functions/shard-feed/handler.ts";
 import { awsSettingsFromEnv } from "../aws/clients.ts";
 import { sendShardFeedRequest } from "../feed/dispatch.ts";
@@ -16,6 +17,13 @@ import { ProcessLauncher } from "../launch/process-launcher.ts";
 import { ensureRegistryTable } from "../registry/table.ts";
 import { stageDeps, resetStageDeps, type StageDeps } from "../stage/deps.ts";
 import { EXPORT_MANIFEST } from "../checkpoint/publish.ts";
+import type { StreamAttachment } from "../coordinator/coordinator.ts";
+import { streamFeedHandler } from "../feed/stream-feed.ts";
+import { PythonEngine } from "../inference/engine.ts";
+import { InferenceService } from "../inference/inference.ts";
+import { DEFAULT_RECHECK_MS } from "../inference/latest-model.ts";
+import type { JobSpec } from "../jobs/spec.ts";
+import { DEFAULT_TRAINING_PREFIX, runFitTriggerBatch, type StartFit } from "../triggers/fit-trigger.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
 
@@ -26,10 +34,40 @@ export interface LocalRuntimeOptions {
   readonly workerLog?: (line: string) => void;
   /** Where stage errors go; default stderr. */
   readonly stageLog?: (line: string) => void;
+  /** New data objects under this prefix start a fit (src/triggers/fit-trigger.ts) once `startFitTriggers()` runs. */
+  readonly trainingPrefix?: string;
 }
 
-/** Runtime-wide queues: requests for shard-feeds, and S3 notifications for the checkpoint stage. */
-export const RUNTIME_QUEUES = { shardFeed: "serverless-tf-shard-feed", events: "serverless-tf-events" } as const;
+/** Runtime-wide queues: shard-feed requests, S3 notifications for the checkpoint stage and for fit triggers. */
+export const RUNTIME_QUEUES = { shardFeed: "serverless-tf-shard-feed", events: "serverless-tf-events", fitTriggers: "serverless-tf-fit-triggers" } as const;
+
+export interface ServeOptions {
+  /** Queues to use; each one not given is created as `stf-serve-<modelId>-input|output|dlq`. */
+  readonly inputQueueUrl?: string;
+  readonly outputQueueUrl?: string;
+  readonly dlqUrl?: string;
+  /** How often `latest.json` is re-checked; default 5000 ms. */
+  readonly recheckMs?: number;
+  /** Records per invocation, as an event source mapping's batch size; default 10. */
+  readonly batchSize?: number;
+}
+
+/** A model served by the inference function through an SQS event source. */
+export interface ServedModel {
+  readonly modelId: string;
+  readonly inputQueueUrl: string;
+  readonly outputQueueUrl: string;
+  readonly dlqUrl: string;
+  readonly service: InferenceService;
+  /** Stops polling and the engine process. */
+  stop(): Promise<void>;
+}
+
+interface RuntimeExtras {
+  readonly workerEnv: Readonly<Record<string, string>>;
+  readonly fitTriggersUrl: string;
+  readonly log: (line: string) => void;
+}
 
 async function createQueueWithDlq(runtime: { deps: StageDeps }, name: string, visibilityTimeoutSeconds: number): Promise<string> {
   const sqs = runtime.deps.clients.sqs;
@@ -45,7 +83,11 @@ export class LocalRuntime implements JobRuntime {
     readonly launcher: ProcessLauncher,
     private readonly sources: SqsEventSource[],
     private readonly emulator: RunningEmulator | undefined,
+    private readonly extras: RuntimeExtras,
   ) {}
+
+  private readonly served = new Set<ServedModel>();
+  private fitTriggers: SqsEventSource | undefined;
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     let emulator: RunningEmulator | undefined;
@@ -63,12 +105,21 @@ export class LocalRuntime implements JobRuntime {
       await ensureRegistryTable(clients, config.tableName);
       const shardFeedUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.shardFeed, 900);
       const eventsUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.events, 60);
+      const fitTriggersUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.fitTriggers, 60);
+      const trainingPrefix = options.trainingPrefix ?? DEFAULT_TRAINING_PREFIX;
+      // The one place the bucket's notifications are set (a put replaces them all). The two
+      // filters must not overlap (S3 refuses overlapping configurations): exports live under models/.
       await clients.s3.send(
         new PutBucketNotificationConfigurationCommand({
           Bucket: config.bucket,
           NotificationConfiguration: {
             QueueConfigurations: [
-              { QueueArn: await queueArn(clients, eventsUrl), Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "suffix", Value: EXPORT_MANIFEST }] } } },
+              {
+                QueueArn: await queueArn(clients, eventsUrl),
+                Events: ["s3:ObjectCreated:*"],
+                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "models/" }, { Name: "suffix", Value: EXPORT_MANIFEST }] } },
+              },
+              { QueueArn: await queueArn(clients, fitTriggersUrl), Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "prefix", Value: trainingPrefix }] } } },
             ],
           },
         }),
@@ -91,7 +142,7 @@ export class LocalRuntime implements JobRuntime {
         SERVERLESS_TF_TABLE: config.tableName,
         SERVERLESS_TF_BUCKET: config.bucket,
       };
-      return new LocalRuntime(deps, new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) }), sources, emulator);
+      return new LocalRuntime(deps, new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) }), sources, emulator, { workerEnv, fitTriggersUrl, log });
     } catch (e) {
       await emulator?.stop();
       throw e;
@@ -117,7 +168,82 @@ export class LocalRuntime implements JobRuntime {
     await sendShardFeedRequest(this.deps, event);
   }
 
+  /** Forwards a queue table's rows to a streaming job's feed, as an event source mapping would. */
+  async attachStream(spec: JobSpec, sourceQueueUrl: string): Promise<StreamAttachment> {
+    const source = new SqsEventSource(this.deps.clients, sourceQueueUrl, streamFeedHandler(this.deps, spec, this.extras.log), {
+      batchSize: 10,
+      onError: (e) => this.extras.log(`[stream-feed ${spec.jobId}] ${(e as Error).message}`),
+    });
+    source.start();
+    return { detach: () => source.stop() };
+  }
+
+  /**
+   * Serves `modelId` with the inference function: rows sent to the input queue come back on the
+   * output queue, from the version `latest.json` names (followed as it moves).
+   *
+   * @example
+   * const served = await runtime.serveModel("digits");
+   * await sqs.send(new SendMessageCommand({ QueueUrl: served.inputQueueUrl, MessageBody: JSON.stringify({ v: 1, id: "r-1", row: { pixels } }) }));
+   * // served.outputQueueUrl receives {"v":1,"kind":"result","id":"r-1","version":...,"row":{"digit":"3","score":0.98}}
+   */
+  async serveModel(modelId: string, options: ServeOptions = {}): Promise<ServedModel> {
+    const sqs = this.deps.clients.sqs;
+    const create = async (name: string, attributes: Record<string, string> = {}) => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
+    const dlqUrl = options.dlqUrl ?? (await create(`stf-serve-${modelId}-dlq`, { MessageRetentionPeriod: String(14 * 24 * 3600) }));
+    const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: 3 });
+    const inputQueueUrl = options.inputQueueUrl ?? (await create(`stf-serve-${modelId}-input`, { VisibilityTimeout: "60", RedrivePolicy: redrive }));
+    const outputQueueUrl = options.outputQueueUrl ?? (await create(`stf-serve-${modelId}-output`));
+    const settings = { bucket: this.bucket, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
+    const handler = createInferenceHandler(settings, new InferenceService(this.deps.clients, settings, new PythonEngine({ env: this.extras.workerEnv }), this.extras.log));
+    const source = new SqsEventSource(this.deps.clients, inputQueueUrl, handler, { batchSize: options.batchSize ?? 10, onError: (e) => this.extras.log(`[inference ${modelId}] ${(e as Error).message}`) });
+    source.start();
+    const served: ServedModel = {
+      modelId,
+      inputQueueUrl,
+      outputQueueUrl,
+      dlqUrl,
+      service: handler.service,
+      stop: async () => {
+        this.served.delete(served);
+        await source.stop();
+        await handler.service.close();
+      },
+    };
+    this.served.add(served);
+    return served;
+  }
+
+  /** Starts fits for new data objects under the training prefix (see src/triggers/fit-trigger.ts); returns the stop. */
+  startFitTriggers(): () => Promise<void> {
+    if (!this.fitTriggers) {
+      const log = this.extras.log;
+      const start: StartFit = (estimator, table, jobId) =>
+        new Promise<void>((resolve, reject) => {
+          let started = false;
+          estimator
+            .withRuntime(this)
+            .fit(table, { jobId, onStarted: () => ((started = true), resolve()) })
+            .then(
+              (model) => log(`[fit-trigger] job ${jobId} published ${model.metadata.modelId} version ${model.metadata.version}`),
+              (e: unknown) => (started ? log(`[fit-trigger] job ${jobId} failed: ${(e as Error).message}`) : reject(e)),
+            );
+        });
+      this.fitTriggers = new SqsEventSource(this.deps.clients, this.extras.fitTriggersUrl, (event) => runFitTriggerBatch(this.deps, event, start, log), {
+        batchSize: 10,
+        onError: (e) => log(`[fit-trigger] ${(e as Error).message}`),
+      });
+      this.fitTriggers.start();
+    }
+    return async () => {
+      await this.fitTriggers?.stop();
+      this.fitTriggers = undefined;
+    };
+  }
+
   async close(): Promise<void> {
+    await Promise.all([...this.served].map((s) => s.stop()));
+    await this.fitTriggers?.stop();
     await Promise.all(this.sources.map((s) => s.stop()));
     await this.emulator?.stop();
   }

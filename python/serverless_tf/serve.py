@@ -1,0 +1,194 @@
+"""The inference server: ``python -m serverless_tf.serve``, one long-lived process per warm container.
+
+The inference function (functions/inference, src/inference/engine.ts) keeps one of these per
+container and talks to it over stdin/stdout, one JSON object per line (docs/protocol.md
+"Inference server"). It loads a model version once (the user's inference scripts and the
+SavedModel, through the same ``ctx.load_model`` the workers use) and runs the model's inference
+entry unchanged on each batch: ``ctx.dataset()`` yields that batch, ``ctx.write`` answers it.
+
+Requests and answers::
+
+    {"id": 1, "op": "load", "version": V, "artifactUri": ..., "scripts": [...], "entry": "predict",
+     "hyperParams": {...}, "input": [Column...], "output": [Column...]}
+    -> {"id": 1, "ok": true, "version": V, "ms": 812.5}
+    {"id": 2, "op": "predict", "version": V, "data": "<base64 TFRecord frames, input cols + __row_id>"}
+    -> {"id": 2, "ok": true, "version": V, "data": "<base64 frames, output cols + __row_id>", "ms": 3.1}
+    -> {"id": 2, "ok": false, "error": "...", "type": "OutputError"}
+
+The user's prints go to stderr: stdout carries only answers.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # as in worker.py: tf.keras must be tf_keras, before TensorFlow loads
+
+import base64
+import json
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, TextIO
+
+
+class ServeError(RuntimeError):
+    """A request the server cannot run: unknown op, predict before load, a version it does not hold."""
+
+
+@dataclass
+class ServeContext:
+    """The ``ctx`` an inference entry receives in the server: the subset of the worker context
+    an inference entry uses (``load_model``, ``dataset``, ``write``, ``hyper_params``)."""
+
+    hyper_params: Mapping[str, Any]
+    artifact_uri: str
+    s3: Any = field(repr=False)
+    output_columns: Any = field(repr=False)
+    batch: Optional[dict[str, Any]] = field(default=None, repr=False)
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    row_ids: list[int] = field(default_factory=list, repr=False)
+    _pending_ids: Optional[list[int]] = field(default=None, repr=False)
+    mode: str = "inference"
+    role: str = "worker"
+    index: int = 0
+    is_chief: bool = True
+
+    def strategy(self) -> Any:
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy()
+
+    def load_model(self) -> Any:
+        """The SavedModel of the version being served (loaded once per process and version)."""
+        from .export import load_saved_model
+
+        return load_saved_model(self.s3, self.artifact_uri, "inference-server")
+
+    def dataset(self) -> Iterator[dict[str, Any]]:
+        """The one batch of this request (a dict of tensors with ``__row_id``)."""
+        from .spec import ROW_ID
+
+        if self.batch is not None:
+            self._pending_ids = [int(v) for v in self.batch[ROW_ID].numpy().tolist()]
+            yield self.batch
+
+    def write(self, outputs: Any) -> int:
+        from .output import OutputError, rows_from_outputs
+
+        if self._pending_ids is None:
+            raise OutputError("ctx.write was called before ctx.dataset() yielded a batch, or twice for one batch; write once per batch")
+        rows = rows_from_outputs(outputs, self.output_columns, len(self._pending_ids))
+        self.rows.extend(rows)
+        self.row_ids.extend(self._pending_ids)
+        self._pending_ids = None
+        return len(rows)
+
+
+@dataclass
+class Loaded:
+    version: str
+    entry: Callable[[Any], Any]
+    make_ctx: Callable[[], ServeContext]
+    parse: Callable[[list[bytes]], dict[str, Any]]
+    encode: Callable[[list[dict[str, Any]], list[int]], bytes]
+
+
+class Server:
+    """Holds the version being served and answers requests (see the module docstring)."""
+
+    def __init__(self) -> None:
+        from .aws import client
+
+        self.s3 = client("s3")
+        self.loaded: Optional[Loaded] = None
+
+    def load(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from . import coding
+        from .output import row_id_column
+        from .user_code import download_scripts, load_entry
+
+        version = str(request["version"])
+        if self.loaded is not None and self.loaded.version == version:
+            return {"version": version}
+        inputs = coding.columns_from_json(list(request["input"])) + [row_id_column(coding)]
+        outputs = coding.columns_from_json(list(request["output"]))
+        scripts = download_scripts(self.s3, list(request["scripts"]), Path(tempfile.mkdtemp(prefix="stf-serve-code-")))
+        entry = load_entry(scripts, str(request["entry"]))
+        artifact, hyper = str(request["artifactUri"]), dict(request.get("hyperParams") or {})
+
+        def make_ctx() -> ServeContext:
+            return ServeContext(hyper, artifact, self.s3, outputs)
+
+        from .live_feed import parse_rows
+
+        all_out = outputs + [row_id_column(coding)]
+
+        def encode(rows: list[dict[str, Any]], ids: list[int]) -> bytes:
+            from .spec import ROW_ID
+
+            return coding.frame_records([coding.encode_example({**r, ROW_ID: i}, all_out) for r, i in zip(rows, ids)])
+
+        candidate = Loaded(version, entry, make_ctx, parse_rows(inputs), encode)
+        make_ctx().load_model()  # download and load now, so the first predict of this version is fast
+        self.loaded = candidate
+        return {"version": version}
+
+    def predict(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from . import coding
+
+        loaded = self.loaded
+        if loaded is None or loaded.version != request.get("version"):
+            raise ServeError(f"predict for version {request.get('version')!r}, but the server holds {loaded.version if loaded else 'none'}; send load first")
+        records = coding.unframe_records(base64.b64decode(request["data"]))
+        ctx = loaded.make_ctx()
+        ctx.batch = loaded.parse(records)
+        loaded.entry(ctx)
+        if len(ctx.rows) != len(records):
+            raise ServeError(f"the inference entry wrote {len(ctx.rows)} rows for a batch of {len(records)}; call ctx.write once per batch ctx.dataset() yields")
+        return {"version": loaded.version, "data": base64.b64encode(loaded.encode(ctx.rows, ctx.row_ids)).decode("ascii")}
+
+    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        op = request.get("op")
+        try:
+            if op == "load":
+                answer = self.load(request)
+            elif op == "predict":
+                answer = self.predict(request)
+            else:
+                raise ServeError(f"unknown op. Received: op={op!r}; expected load or predict")
+            return {"id": request.get("id"), "ok": True, **answer, "ms": round((time.perf_counter() - started) * 1000, 3)}
+        except Exception as e:  # every failure is answered; the process keeps serving
+            traceback.print_exc(file=sys.stderr)
+            return {"id": request.get("id"), "ok": False, "type": type(e).__name__, "error": str(e)}
+
+
+def serve(requests: TextIO, answers: TextIO) -> None:
+    """Answers one JSON request per line until ``requests`` ends."""
+    server = Server()
+    answers.write(json.dumps({"id": 0, "ok": True, "ready": True}) + "\n")
+    answers.flush()
+    for line in requests:
+        if not line.strip():
+            continue
+        answers.write(json.dumps(server.handle(json.loads(line)), separators=(",", ":")) + "\n")
+        answers.flush()
+
+
+def main() -> int:
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # the user's prints (and TensorFlow's) go to stderr; stdout is the answer channel
+    sys.stdout = sys.stderr
+    import tensorflow  # noqa: F401 - import before "ready", so the first request does not pay for it
+
+    serve(sys.stdin, answers)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)

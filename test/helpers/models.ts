@@ -1,0 +1,63 @@
+/**
+ * Publishes hand-made model versions (the scale model of test/integration/models) without a
+ * fit: SavedModels saved by one Python process, uploaded as the checkpoint stage lays them out,
+ * `metadata.json` written and `latest.json` moved by the real publish code.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { METADATA_OBJECT, moveLatest } from "../../src/checkpoint/publish.ts";
+import type { AwsClients } from "../../src/aws/clients.ts";
+import { modelKeys, s3Uri } from "../../src/jobs/names.ts";
+import { projectPython, projectRoot } from "../../src/local/paths.ts";
+import { MODEL_FORMAT, MODEL_FORMAT_VERSION, newVersion, type ModelMetadata } from "../../src/models/metadata.ts";
+import { putJson, putObject } from "../../src/storage/objects.ts";
+
+export const SCALE_MODEL = join(projectRoot, "test/integration/models/scale_model.py");
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
+}
+
+/** Saves one scale model per weight (one Python process for all) and returns their folders. */
+export function saveScaleModels(weights: readonly number[]): string[] {
+  const root = mkdtempSync(join(tmpdir(), "stf-scale-"));
+  const outs = weights.map((_, i) => join(root, `w${i}`));
+  const r = spawnSync(projectPython, [SCALE_MODEL, ...outs.flatMap((o, i) => [o, String(weights[i])])], { env: { ...process.env, TF_USE_LEGACY_KERAS: "1", TF_CPP_MIN_LOG_LEVEL: "2" }, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`saving the scale models failed:\n${r.stderr}`);
+  return outs;
+}
+
+/** Uploads `dir` as a version of `modelId` serving through scale_model.py's `predict`, and moves latest to it. */
+export async function publishScaleModel(clients: AwsClients, bucket: string, modelId: string, dir: string, version = newVersion("test-publish")): Promise<ModelMetadata> {
+  const prefix = modelKeys.version(modelId, version);
+  await Promise.all(files(dir).map((f) => putObject(clients, { bucket, key: `${prefix}artifact/${relative(dir, f)}` }, readFileSync(f))));
+  const script = { bucket, key: `models/${modelId}/code/scale_model.py` };
+  await putObject(clients, script, readFileSync(SCALE_MODEL));
+  const metadata: ModelMetadata = {
+    format: MODEL_FORMAT,
+    formatVersion: MODEL_FORMAT_VERSION,
+    modelId,
+    version,
+    jobId: "test-publish",
+    createdAt: new Date().toISOString(),
+    artifactUri: s3Uri({ bucket, key: `${prefix}artifact/` }),
+    step: 0,
+    inference: {
+      python: { scripts: [s3Uri(script)], entry: "predict", hyperParams: {}, env: {} },
+      input: { columns: [{ name: "x", dtype: "FLOAT32", shape: "scalar" }] },
+      output: { columns: [{ name: "y", dtype: "FLOAT32", shape: "scalar" }] },
+      batchSize: 16,
+    },
+  };
+  await putJson(clients, { bucket, key: `${prefix}${METADATA_OBJECT}` }, metadata);
+  await moveLatest(clients, bucket, metadata);
+  return metadata;
+}
+
+/** p-th percentile (0..100) of `values`, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
