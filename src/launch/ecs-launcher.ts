@@ -43,31 +43,27 @@ export class EcsLaunchError extends ServerlessTfError {
 const list = (value: string | undefined) => (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 
 /**
- * The ECS launcher's configuration from the environment the stack gives the coordinator.
+ * The ECS launcher's configuration from the environment the stack gives the coordinator; the
+ * workers get the table and bucket the coordinator itself resolved.
  *
  * @example
- * ecsLauncherConfigFromEnv({ SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td",
- *   SERVERLESS_TF_ECS_SUBNETS: "subnet-1,subnet-2", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1",
- *   SERVERLESS_TF_TABLE: "t", SERVERLESS_TF_BUCKET: "b" });
+ * ecsLauncherConfigFromEnv(stageDeps().config, { SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td",
+ *   SERVERLESS_TF_ECS_SUBNETS: "subnet-1,subnet-2", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" });
  */
-export function ecsLauncherConfigFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): EcsLauncherConfig {
+export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; readonly bucket: string }, env: Readonly<Record<string, string | undefined>> = process.env): EcsLauncherConfig {
   const required = (name: string, what: string): string => {
     const value = env[name];
     if (!value) throw new ConfigError(name, value ?? null, what);
     return value;
   };
-  const subnets = list(required(ENV.ecsSubnets, "a comma-separated list of subnet ids for the worker tasks"));
-  const securityGroups = list(required(ENV.ecsSecurityGroups, "a comma-separated list of security group ids for the worker tasks"));
   return {
     cluster: required(ENV.ecsCluster, "the ECS cluster name or ARN the workers run on"),
     taskDefinition: required(ENV.ecsTaskDefinition, "the worker task definition (family, family:revision or ARN)"),
     container: env[ENV.ecsContainer] || WORKER_CONTAINER,
-    subnets,
-    securityGroups,
-    env: {
-      [ENV.table]: required(ENV.table, "the registry table name"),
-      [ENV.bucket]: required(ENV.bucket, "the artifacts bucket name"),
-    },
+    subnets: list(required(ENV.ecsSubnets, "a comma-separated list of subnet ids for the worker tasks")),
+    securityGroups: list(required(ENV.ecsSecurityGroups, "a comma-separated list of security group ids for the worker tasks")),
+    // As resolved by the stage config (defaults included), like the process launcher's.
+    env: { [ENV.table]: names.tableName, [ENV.bucket]: names.bucket },
   };
 }
 
@@ -143,17 +139,32 @@ export class EcsLauncher implements WorkerLauncher {
     const interval = this.config.pollIntervalMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
     let polling: Promise<void> = Promise.resolve();
-    if (interval > 0) {
+    // Not unref'd: like the process launcher's children, running tasks keep a waiting caller alive
+    // until each exit is reported. The timer ends when no task is left.
+    const watch = () => {
+      if (interval <= 0 || timer) return;
       timer = setInterval(() => {
-        polling = polling.then(poll).catch(() => undefined); // a failed describe is retried next tick
+        polling = polling
+          .then(poll)
+          .catch(() => undefined) // a failed describe is retried next tick
+          .then(() => {
+            if (!running.size) {
+              clearInterval(timer);
+              timer = undefined;
+            }
+          });
       }, interval);
-      timer.unref();
-    }
+    };
+    watch();
     return {
       exits,
-      relaunch: (member) => start(member),
+      relaunch: async (member) => {
+        await start(member);
+        watch();
+      },
       stop: async () => {
-        if (timer) clearInterval(timer);
+        clearInterval(timer);
+        timer = undefined;
         await polling;
         await Promise.all(
           [...running.values()].map(({ member, taskArn }) =>

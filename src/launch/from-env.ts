@@ -1,22 +1,16 @@
 /**
  * The launcher a deployed coordinator uses, chosen by `SERVERLESS_TF_LAUNCHER` and checked once
  * at cold start: `process` starts workers as local processes (a coordinator run on a machine
- * with the project virtualenv); `ecs` will start them as ECS tasks.
+ * with the project virtualenv); `ecs` starts them as ECS Fargate tasks (`SERVERLESS_TF_ECS_*`, set by the stack).
  */
 import { ConfigError } from "../errors.ts";
 import type { StageConfig } from "../stage/config.ts";
+import { EcsLauncher, ecsLauncherConfigFromEnv } from "./ecs-launcher.ts";
 import type { WorkerLauncher } from "./launcher.ts";
 import { ProcessLauncher } from "./process-launcher.ts";
 
 export const LAUNCHERS = ["process", "ecs"] as const;
 export type LauncherKind = (typeof LAUNCHERS)[number];
-
-/** The ECS launcher is not part of this package yet: the infra stack brings it. */
-export class LauncherUnavailableError extends ConfigError {
-  constructor(readonly kind: LauncherKind) {
-    super("SERVERLESS_TF_LAUNCHER", kind, `a launcher this build provides (${LAUNCHERS.filter((k) => k !== kind).join(", ")}); the ${kind} launcher is not available yet`);
-  }
-}
 
 export function launcherKindFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): LauncherKind {
   const kind = env.SERVERLESS_TF_LAUNCHER;
@@ -25,7 +19,7 @@ export function launcherKindFromEnv(env: Readonly<Record<string, string | undefi
 }
 
 /**
- * @throws ConfigError when `SERVERLESS_TF_LAUNCHER` is missing or unknown; {@link LauncherUnavailableError} for `ecs`.
+ * @throws ConfigError when `SERVERLESS_TF_LAUNCHER` is missing or unknown, or (ecs) a `SERVERLESS_TF_ECS_*` setting is missing.
  * @example
  * const launcher = launcherFromEnv(stageDeps().config); // SERVERLESS_TF_LAUNCHER=process
  */
@@ -37,6 +31,6 @@ export function launcherFromEnv(config: StageConfig, env: Readonly<Record<string
       // and bucket are passed as resolved, defaults included.
       return new ProcessLauncher({ env: { SERVERLESS_TF_TABLE: config.tableName, SERVERLESS_TF_BUCKET: config.bucket } });
     case "ecs":
-      throw new LauncherUnavailableError(kind);
+      return new EcsLauncher(ecsLauncherConfigFromEnv(config, env));
   }
 }

@@ -9,6 +9,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { ConfigError } from "../../src/errors.ts";
 import type { JobSpec } from "../../src/jobs/spec.ts";
 import { EcsLaunchError, EcsLauncher, ecsLauncherConfigFromEnv, type EcsLauncherConfig } from "../../src/launch/ecs-launcher.ts";
+import { launcherFromEnv } from "../../src/launch/from-env.ts";
 import type { WorkerExit } from "../../src/launch/launcher.ts";
 
 const ecs = mockClient(ECSClient);
@@ -117,12 +118,11 @@ describe("ecsLauncherConfigFromEnv", () => {
     SERVERLESS_TF_ECS_TASK_DEFINITION: "stf-worker:3",
     SERVERLESS_TF_ECS_SUBNETS: "subnet-a, subnet-b",
     SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1",
-    SERVERLESS_TF_TABLE: "t-registry",
-    SERVERLESS_TF_BUCKET: "b-artifacts",
   };
+  const names = { tableName: "t-registry", bucket: "b-artifacts" };
 
   it("reads the names the stack sets on the coordinator", () => {
-    assert.deepEqual(ecsLauncherConfigFromEnv(env), {
+    assert.deepEqual(ecsLauncherConfigFromEnv(names, env), {
       cluster: "stf-cluster",
       taskDefinition: "stf-worker:3",
       container: "worker",
@@ -134,8 +134,25 @@ describe("ecsLauncherConfigFromEnv", () => {
 
   it("names the missing variable and what it must hold", () => {
     assert.throws(
-      () => ecsLauncherConfigFromEnv({ ...env, SERVERLESS_TF_ECS_SUBNETS: "" }),
+      () => ecsLauncherConfigFromEnv(names, { ...env, SERVERLESS_TF_ECS_SUBNETS: "" }),
       (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_ECS_SUBNETS" && /subnet ids/.test(e.message),
+    );
+  });
+});
+
+describe("launcherFromEnv", () => {
+  it("gives a deployed coordinator the ECS launcher when SERVERLESS_TF_LAUNCHER=ecs", () => {
+    const launcher = launcherFromEnv(
+      { tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined },
+      { SERVERLESS_TF_LAUNCHER: "ecs", SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td:1", SERVERLESS_TF_ECS_SUBNETS: "subnet-a", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" },
+    );
+    assert.ok(launcher instanceof EcsLauncher);
+  });
+
+  it("names the first missing ECS setting", () => {
+    assert.throws(
+      () => launcherFromEnv({ tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined }, { SERVERLESS_TF_LAUNCHER: "ecs" }),
+      (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_ECS_CLUSTER",
     );
   });
 });
