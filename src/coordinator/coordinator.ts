@@ -173,7 +173,10 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
       export: request.export ?? { everySteps: 0, everySeconds: 0 },
       leaseMs: request.leaseMs ?? 15_000,
     };
-    await deps.registry.createJob({ jobId, mode: request.mode, spec: spec as unknown as Record<string, unknown> });
+    const created = await deps.registry.createJob({ jobId, mode: request.mode, spec: spec as unknown as Record<string, unknown> });
+    // createJob accepts the same create twice (an SDK retry); a start request delivered twice
+    // finds its job past CREATED and must not launch a second member set for it.
+    if (created.state !== "CREATED") throw new JobConflictError(jobId, created.state);
     await Promise.all(
       shards.map((s) => deps.registry.recordShardProgress(jobId, s.shardId, { cursor: 0, seq: 0, done: false, rowsPerMember: {}, messagesPerMember: {} })),
     );
