@@ -42,6 +42,8 @@ export async function buildFunctions(options: { outDir?: string; log?: (line: st
       sourcemap: false,
       external: ["@aws-sdk/*"],
       legalComments: "none",
+      // Typed errors take their name from their class (`new.target.name`); callers match on it.
+      keepNames: true,
       logLevel: "warning",
     });
     built.push({ name, file, bytes: statSync(file).size });
