@@ -13,7 +13,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { DEFAULT_PREFIX, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, type FunctionName } from "../src/resources/definitions.ts";
+import { DEFAULT_PREFIX, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, registryTableNameFor, type FunctionName } from "../src/resources/definitions.ts";
 import { acknowledge } from "./nag.ts";
 import { RuntimeQueues } from "./constructs/runtime-queues.ts";
 import { StageFunction } from "./constructs/stage-function.ts";
@@ -61,7 +61,7 @@ export class ServerlessTfStack extends Stack {
     const prefix = props.prefix ?? DEFAULT_PREFIX;
     const root = props.projectRoot;
 
-    this.storage = new Storage(this, "Storage", { tableName: `${prefix}-registry`, ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}) });
+    this.storage = new Storage(this, "Storage", { tableName: registryTableNameFor(prefix), ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}) });
     this.queues = new RuntimeQueues(this, "Queues", { prefix });
     this.workers = new WorkerService(this, "Workers", {
       imageDirectory: join(root, "python"),

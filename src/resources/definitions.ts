@@ -15,6 +15,11 @@ export { EXPORT_MANIFEST, REGISTRY_TABLE };
 /** Default name prefix of the runtime-wide resources (a deployment may choose another). */
 export const DEFAULT_PREFIX = "serverless-tf";
 
+/** The registry table of a deployment: `serverless-tf-registry` for the default prefix. */
+export function registryTableNameFor(prefix: string): string {
+  return `${prefix}-registry`;
+}
+
 /** Every per-job queue is `stf-<jobId>-<purpose>` (docs/protocol.md); IAM scopes to this prefix. */
 export const JOB_QUEUE_PREFIX = "stf-";
 
@@ -136,7 +141,7 @@ export interface ProvisioningPlan {
 export function localProvisioningPlan(names: { readonly tableName?: string; readonly bucket?: string; readonly prefix?: string } = {}): ProvisioningPlan {
   const prefix = names.prefix ?? DEFAULT_PREFIX;
   return {
-    tableName: names.tableName ?? DEFAULT_REGISTRY_TABLE,
+    tableName: names.tableName ?? (names.prefix ? registryTableNameFor(names.prefix) : DEFAULT_REGISTRY_TABLE),
     table: {
       partitionKey: REGISTRY_TABLE.partitionKey.name,
       sortKey: REGISTRY_TABLE.sortKey.name,

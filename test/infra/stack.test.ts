@@ -1,0 +1,275 @@
+/**
+ * The CDK app, synthesized offline once for the whole file (esbuild bundles the handlers from
+ * node_modules; the worker image is only staged), with cdk-nag's AwsSolutions pack as a
+ * validation plugin: a finding nobody acknowledged interrupts the synth and fails every test here.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { App } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { buildApp, projectRoot } from "../../infra/app.ts";
+import type { ServerlessTfStack } from "../../infra/stack.ts";
+import { ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName } from "../../src/resources/definitions.ts";
+
+type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
+
+const names = Object.keys(FUNCTIONS) as FunctionName[];
+const stub = join(projectRoot, "test", "infra", "fixtures", "stub-handler.ts");
+let outdir = "";
+let template: Template;
+let resources: Resources;
+let stack: ServerlessTfStack;
+let synthError: unknown;
+let synthMs = 0;
+
+before(() => {
+  outdir = mkdtempSync(join(tmpdir(), "stf-cdk-"));
+  // A handler another change has not landed yet is stood in for, so the template always has four functions.
+  const functionEntries = Object.fromEntries(names.filter((n) => !existsSync(join(projectRoot, "functions", n, "handler.ts"))).map((n) => [n, stub]));
+  const app = new App({ outdir });
+  stack = buildApp(app, { projectRoot, functionEntries }).stack;
+  const started = Date.now();
+  try {
+    const assembly = app.synth();
+    template = Template.fromJSON(assembly.getStackByName(stack.stackName).template);
+    resources = template.toJSON().Resources as Resources;
+  } catch (e) {
+    synthError = e;
+  }
+  synthMs = Date.now() - started;
+});
+
+after(() => rmSync(outdir, { recursive: true, force: true }));
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const fnOf = (name: FunctionName) => {
+  const found = ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith(name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())));
+  assert.equal(found.length, 1, `one ${name} function`);
+  return found[0]!;
+};
+const statementsOf = (policyTypes = ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"]) =>
+  Object.entries(resources).flatMap(([id, r]) =>
+    policyTypes.includes(r.Type) ? (r.Properties!.PolicyDocument.Statement as any[]).map((s) => ({ id, s })) : r.Type === "AWS::IAM::Role" ? (r.Properties!.Policies ?? []).flatMap((p: any) => p.PolicyDocument.Statement.map((s: any) => ({ id, s }))) : [],
+  );
+const asList = <T>(v: T | T[]) => (Array.isArray(v) ? v : [v]);
+const policyOfRole = (roleLogicalIdPrefix: string) => statementsOf().filter(({ id }) => id.startsWith(roleLogicalIdPrefix)).map(({ s }) => s);
+
+describe("synth", () => {
+  it("synthesizes offline with every cdk-nag AwsSolutions finding fixed or acknowledged", () => {
+    if (synthError) {
+      const report = join(outdir, "validation-report.json");
+      assert.fail(`synth failed: ${String(synthError)}\n${existsSync(report) ? readFileSync(report, "utf8").slice(0, 4000) : ""}`);
+    }
+    assert.ok(synthMs < 120_000, `synth took ${synthMs} ms`);
+  });
+
+  it("gives every acknowledged finding a written reason", () => {
+    const acknowledged = Object.values(resources).flatMap((r) => (r.Metadata?.cdk_nag?.rules_to_suppress ?? []) as { id: string; reason: string }[]);
+    assert.ok(acknowledged.length > 0, "the template carries the acknowledgements (writeSuppressionsToCloudFormation)");
+    for (const { id, reason } of acknowledged) assert.ok(reason.length >= 40, `${id} needs a reason, got ${JSON.stringify(reason)}`);
+    // CloudFormation-Validate::* entries are aws-cdk-lib's own acknowledgements (literal AZs and the like).
+    const ours = acknowledged.filter((a) => a.id.startsWith("AwsSolutions-"));
+    const rules = new Set(ours.map((a) => a.id.replace(/\[.*$/, "")));
+    assert.deepEqual([...rules].sort(), ["AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-L1"]);
+  });
+});
+
+describe("storage", () => {
+  it("blocks public access, encrypts, refuses plain HTTP and logs access on the artifacts bucket", () => {
+    const [id, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith("StorageArtifacts"))!;
+    assert.deepEqual(bucket.Properties!.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    assert.equal(bucket.Properties!.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm, "AES256");
+    assert.ok(bucket.Properties!.LoggingConfiguration.DestinationBucketName);
+    template.hasResourceProperties("AWS::S3::BucketPolicy", {
+      Bucket: { Ref: id },
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } })]) },
+    });
+  });
+
+  it("expires job data, tagged checkpoints and spool parts, and abandoned uploads", () => {
+    const [, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith("StorageArtifacts"))!;
+    const rules = bucket.Properties!.LifecycleConfiguration.Rules as any[];
+    const byId = Object.fromEntries(rules.map((r) => [r.Id, r]));
+    assert.deepEqual({ prefix: byId["expire-job-data"].Prefix, days: byId["expire-job-data"].ExpirationInDays }, { prefix: "jobs/", days: LIFECYCLE.jobsExpireDays });
+    assert.deepEqual(byId["expire-checkpoints"].TagFilters, [{ Key: LIFECYCLE.tagKey, Value: "checkpoint" }]);
+    assert.equal(byId["expire-checkpoints"].ExpirationInDays, LIFECYCLE.checkpointsExpireDays);
+    assert.deepEqual(byId["expire-spool-parts"].TagFilters, [{ Key: LIFECYCLE.tagKey, Value: "spool" }]);
+    assert.equal(byId["abort-incomplete-uploads"].AbortIncompleteMultipartUpload.DaysAfterInitiation, LIFECYCLE.abortIncompleteUploadDays);
+  });
+
+  it("makes the registry table on demand, with point-in-time recovery, TTL and encryption", () => {
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      BillingMode: "PAY_PER_REQUEST",
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: REGISTRY_TABLE.timeToLiveAttribute, Enabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+});
+
+describe("queues and event sources", () => {
+  it("encrypts every queue and gives every runtime queue a DLQ", () => {
+    const queues = ofType("AWS::SQS::Queue");
+    assert.equal(queues.length, 6, "three runtime queues, three DLQs");
+    for (const [id, q] of queues) {
+      assert.equal(q.Properties!.SqsManagedSseEnabled, true, `${id} encrypted`);
+      if (!String(q.Properties!.QueueName).endsWith("-dlq")) assert.ok(q.Properties!.RedrivePolicy?.deadLetterTargetArn, `${id} has a DLQ`);
+    }
+    const tlsOnly = ofType("AWS::SQS::QueuePolicy").filter(([, p]) => p.Properties!.PolicyDocument.Statement.some((s: any) => s.Effect === "Deny" && s.Condition?.Bool?.["aws:SecureTransport"] === "false"));
+    assert.equal(tlsOnly.flatMap(([, p]) => p.Properties!.Queues).length, 6, "every queue refuses plain HTTP");
+  });
+
+  it("sets each queue's visibility timeout to six times its consumer's timeout", () => {
+    for (const key of ["shardFeed", "events", "inferenceInput"] as const) {
+      const plan = queuePlan("serverless-tf", key);
+      const [, q] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
+      assert.equal(q.Properties!.VisibilityTimeout, FUNCTIONS[plan.consumer].timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT);
+      const [, fn] = fnOf(plan.consumer);
+      assert.equal(q.Properties!.VisibilityTimeout, fn.Properties!.Timeout * VISIBILITY_PER_FUNCTION_TIMEOUT);
+    }
+  });
+
+  it("maps each runtime queue to its function with partial batch failures", () => {
+    const mappings = ofType("AWS::Lambda::EventSourceMapping");
+    assert.equal(mappings.length, 3);
+    for (const key of ["shardFeed", "events", "inferenceInput"] as const) {
+      const plan = queuePlan("serverless-tf", key);
+      const [queueId] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
+      const [fnId] = fnOf(plan.consumer);
+      const mapping = mappings.find(([, m]) => m.Properties!.EventSourceArn["Fn::GetAtt"][0] === queueId)?.[1];
+      assert.ok(mapping, `a mapping from ${plan.name}`);
+      assert.deepEqual(mapping.Properties!.FunctionName, { Ref: fnId });
+      assert.equal(mapping.Properties!.BatchSize, plan.batchSize);
+      assert.deepEqual(mapping.Properties!.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+    }
+  });
+
+  it("sends the bucket's export.json notifications to the events queue", () => {
+    const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", "events").name)![0];
+    template.hasResourceProperties("Custom::S3BucketNotifications", {
+      NotificationConfiguration: {
+        QueueConfigurations: [{ Events: ["s3:ObjectCreated:*"], QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] }, Filter: { Key: { FilterRules: [{ Name: "suffix", Value: EXPORT_MANIFEST }] } } }],
+      },
+    });
+  });
+});
+
+describe("functions", () => {
+  it("runs the four stages on Node.js 22 with the sizes of src/resources/definitions.ts", () => {
+    for (const name of names) {
+      const [, fn] = fnOf(name);
+      assert.equal(fn.Properties!.Runtime, "nodejs22.x");
+      assert.equal(fn.Properties!.Handler, "index.handler");
+      assert.equal(fn.Properties!.MemorySize, FUNCTIONS[name].memoryMb);
+      assert.equal(fn.Properties!.Timeout, FUNCTIONS[name].timeoutSeconds);
+      assert.equal(fn.Properties!.ReservedConcurrentExecutions, FUNCTIONS[name].reservedConcurrency);
+      assert.ok(fn.Properties!.Environment.Variables[ENV.table] && fn.Properties!.Environment.Variables[ENV.bucket], `${name} knows the table and bucket`);
+    }
+  });
+
+  it("bundles each handler into an ES module with esbuild at synth", () => {
+    const staged = (stack.functions.checkpoint!.fn.node.findChild("Code") as any).assetPath as string | undefined;
+    const dir = staged ? join(outdir, staged) : undefined;
+    assert.ok(dir && existsSync(join(dir, "index.mjs")), `index.mjs in ${dir}`);
+    assert.match(readFileSync(join(dir, "index.mjs"), "utf8").slice(0, 300), /createRequire/);
+  });
+
+  it("gives the coordinator what the ECS launcher reads", () => {
+    const vars = fnOf("coordinator")[1].Properties!.Environment.Variables;
+    assert.equal(vars[ENV.launcher], "ecs");
+    for (const key of [ENV.ecsCluster, ENV.ecsTaskDefinition, ENV.ecsContainer, ENV.ecsSubnets, ENV.ecsSecurityGroups, ENV.shardFeedQueueUrl]) assert.ok(vars[key], key);
+  });
+});
+
+describe("permissions", () => {
+  it("names every IAM action: no wildcard in any action of any statement", () => {
+    const all = statementsOf();
+    assert.ok(all.length > 20);
+    for (const { id, s } of all) {
+      assert.equal(s.NotAction, undefined, `${id} uses NotAction`);
+      for (const action of asList(s.Action)) assert.ok(!String(action).includes("*"), `${id}: ${action}`);
+    }
+  });
+
+  it("lets the coordinator manage only stf-* queues, run only the worker task definition and pass only its roles", () => {
+    const statements = policyOfRole("CoordinatorRole");
+    const create = statements.find((s) => asList(s.Action).includes("sqs:CreateQueue"));
+    assert.deepEqual(create.Resource, { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":sqs:", { Ref: "AWS::Region" }, ":", { Ref: "AWS::AccountId" }, `:${JOB_QUEUE_PREFIX}*`]] });
+    const run = statements.find((s) => asList(s.Action).includes("ecs:RunTask"));
+    assert.deepEqual(run.Resource, { Ref: Object.keys(resources).find((id) => resources[id]!.Type === "AWS::ECS::TaskDefinition") });
+    assert.ok(run.Condition.ArnEquals["ecs:cluster"]);
+    const pass = statements.find((s) => asList(s.Action).includes("iam:PassRole"));
+    assert.equal(pass.Resource.length, 2);
+    assert.deepEqual(pass.Condition, { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
+  });
+
+  it("confines the workers to the bucket prefixes of docs/protocol.md", () => {
+    const objectStatements = policyOfRole("WorkersTaskTaskRole").filter((s) => asList(s.Action).some((a: string) => a.endsWith("Object")));
+    const patterns = objectStatements.flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
+    assert.deepEqual([...new Set(patterns)].sort(), ["/jobs/*/checkpoints/*", "/jobs/*/code/*", "/jobs/*/output/*", "/jobs/*/spool/*", "/models/*", "/models/*/versions/*"]);
+  });
+});
+
+describe("workers", () => {
+  it("runs the worker from the python/ image on Fargate, with logs and no configuration baked in", () => {
+    const [, td] = ofType("AWS::ECS::TaskDefinition")[0]!;
+    assert.deepEqual(td.Properties!.RequiresCompatibilities, ["FARGATE"]);
+    const [container] = td.Properties!.ContainerDefinitions as any[];
+    assert.equal(container.Name, "worker");
+    assert.equal(container.LogConfiguration.LogDriver, "awslogs");
+    assert.equal(container.Environment, undefined, "table and bucket come as RunTask overrides");
+    const images = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.assets.json`), "utf8")).dockerImages;
+    const [image] = Object.values(images) as any[];
+    assert.equal(readFileSync(join(outdir, image.source.directory, "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "python", "Dockerfile"), "utf8"));
+    assert.ok(!existsSync(join(outdir, image.source.directory, "tests")), ".dockerignore keeps the tests out of the build context");
+  });
+
+  it("keeps the workers in isolated subnets that reach AWS through endpoints only", () => {
+    assert.equal(ofType("AWS::EC2::NatGateway").length, 0);
+    assert.equal(ofType("AWS::EC2::InternetGateway").length, 0);
+    const services = ofType("AWS::EC2::VPCEndpoint").map(([, e]) => JSON.stringify(e.Properties!.ServiceName));
+    for (const s of ["s3", "dynamodb", "sqs", "ecr.api", "ecr.dkr", "logs"]) assert.ok(services.some((n) => n.includes(`.${s}`)), s);
+  });
+});
+
+describe("one definition for the emulator and AWS", () => {
+  const plan = localProvisioningPlan({ prefix: "serverless-tf" });
+
+  it("creates the queues the local runtime creates, with the same attributes", () => {
+    const byName = new Map(ofType("AWS::SQS::Queue").map(([id, q]) => [q.Properties!.QueueName as string, { id, p: q.Properties! }]));
+    for (const q of plan.queues) {
+      const queue = byName.get(q.name);
+      const dlq = byName.get(q.dlq.name);
+      assert.ok(queue && dlq, `${q.name} and ${q.dlq.name} are in the template`);
+      assert.equal(queue.p.VisibilityTimeout, q.visibilityTimeoutSeconds);
+      assert.deepEqual(queue.p.RedrivePolicy, { deadLetterTargetArn: { "Fn::GetAtt": [dlq.id, "Arn"] }, maxReceiveCount: q.dlq.maxReceiveCount });
+      assert.equal(dlq.p.MessageRetentionPeriod, q.dlq.messageRetentionSeconds);
+    }
+  });
+
+  it("creates the table the local runtime creates, with the same keys", () => {
+    const [, table] = ofType("AWS::DynamoDB::Table")[0]!;
+    assert.equal(table.Properties!.TableName, plan.tableName);
+    assert.deepEqual(table.Properties!.KeySchema, [
+      { AttributeName: plan.table.partitionKey, KeyType: "HASH" },
+      { AttributeName: plan.table.sortKey, KeyType: "RANGE" },
+    ]);
+    assert.deepEqual(table.Properties!.AttributeDefinitions, [
+      { AttributeName: plan.table.partitionKey, AttributeType: REGISTRY_TABLE.partitionKey.type },
+      { AttributeName: plan.table.sortKey, AttributeType: REGISTRY_TABLE.sortKey.type },
+    ]);
+    assert.equal(table.Properties!.BillingMode, plan.table.billingMode);
+    assert.equal(table.Properties!.TimeToLiveSpecification.AttributeName, plan.table.timeToLiveAttribute);
+  });
+
+  it("notifies the same queue of the same objects", () => {
+    const { QueueConfigurations } = ofType("Custom::S3BucketNotifications")[0]![1].Properties!.NotificationConfiguration;
+    const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", plan.notification.queue).name)![0];
+    assert.deepEqual(QueueConfigurations, [
+      { Events: [...plan.notification.events], QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] }, Filter: { Key: { FilterRules: [{ Name: "suffix", Value: plan.notification.suffix }] } } },
+    ]);
+  });
+});
