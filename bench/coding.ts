@@ -28,7 +28,7 @@ export interface CodingBench {
   readonly compression: { readonly rawBase64: number; readonly gzipBase64: number; readonly deflateMs: number }[];
 }
 
-function digitsRows(n: number): Row[] {
+export function digitsRows(n: number): Row[] {
   // sklearn-digits-like pixels: integers 0..16 as floats, about half zeros.
   let seed = 42;
   const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);

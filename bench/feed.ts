@@ -1,0 +1,105 @@
+/**
+ * Feed throughput: rows/s from S3 JSON Lines objects through shard-feed and SQS into a real
+ * worker's tf.data pipeline, against tf.data reading the same examples from a local TFRecord
+ * file. The shards are dispatched only once the worker's entry runs, so TensorFlow's start-up
+ * is not counted: the clock runs from dispatch to the end of the worker's pass over its data.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createEncoder } from "../src/coding/example.ts";
+import { schemaOf } from "../src/api/table.ts";
+import { frameRecords } from "../src/coding/tfrecord.ts";
+import type { ShardFeedEvent } from "../src/feed/shard-feed.ts";
+import { runJob } from "../src/jobs/run.ts";
+import type { JobRuntime } from "../src/jobs/runtime.ts";
+import { rowToJson } from "../src/jobs/source.ts";
+import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { putObject } from "../src/storage/objects.ts";
+import { digitsRows } from "./coding.ts";
+import type { BenchContext, Measurement } from "./figures.ts";
+
+const COLUMNS = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
+
+const TF_DATA = String.raw`
+import sys, time, tensorflow as tf
+path, batch = sys.argv[1], int(sys.argv[2])
+spec = {"pixels": tf.io.FixedLenFeature([64], tf.float32), "label": tf.io.FixedLenFeature([], tf.int64)}
+ds = tf.data.TFRecordDataset(path).batch(batch).map(lambda s: tf.io.parse_example(s, spec))
+for _ in ds.take(2): pass  # warm up
+t0 = time.perf_counter(); rows = 0
+for b in ds: rows += int(tf.shape(b["label"])[0])
+print(rows, time.perf_counter() - t0)
+`;
+
+export async function benchFeed(ctx: BenchContext, options: { rows?: number; objects?: number; batchSize?: number } = {}): Promise<Measurement[]> {
+  const total = options.rows ?? 20_000;
+  const objects = options.objects ?? 4;
+  const batchSize = options.batchSize ?? 64;
+  const rows = digitsRows(total);
+  const runtime = await ctx.runtime();
+
+  // Baseline: the same examples from a local TFRecord file.
+  const dir = mkdtempSync(join(projectRoot, ".tmp", "bench-feed-"));
+  let local: { rows: number; seconds: number };
+  try {
+    const encoder = createEncoder(COLUMNS);
+    writeFileSync(join(dir, "digits.tfrecord"), frameRecords(rows.map((r, i) => encoder.encode(r, i))));
+    const py = spawnSync(projectPython, ["-c", TF_DATA, join(dir, "digits.tfrecord"), String(batchSize)], { cwd: projectRoot, encoding: "utf8", env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: "3" } });
+    if (py.status !== 0) throw new Error(`the tf.data baseline failed: ${py.stderr.slice(-2000)}`);
+    const [n, seconds] = py.stdout.trim().split(/\s+/).map(Number) as [number, number];
+    local = { rows: n, seconds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Through the stages: JSON Lines objects in S3, one shard-feed per object, one worker.
+  const prefix = `bench/feed-${Date.now()}/`;
+  const per = Math.ceil(total / objects);
+  for (let i = 0; i < objects; i++) {
+    const body = rows.slice(i * per, (i + 1) * per).map(rowToJson).join("\n") + "\n";
+    await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: `${prefix}part-${i}.jsonl` }, body);
+  }
+  let ready!: () => void;
+  const workerReady = new Promise<void>((resolve) => (ready = resolve));
+  let dispatchedAt = 0;
+  let consumed: { rows: number; seconds: number; at: number } | undefined;
+  const gated: JobRuntime = {
+    deps: runtime.deps,
+    launcher: runtime.launcher,
+    acquire: () => runtime.acquire(),
+    release: () => runtime.release(),
+    async dispatchShard(event: ShardFeedEvent) {
+      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
+      await Promise.race([workerReady, timeout]);
+      dispatchedAt ||= Date.now();
+      await runtime.dispatchShard(event);
+    },
+  };
+  await runJob(
+    gated,
+    {
+      mode: "train",
+      cluster: { worker: 1, ps: 0 },
+      python: { scripts: [join(projectRoot, "bench", "scripts", "feed_rate.py")], entry: "train", hyperParams: {}, env: {} },
+      input: { columns: COLUMNS },
+      output: null,
+      batchSize,
+      remainder: { policy: "pad" },
+      source: { kind: "s3", uri: `s3://${runtime.bucket}/${prefix}` },
+      bucket: runtime.bucket,
+      model: null,
+    },
+    {
+      timeoutMs: 10 * 60_000,
+      onProgress: (p) => {
+        if (p.kind === "ready") ready();
+        if (p.kind === "consumed") consumed = { rows: p.rows as number, seconds: p.seconds as number, at: Date.now() };
+      },
+    },
+  );
+  if (!consumed || consumed.rows < total) throw new Error(`the bench worker reported ${consumed?.rows ?? "no"} rows, expected ${total}`);
+  const seconds = (consumed.at - dispatchedAt) / 1000;
+  ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
+  return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file", value: local.rows / local.seconds } }];
+}

@@ -1,0 +1,45 @@
+/**
+ * The bench's registry: every figure `npm run bench` prints. A figure measures something and a
+ * baseline for it in the same run, so the printed ratio means something on any machine.
+ *
+ * To add a figure, write `run` in its own module under bench/ and append an entry below.
+ */
+import type { LocalRuntime } from "../src/local/runtime.ts";
+import { benchCoding } from "./coding.ts";
+import { benchFeed } from "./feed.ts";
+
+export interface Measurement {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  /** What `value` is compared with, measured in the same run, in the same unit. */
+  readonly baseline: { readonly name: string; readonly value: number };
+  /** Higher is better (throughput) unless false (latency, size). */
+  readonly higherIsBetter?: boolean;
+}
+
+export interface BenchContext {
+  /** The local runtime (emulator started when AWS_ENDPOINT_URL is unset), started on first use. */
+  runtime(): Promise<LocalRuntime>;
+  log(line: string): void;
+}
+
+export interface Figure {
+  readonly name: string;
+  run(ctx: BenchContext): Promise<readonly Measurement[]>;
+}
+
+export const figures: Figure[] = [
+  { name: "feed", run: (ctx) => benchFeed(ctx) },
+  {
+    name: "coding",
+    run: async () => {
+      const c = benchCoding();
+      const unit = "examples/s";
+      return [
+        { name: "tf.Example encode, TS", value: c.tsEncodePerSec, unit, baseline: { name: "TensorFlow SerializeToString", value: c.tfEncodePerSec } },
+        { name: "tf.Example decode, TS", value: c.tsDecodePerSec, unit, baseline: { name: "tf.io.parse_example", value: c.tfParsePerSec } },
+      ];
+    },
+  },
+];
