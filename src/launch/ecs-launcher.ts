@@ -13,9 +13,9 @@ import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerLauncher, WorkerProg
 /** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
 export const WORKER_MODULE = "serverless_tf.worker";
 
-/** The worker's command-line arguments after `python -m serverless_tf.worker`. */
-export function workerArgs(jobId: string, member: MemberRef): string[] {
-  return ["--job-id", jobId, "--role", member.role, "--index", String(member.index)];
+/** The worker's command-line arguments after `python -m serverless_tf.worker` (attempt N meets at barrier `start-N`). */
+export function workerArgs(jobId: string, member: MemberRef, attempt = 0): string[] {
+  return ["--job-id", jobId, "--role", member.role, "--index", String(member.index), "--attempt", String(attempt)];
 }
 
 export interface EcsLauncherConfig {
@@ -76,7 +76,7 @@ export class EcsLauncher implements WorkerLauncher {
   ) {}
 
   /** The exact `RunTask` input for one member (exported for the request-shape test and for logs). */
-  runTaskInput(spec: JobSpec, member: MemberRef) {
+  runTaskInput(spec: JobSpec, member: MemberRef, attempt = 0) {
     const { config } = this;
     return {
       cluster: config.cluster,
@@ -94,7 +94,7 @@ export class EcsLauncher implements WorkerLauncher {
         containerOverrides: [
           {
             name: config.container,
-            command: workerArgs(spec.jobId, member),
+            command: workerArgs(spec.jobId, member, attempt),
             environment: Object.entries({ ...config.env, ...spec.python.env }).map(([name, value]) => ({ name, value })),
           },
         ],
@@ -109,8 +109,8 @@ export class EcsLauncher implements WorkerLauncher {
   async launch(spec: JobSpec, members: readonly MemberRef[], hooks: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void } = {}): Promise<LaunchedWorkers> {
     const running = new Map<string, { member: MemberRef; taskArn: string }>();
     const exits: WorkerExit[] = [];
-    const start = async (member: MemberRef) => {
-      const out = await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member)));
+    const start = async (member: MemberRef, attempt = 0) => {
+      const out = await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member, attempt)));
       const taskArn = out.tasks?.[0]?.taskArn;
       if (!taskArn) throw new EcsLaunchError(member, (out.failures ?? []).map((f) => `${f.reason ?? "?"}${f.detail ? ` (${f.detail})` : ""}`));
       running.set(taskArn, { member, taskArn });
@@ -132,6 +132,12 @@ export class EcsLauncher implements WorkerLauncher {
         hooks.onExit?.(exit);
       }
     };
+    const stopAll = (why: string) =>
+      Promise.all(
+        [...running.values()].map(({ member, taskArn }) =>
+          this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} ${why}: ${memberName(member)}` })),
+        ),
+      );
     // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
     // failure names the member it stopped at.
     for (const member of members) await start(member);
@@ -162,15 +168,22 @@ export class EcsLauncher implements WorkerLauncher {
         await start(member);
         watch();
       },
+      restart: async (attempt) => {
+        // The whole member set again: stop what runs, report each exit, then start attempt N.
+        await stopAll(`restart as attempt ${attempt}`);
+        const pollEvery = Math.max(interval, 1_000);
+        while (running.size) {
+          await new Promise((resolve) => setTimeout(resolve, pollEvery));
+          await poll();
+        }
+        for (const member of members) await start(member, attempt);
+        watch();
+      },
       stop: async () => {
         clearInterval(timer);
         timer = undefined;
         await polling;
-        await Promise.all(
-          [...running.values()].map(({ member, taskArn }) =>
-            this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} stopped ${memberName(member)}` })),
-          ),
-        );
+        await stopAll("stopped");
         running.clear();
       },
     };

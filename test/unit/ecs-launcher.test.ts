@@ -60,7 +60,7 @@ describe("EcsLauncher", () => {
         containerOverrides: [
           {
             name: "worker",
-            command: ["--job-id", "fit-3f9a2c1b04", "--role", "worker", "--index", "1"],
+            command: ["--job-id", "fit-3f9a2c1b04", "--role", "worker", "--index", "1", "--attempt", "0"],
             environment: [
               { name: "SERVERLESS_TF_TABLE", value: "serverless-tf-registry" },
               { name: "SERVERLESS_TF_BUCKET", value: "stf-artifacts" },
@@ -108,7 +108,24 @@ describe("EcsLauncher", () => {
     ecs.on(StopTaskCommand).resolves({});
     const workers = await new EcsLauncher(config, new ECSClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]);
     await workers.stop();
-    assert.deepEqual(ecs.commandCalls(StopTaskCommand)[0]?.args[0].input, { cluster: "stf-cluster", task: taskArn(0), reason: "serverless-tf: job fit-3f9a2c1b04 stopped worker-0" });
+    assert.deepEqual(ecs.commandCalls(StopTaskCommand)[0]?.args[0].input, { cluster: "stf-cluster", task: taskArn(0), reason: "serverless-tf: job fit-3f9a2c1b04 stopped: worker-0" });
+  });
+});
+
+describe("EcsLauncher restart", () => {
+  it("stops the member set, waits for every exit, then starts each member as the new attempt", async () => {
+    // Arrange
+    ecs.on(RunTaskCommand).resolvesOnce({ tasks: [{ taskArn: taskArn(0) }] }).resolvesOnce({ tasks: [{ taskArn: taskArn(1) }] });
+    ecs.on(StopTaskCommand).resolves({});
+    ecs.on(DescribeTasksCommand).resolves({ tasks: [{ taskArn: taskArn(0), lastStatus: "STOPPED", stoppedReason: "restart", containers: [{ name: "worker", exitCode: 137 }] }] });
+    const workers = await new EcsLauncher(config, new ECSClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]);
+    // Act
+    await workers.restart!(2);
+    await workers.stop();
+    // Assert
+    assert.equal(ecs.commandCalls(StopTaskCommand)[0]?.args[0].input.task, taskArn(0));
+    assert.deepEqual(workers.exits.map((e) => e.code), [137]);
+    assert.deepEqual(ecs.commandCalls(RunTaskCommand)[1]?.args[0].input.overrides?.containerOverrides?.[0]?.command, ["--job-id", "fit-3f9a2c1b04", "--role", "worker", "--index", "0", "--attempt", "2"]);
   });
 });
 
