@@ -6,14 +6,14 @@
 import { finishJob, startJob, type JobRequest, type StartedJob } from "../coordinator/coordinator.ts";
 import { ROW_ID } from "../feed/shard-feed.ts";
 import type { WorkerProgress } from "../launch/launcher.ts";
-import { METADATA_OBJECT } from "../checkpoint/publish.ts";
+import { EXPORT_MANIFEST, METADATA_OBJECT } from "../checkpoint/publish.ts";
 import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
-import { getJson } from "../storage/objects.ts";
+import { getJson, headObject } from "../storage/objects.ts";
 import { parseS3Uri } from "./names.ts";
 import { OutputCollector, type OutputRow } from "./output.ts";
 import type { JobRuntime } from "./runtime.ts";
 import { dataMembers } from "./spec.ts";
-import { watchJob, type WatchOptions } from "./watch.ts";
+import { JobFailedError, watchJob, type WatchOptions } from "./watch.ts";
 
 export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
   readonly onProgress?: (progress: WorkerProgress) => void;
@@ -58,6 +58,10 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
           if (!metadataAt) return true;
           const published = await getJson<unknown>(runtime.deps.clients, metadataAt);
           if (published) model = checkModelMetadata(published.value, spec.model!.exportUri);
+          else if (!(await headObject(runtime.deps.clients, parseS3Uri(`${spec.model!.exportUri}${EXPORT_MANIFEST}`)))) {
+            // Every member is DONE and the chief wrote no export.json (it does so before it returns): no model will come.
+            throw new JobFailedError(spec.jobId, `the training entry ${spec.python.entry}(ctx) returned without calling ctx.export(model), so there is no model to publish`);
+          }
           return model !== null;
         },
       });

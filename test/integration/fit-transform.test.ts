@@ -194,6 +194,19 @@ describe("a fit whose user code fails", { timeout: 3 * 60_000 }, () => {
     assert.ok(Date.now() - started < 90_000, "failures are reported promptly, not at the deadline");
   });
 
+  it("fails promptly when the training entry returns without exporting a model", async () => {
+    // Arrange
+    const estimator = countingEstimator(runtime, "pad", 1).setTrainHyperParams({ export: false });
+    const started = Date.now();
+
+    // Act
+    const fit = estimator.fit(Table.fromRows(schema, rowsOf(30)));
+
+    // Assert
+    await assertCleanFailure(fit, [/returned without calling ctx\.export\(model\)/]);
+    assert.ok(Date.now() - started < 60_000, "not at the 150 s deadline");
+  });
+
   it("rejects a local script path that does not exist before starting anything", async () => {
     // Arrange
     const list = async () => (await runtime.deps.clients.sqs.send(new ListQueuesCommand({ QueueNamePrefix: "stf-" }))).QueueUrls?.filter((u) => !u.endsWith("-dlq")) ?? [];
