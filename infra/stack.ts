@@ -13,7 +13,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { DEFAULT_PREFIX, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, registryTableNameFor, type FunctionName } from "../src/resources/definitions.ts";
+import { DEFAULT_PREFIX, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, localProvisioningPlan, registryTableNameFor, type FunctionName } from "../src/resources/definitions.ts";
 import { acknowledge } from "./nag.ts";
 import { RuntimeQueues } from "./constructs/runtime-queues.ts";
 import { StageFunction } from "./constructs/stage-function.ts";
@@ -72,7 +72,8 @@ export class ServerlessTfStack extends Stack {
     const { queues } = this.queues;
 
     // S3 -> events queue for export.json, the last object of an export (src/checkpoint/publish.ts).
-    bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(queues.events.queue), { suffix: EXPORT_MANIFEST });
+    const notification = localProvisioningPlan({ prefix }).notification;
+    bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(queues[notification.queue].queue), { prefix: notification.prefix, suffix: notification.suffix });
 
     const layers = this.layers(root);
     const baseEnv = { [ENV.table]: table.tableName, [ENV.bucket]: bucket.bucketName, [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl };

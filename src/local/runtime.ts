@@ -3,7 +3,7 @@
  * given), the same resources the stack defines, the real shard-feed and checkpoint handlers
  * invoked in-process by SQS event source mappings, and workers as local processes.
  */
-import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand } from "@aws-sdk/client-s3";
+import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand, type Event } from "@aws-sdk/client-s3";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { handler as checkpointHandler } from "../../functions/checkpoint/handler.ts";
 import { createInferenceHandler } from "../../functions/inference/handler.ts";
@@ -16,7 +16,6 @@ import type { JobRuntime } from "../jobs/runtime.ts";
 import { ProcessLauncher } from "../launch/process-launcher.ts";
 import { ensureRegistryTable } from "../registry/table.ts";
 import { stageDeps, resetStageDeps, type StageDeps } from "../stage/deps.ts";
-import { EXPORT_MANIFEST } from "../checkpoint/publish.ts";
 import type { StreamAttachment } from "../coordinator/coordinator.ts";
 import { streamFeedHandler } from "../feed/stream-feed.ts";
 import { PythonEngine } from "../inference/engine.ts";
@@ -24,6 +23,7 @@ import { InferenceService } from "../inference/inference.ts";
 import { DEFAULT_RECHECK_MS } from "../inference/latest-model.ts";
 import type { JobSpec } from "../jobs/spec.ts";
 import { DEFAULT_TRAINING_PREFIX, runFitTriggerBatch, type StartFit } from "../triggers/fit-trigger.ts";
+import { DEFAULT_PREFIX, DLQ_RETENTION_SECONDS, MAX_RECEIVE_COUNT, localProvisioningPlan, queuePlan, runtimeQueueName } from "../resources/definitions.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
 
@@ -39,7 +39,7 @@ export interface LocalRuntimeOptions {
 }
 
 /** Runtime-wide queues: shard-feed requests, S3 notifications for the checkpoint stage and for fit triggers. */
-export const RUNTIME_QUEUES = { shardFeed: "serverless-tf-shard-feed", events: "serverless-tf-events", fitTriggers: "serverless-tf-fit-triggers" } as const;
+export const RUNTIME_QUEUES = { shardFeed: runtimeQueueName(DEFAULT_PREFIX, "shardFeed"), events: runtimeQueueName(DEFAULT_PREFIX, "events"), fitTriggers: "serverless-tf-fit-triggers" } as const;
 
 export interface ServeOptions {
   /** Queues to use; each one not given is created as `stf-serve-<modelId>-input|output|dlq`. */
@@ -71,8 +71,8 @@ interface RuntimeExtras {
 
 async function createQueueWithDlq(runtime: { deps: StageDeps }, name: string, visibilityTimeoutSeconds: number): Promise<string> {
   const sqs = runtime.deps.clients.sqs;
-  const { QueueUrl: dlq } = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) } }));
-  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(runtime.deps.clients, dlq!), maxReceiveCount: 5 });
+  const { QueueUrl: dlq } = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) } }));
+  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(runtime.deps.clients, dlq!), maxReceiveCount: MAX_RECEIVE_COUNT });
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(visibilityTimeoutSeconds), RedrivePolicy: redrive } }));
   return QueueUrl!;
 }
@@ -103,8 +103,10 @@ export class LocalRuntime implements JobRuntime {
         if (!(e instanceof BucketAlreadyOwnedByYou)) throw e;
       });
       await ensureRegistryTable(clients, config.tableName);
-      const shardFeedUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.shardFeed, 900);
-      const eventsUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.events, 60);
+      // Names and visibility timeouts as the stack deploys them (src/resources/definitions.ts).
+      const plan = localProvisioningPlan({ tableName: config.tableName, bucket: config.bucket });
+      const shardFeedUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.shardFeed, queuePlan(DEFAULT_PREFIX, "shardFeed").visibilityTimeoutSeconds);
+      const eventsUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.events, queuePlan(DEFAULT_PREFIX, "events").visibilityTimeoutSeconds);
       const fitTriggersUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.fitTriggers, 60);
       const trainingPrefix = options.trainingPrefix ?? DEFAULT_TRAINING_PREFIX;
       // The one place the bucket's notifications are set (a put replaces them all). The two
@@ -116,8 +118,8 @@ export class LocalRuntime implements JobRuntime {
             QueueConfigurations: [
               {
                 QueueArn: await queueArn(clients, eventsUrl),
-                Events: ["s3:ObjectCreated:*"],
-                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "models/" }, { Name: "suffix", Value: EXPORT_MANIFEST }] } },
+                Events: [...plan.notification.events] as Event[],
+                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: plan.notification.prefix }, { Name: "suffix", Value: plan.notification.suffix }] } },
               },
               { QueueArn: await queueArn(clients, fitTriggersUrl), Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "prefix", Value: trainingPrefix }] } } },
             ],

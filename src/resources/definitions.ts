@@ -129,7 +129,8 @@ export interface ProvisioningPlan {
   readonly table: { readonly partitionKey: string; readonly sortKey: string; readonly timeToLiveAttribute: string; readonly billingMode: string };
   readonly bucket: string;
   readonly queues: readonly QueuePlan[];
-  readonly notification: { readonly queue: RuntimeQueueKey; readonly events: readonly string[]; readonly suffix: string };
+  /** Exports live under `models/`; the prefix keeps this filter from overlapping others (S3 refuses overlaps). */
+  readonly notification: { readonly queue: RuntimeQueueKey; readonly events: readonly string[]; readonly prefix: string; readonly suffix: string };
 }
 
 /**
@@ -150,7 +151,7 @@ export function localProvisioningPlan(names: { readonly tableName?: string; read
     },
     bucket: names.bucket ?? DEFAULT_BUCKET,
     queues: (Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[]).filter((k) => RUNTIME_QUEUES[k].local).map((k) => queuePlan(prefix, k)),
-    notification: { queue: "events", events: ["s3:ObjectCreated:*"], suffix: EXPORT_MANIFEST },
+    notification: { queue: "events", events: ["s3:ObjectCreated:*"], prefix: BUCKET_PREFIXES.models, suffix: EXPORT_MANIFEST },
   };
 }
 

@@ -151,7 +151,13 @@ describe("queues and event sources", () => {
     const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", "events").name)![0];
     template.hasResourceProperties("Custom::S3BucketNotifications", {
       NotificationConfiguration: {
-        QueueConfigurations: [{ Events: ["s3:ObjectCreated:*"], QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] }, Filter: { Key: { FilterRules: [{ Name: "suffix", Value: EXPORT_MANIFEST }] } } }],
+        QueueConfigurations: [
+          {
+            Events: ["s3:ObjectCreated:*"],
+            QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] },
+            Filter: { Key: { FilterRules: Match.arrayWith([{ Name: "suffix", Value: EXPORT_MANIFEST }, { Name: "prefix", Value: "models/" }]) } },
+          },
+        ],
       },
     });
   });
@@ -269,7 +275,11 @@ describe("one definition for the emulator and AWS", () => {
     const { QueueConfigurations } = ofType("Custom::S3BucketNotifications")[0]![1].Properties!.NotificationConfiguration;
     const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", plan.notification.queue).name)![0];
     assert.deepEqual(QueueConfigurations, [
-      { Events: [...plan.notification.events], QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] }, Filter: { Key: { FilterRules: [{ Name: "suffix", Value: plan.notification.suffix }] } } },
+      {
+        Events: [...plan.notification.events],
+        QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] },
+        Filter: { Key: { FilterRules: [{ Name: "suffix", Value: plan.notification.suffix }, { Name: "prefix", Value: plan.notification.prefix }] } },
+      },
     ]);
   });
 });
