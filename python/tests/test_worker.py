@@ -279,7 +279,9 @@ def test_spool_parts_in_s3_hold_every_row_received(policy_runs):
     job = policy_runs["pad"]["job"]
     for member, expected in (("worker-0", 501), ("worker-1", 499)):
         keys = [o["Key"] for o in job.env.s3.list_objects_v2(Bucket=job.env.bucket, Prefix=f"jobs/{job.job_id}/spool/{member}/")["Contents"]]
-        assert keys and all(k.endswith(".tfrecord") for k in keys)
+        # Beside the parts: the end-of-data message, kept for a restarted member (resume).
+        assert keys[0].endswith("/end-of-data.json") and keys[1:] and all(k.endswith(".tfrecord") for k in keys[1:])
+        keys = keys[1:]
         rows = sum(len(unframe_records(job.env.s3.get_object(Bucket=job.env.bucket, Key=k)["Body"].read())) for k in keys)
         assert rows == expected
 
