@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
@@ -32,6 +32,8 @@ const registry = new Registry(clients, registryTableName());
 let built: BuiltFunction[] = [];
 const handlers = new Map<string, Handler>();
 let shardFeedQueueUrl = "";
+// Inside the project, so the bundles resolve @aws-sdk/* from node_modules as Lambda resolves its own.
+const outDir = join(projectRoot, ".tmp", `bundles-${run}`);
 
 function sqsEvent(...bodies: string[]): SQSEvent {
   const Records = bodies.map(
@@ -81,13 +83,14 @@ before(async () => {
   // What the stack sets on the functions; the bundles read it at their first invocation.
   Object.assign(process.env, { SERVERLESS_TF_BUCKET: bucket, SERVERLESS_TF_SHARD_FEED_QUEUE_URL: shardFeedQueueUrl });
   delete process.env.SERVERLESS_TF_LAUNCHER;
-  built = await buildFunctions({ outDir: join(projectRoot, ".tmp", `bundles-${run}`), log: () => undefined });
+  built = await buildFunctions({ outDir, log: () => undefined });
   for (const b of built) handlers.set(b.name, ((await import(pathToFileURL(b.file).href)) as { handler: Handler }).handler);
 });
 
 after(async () => {
   await clients.sqs.send(new DeleteQueueCommand({ QueueUrl: shardFeedQueueUrl }));
   destroyAwsClients(clients);
+  rmSync(outDir, { recursive: true, force: true });
 });
 
 /** A valid start request for `jobId`: one worker running feed_probe.py over one JSON Lines object of 10 rows. */
