@@ -22,13 +22,15 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import argparse
+import json
+import urllib.request
 import socket
 import sys
 import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .aws import client
 from .registry import FINAL_JOB_STATES, LeaseKeeper, LeaseLoss, Registry, RegistryError, table_name_from_env
@@ -54,8 +56,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
     p.add_argument("--role", required=True, choices=["worker", "ps"], help="the member's role")
     p.add_argument("--index", required=True, type=int, help="the member's index within its role (0 = chief)")
     p.add_argument("--table", default=None, help="registry table (default: $SERVERLESS_TF_TABLE or serverless-tf-registry)")
-    p.add_argument("--host", default=os.environ.get("SERVERLESS_TF_HOST", "127.0.0.1"),
-                   help="address other members reach this one at (default: $SERVERLESS_TF_HOST or 127.0.0.1)")
+    p.add_argument("--host", default=None,
+                   help="address other members reach this one at (default: $SERVERLESS_TF_HOST, else the ECS task's private IP "
+                        "from the task metadata endpoint, else 127.0.0.1)")
     p.add_argument("--attempt", default=0, type=int,
                    help="restart attempt of the member set (0 = first run); attempt N meets at barrier start-N")
     a = p.parse_args(argv)
@@ -63,7 +66,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
         p.error(f"--index must be >= 0. Received: {a.index}")
     if a.attempt < 0:
         p.error(f"--attempt must be >= 0. Received: {a.attempt}")
-    return WorkerArgs(a.job_id, a.role, a.index, a.table or table_name_from_env(), a.host, a.attempt)
+    return WorkerArgs(a.job_id, a.role, a.index, a.table or table_name_from_env(), a.host or default_host(os.environ), a.attempt)
+
+
+def default_host(env: Mapping[str, str], fetch: Callable[[str], bytes] = lambda url: urllib.request.urlopen(url, timeout=2).read()) -> str:
+    """The address peers reach this process at: set explicitly, else on ECS (Fargate, awsvpc) the task's
+    private IPv4 from the task metadata endpoint v4, else the loopback for local processes."""
+    if env.get("SERVERLESS_TF_HOST"):
+        return env["SERVERLESS_TF_HOST"]
+    metadata_uri = env.get("ECS_CONTAINER_METADATA_URI_V4")
+    if metadata_uri:
+        container = json.loads(fetch(metadata_uri))
+        for network in container.get("Networks", []):
+            for ip in network.get("IPv4Addresses", []):
+                return str(ip)
+        raise RuntimeError(f"the ECS task metadata at {metadata_uri} lists no IPv4 address; set SERVERLESS_TF_HOST")
+    return "127.0.0.1"
 
 
 def barrier_name(attempt: int) -> str:
