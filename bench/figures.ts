@@ -7,6 +7,7 @@
 import type { LocalRuntime } from "../src/local/runtime.ts";
 import { benchCoding } from "./coding.ts";
 import { benchFeed } from "./feed.ts";
+import { benchInference } from "./inference.ts";
 
 export interface Measurement {
   readonly name: string;
@@ -31,6 +32,7 @@ export interface Figure {
 
 export const figures: Figure[] = [
   { name: "feed", run: (ctx) => benchFeed(ctx) },
+  { name: "inference", run: (ctx) => benchInference(ctx) },
   {
     name: "coding",
     run: async () => {

@@ -143,7 +143,13 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
   const members = dataMembers(request.cluster);
   const queues = await createJobQueues(deps.clients, jobId, members, request.queueSettings);
   try {
-    const [scripts, shards] = await Promise.all([uploadScripts(deps, jobId, request.bucket, request.python.scripts), planShards(deps, jobId, request.bucket, request.source, request.rowsPerShard)]);
+    const [scripts, shards, inferenceScripts] = await Promise.all([
+      uploadScripts(deps, jobId, request.bucket, request.python.scripts),
+      planShards(deps, jobId, request.bucket, request.source, request.rowsPerShard),
+      // The model's inference scripts travel with its metadata: the inference function reads them from S3.
+      uploadScripts(deps, jobId, request.bucket, request.model?.inference?.python.scripts ?? []),
+    ]);
+    const inference = request.model?.inference ? { ...request.model.inference, python: { ...request.model.inference.python, scripts: inferenceScripts } } : null;
     const version = newVersion(jobId);
     const spec: JobSpec & { model: (JobSpec["model"] & { inference: InferenceConfig | null }) | null } = {
       version: 1,
@@ -164,7 +170,7 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
             version,
             exportUri: s3Uri({ bucket: request.bucket, key: modelKeys.version(request.model.modelId, version) }),
             versionsUri: s3Uri({ bucket: request.bucket, key: modelKeys.versions(request.model.modelId) }),
-            inference: request.model.inference,
+            inference,
           }
         : null,
       modelArtifactUri: request.modelArtifactUri ?? null,

@@ -1,7 +1,7 @@
 """A one-weight model for the inference tests: y = w * x, so each version's outputs are known.
 
 ``TF_USE_LEGACY_KERAS=1 python scale_model.py OUT W [OUT W ...]`` saves a SavedModel with weight W under each OUT. ``predict`` is the
-inference entry, ``train_stream`` a streaming training entry (learns y = 3x from the queue).
+inference entry, ``train`` a bounded training entry and ``train_stream`` a streaming one (both learn y = w x from their rows).
 """
 import sys
 
@@ -18,6 +18,13 @@ def predict(ctx):
     model = ctx.load_model()
     for batch in ctx.dataset():
         ctx.write({"y": model(tf.reshape(batch["x"], (-1, 1)), training=False)[:, 0]})
+
+
+def train(ctx):
+    model = build(0.0)
+    ds = ctx.dataset().map(lambda f: (tf.reshape(f["x"], (-1, 1)), tf.reshape(f["y"], (-1, 1))))
+    model.fit(ds, epochs=ctx.hyper_params.get("epochs", 1), callbacks=ctx.callbacks(), verbose=0)
+    ctx.export(model)
 
 
 def train_stream(ctx):
