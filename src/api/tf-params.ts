@@ -48,8 +48,6 @@ export const ModelParams = {
   timeoutMs: defineParam("timeoutMs", "Longest a fit or transform may take before it fails.", 30 * 60_000, validators.int(1_000)),
   exportEverySteps: defineParam("exportEverySteps", "Streaming fit (queue table): publish a new model version every this many steps (0: off).", 0, validators.int(0)),
   exportEverySeconds: defineParam("exportEverySeconds", "Streaming fit (queue table): publish a new model version every this many seconds (0: off).", 0, validators.int(0)),
-  exportEverySteps: defineParam("exportEverySteps", "Streaming fit (queue table): publish a new model version every this many steps (0: off).", 0, validators.int(0)),
-  exportEverySeconds: defineParam("exportEverySeconds", "Streaming fit (queue table): publish a new model version every this many seconds (0: off).", 0, validators.int(0)),
   maxWorkerRestarts: defineParam("maxWorkerRestarts", "Restarts of the whole worker set from the last checkpoint when a worker is lost (killed, no heartbeat); 0: fail at once.", 2, validators.int(0, 100)),
   progressTimeoutMs: defineParam("progressTimeoutMs", "Fail a job whose worker makes no progress (steps, rows consumed) for this long; 0: never.", 10 * 60_000, validators.int(0)),
 };
