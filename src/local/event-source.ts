@@ -3,10 +3,15 @@
  * event of the real AWS shape, delete what succeeded, leave failed records (reported as
  * `batchItemFailures`, or all of them when the handler throws) to come back after the
  * visibility timeout and, past the redrive count, to go to the DLQ.
+ *
+ * `concurrency` pollers run at once, each with its own receive and handler call, as Lambda
+ * scales an SQS mapping up to its maximum concurrency; the handler must therefore accept
+ * concurrent calls (and, as on AWS, the same message twice: SQS is at-least-once).
  */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { AwsClients } from "../aws/clients.ts";
+import { ConfigError } from "../errors.ts";
 import { queueArn } from "../jobs/queues.ts";
 
 export type SqsHandler = (event: SQSEvent) => Promise<SQSBatchResponse | void>;
@@ -14,24 +19,31 @@ export type SqsHandler = (event: SQSEvent) => Promise<SQSBatchResponse | void>;
 export interface EventSourceOptions {
   readonly batchSize?: number;
   readonly waitTimeSeconds?: number;
+  /** Pollers running at once (Lambda's maximum concurrency for an SQS mapping); default 1. */
+  readonly concurrency?: number;
   readonly onError?: (error: unknown) => void;
 }
 
 export class SqsEventSource {
   private running = false;
-  private loop: Promise<void> | undefined;
+  private loops: Promise<void>[] = [];
 
   constructor(
     private readonly clients: AwsClients,
     readonly queueUrl: string,
     private readonly handler: SqsHandler,
     private readonly options: EventSourceOptions = {},
-  ) {}
+  ) {
+    const n = options.concurrency ?? 1;
+    if (!Number.isSafeInteger(n) || n < 1 || n > 1000) throw new ConfigError("concurrency", n, "an integer of pollers from 1 to 1000");
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    const arn = queueArn(this.clients, this.queueUrl);
+    arn.catch(() => undefined); // each poller reports it through onError
+    this.loops = Array.from({ length: this.options.concurrency ?? 1 }, () => this.run(arn));
   }
 
   /**
@@ -41,11 +53,19 @@ export class SqsEventSource {
    */
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
+    await Promise.all(this.loops);
+    this.loops = [];
   }
 
-  private async run(): Promise<void> {
-    const arn = await queueArn(this.clients, this.queueUrl);
+  private async run(arnPromise: Promise<string>): Promise<void> {
+    let arn: string;
+    try {
+      arn = await arnPromise;
+    } catch (e) {
+      this.running = false;
+      this.options.onError?.(e);
+      return;
+    }
     while (this.running) {
       try {
         const { Messages = [] } = await this.clients.sqs.send(
