@@ -6,13 +6,12 @@
  */
 import { basename } from "node:path";
 import { readFile } from "node:fs/promises";
-import type { Column } from "../coding/schema.ts";
 import { ConfigError } from "../errors.ts";
 import type { JobDeps } from "../jobs/deps.ts";
 import { checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri, type MemberKey } from "../jobs/names.ts";
 import { createJobQueues, deleteJobQueues, type QueueSettings } from "../jobs/queues.ts";
 import { rowToJson, type TableSource } from "../jobs/source.ts";
-import { allMembers, dataMembers, type ClusterShape, type JobMode, type JobSpec, type PythonConfig, type RemainderPolicy } from "../jobs/spec.ts";
+import { allMembers, dataMembers, type JobSpec } from "../jobs/spec.ts";
 import type { LaunchedWorkers, WorkerLauncher, WorkerExit, WorkerProgress } from "../launch/launcher.ts";
 import type { InferenceConfig } from "../models/metadata.ts";
 import { newVersion } from "../models/metadata.ts";
@@ -21,16 +20,12 @@ import type { ShardFeedEvent, ShardRef } from "../feed/shard-feed.ts";
 import { listKeys, putObject } from "../storage/objects.ts";
 import { JobConflictError } from "../registry/errors.ts";
 
-export interface JobRequest {
+/**
+ * What a caller asks for: the user-facing half of a {@link JobSpec} (its python scripts may still
+ * be local paths, uploaded to the job's code prefix), plus the table and the optional settings.
+ */
+export interface JobRequest extends Pick<JobSpec, "mode" | "cluster" | "python" | "input" | "output" | "batchSize" | "remainder"> {
   readonly jobId?: string;
-  readonly mode: JobMode;
-  readonly cluster: ClusterShape;
-  /** Scripts as local paths (uploaded to the job's code prefix) or s3:// URIs. */
-  readonly python: PythonConfig;
-  readonly input: { readonly columns: readonly Column[] };
-  readonly output: { readonly columns: readonly Column[] } | null;
-  readonly batchSize: number;
-  readonly remainder: RemainderPolicy;
   readonly source: TableSource;
   readonly bucket: string;
   /** Training: the model id to export to, and how the model will be served. */
