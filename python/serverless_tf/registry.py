@@ -541,8 +541,18 @@ class Registry:
             raise self._fenced(job_id, role, index, epoch, result)
 
     def members(self, job_id: str) -> List[Member]:
-        """Every member of the job, ordered by role then index."""
-        return sorted((_to_member(i) for i in self._query(job_id, "member#")), key=lambda m: (m.role, m.index))
+        """Every member of the job, ordered by role then index.
+
+        A registration creates its item with one UpdateItem, atomic in DynamoDB; moto applies the
+        SET clauses one by one, so a concurrent read there can see a key without its attributes.
+        Such a read is repeated (briefly); an item still incomplete after that is a real error.
+        """
+        for attempt in range(20):
+            items = self._query(job_id, "member#")
+            if all("role" in i and "status" in i for i in items) or attempt == 19:
+                return sorted((_to_member(i) for i in items), key=lambda m: (m.role, m.index))
+            time.sleep(0.01)
+        raise AssertionError("unreachable")
 
     # -- barriers -------------------------------------------------------------------------------
 

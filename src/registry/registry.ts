@@ -512,7 +512,16 @@ export class Registry {
 
   /** Every member item of the job, ordered by role then index. */
   async members(jobId: string): Promise<MemberRecord[]> {
-    return (await this.queryAll(jobId, "member#")).map(toMember).sort((a, b) => a.role.localeCompare(b.role) || a.index - b.index);
+    // A registration creates its item with one UpdateItem, atomic in DynamoDB; moto applies the SET
+    // clauses one by one, so a concurrent read there can see a key without its attributes. Such a
+    // read is repeated briefly; an item still incomplete after that is reported as a real error.
+    for (let attempt = 0; ; attempt++) {
+      const items = await this.queryAll(jobId, "member#");
+      if (attempt >= 19 || items.every((i) => i.role !== undefined && i.status !== undefined)) {
+        return items.map(toMember).sort((a, b) => a.role.localeCompare(b.role) || a.index - b.index);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   /** The released barrier, or undefined while it is not released. */
