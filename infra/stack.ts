@@ -1,7 +1,8 @@
 /**
  * The serverless-tf stack: the resources the local runtime provisions on the emulator, on real
  * AWS. Storage (bucket, table), the runtime queues with DLQs, the four stage functions with
- * their event sources, and the worker service (ECS Fargate). Every permission comes from a
+ * their event sources (the inference function as a container image, for its Python engine), the
+ * bucket's notifications (exports, fit triggers), and the worker service (ECS Fargate). Every permission comes from a
  * statement here with named actions; `test/infra/stack.test.ts` checks that and runs cdk-nag.
  */
 import { existsSync, readdirSync } from "node:fs";
@@ -13,10 +14,10 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { DEFAULT_PREFIX, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, localProvisioningPlan, registryTableNameFor, type FunctionName } from "../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, DEFAULT_PREFIX, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, localProvisioningPlan, registryTableNameFor, type FunctionName } from "../src/resources/definitions.ts";
 import { acknowledge } from "./nag.ts";
 import { RuntimeQueues } from "./constructs/runtime-queues.ts";
-import { StageFunction } from "./constructs/stage-function.ts";
+import { StageFunction, type StageCode } from "./constructs/stage-function.ts";
 import { Storage } from "./constructs/storage.ts";
 import { WorkerService } from "./constructs/worker-service.ts";
 
@@ -31,7 +32,10 @@ export interface ServerlessTfStackProps extends StackProps {
   readonly projectRoot: string;
   /** Prefix of the runtime queue and table names; default `serverless-tf`, as the local runtime uses. */
   readonly prefix?: string;
-  /** Handler modules by function; default `functions/<name>/handler.ts`, left out when it does not exist yet. */
+  /**
+   * Handler modules by function, bundled as zips; default `functions/<name>/handler.ts` (or
+   * `functions/<name>/Dockerfile` for an `image` function), left out when it does not exist yet.
+   */
   readonly functionEntries?: Partial<Record<FunctionName, string>>;
   /** Memory, timeout and reserved concurrency per function, over `FUNCTIONS` in src/resources/definitions.ts. */
   readonly sizing?: Partial<Record<FunctionName, FunctionSizing>>;
@@ -71,9 +75,11 @@ export class ServerlessTfStack extends Stack {
     const { bucket, table } = this.storage;
     const { queues } = this.queues;
 
-    // S3 -> events queue for export.json, the last object of an export (src/checkpoint/publish.ts).
-    const notification = localProvisioningPlan({ prefix }).notification;
-    bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(queues[notification.queue].queue), { prefix: notification.prefix, suffix: notification.suffix });
+    // S3 -> SQS, as the local runtime sets them: export.json (the last object of an export) to the
+    // events queue, and every new object under training/ to the fit-triggers queue.
+    for (const n of localProvisioningPlan({ prefix }).notifications) {
+      bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(queues[n.queue].queue), { prefix: n.prefix, ...(n.suffix ? { suffix: n.suffix } : {}) });
+    }
 
     const layers = this.layers(root);
     const baseEnv = { [ENV.table]: table.tableName, [ENV.bucket]: bucket.bucketName, [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl };
@@ -86,12 +92,17 @@ export class ServerlessTfStack extends Stack {
       [ENV.ecsSecurityGroups]: this.workers.securityGroup.securityGroupId,
     };
     const make = (name: FunctionName, environment: Record<string, string>): StageFunction | undefined => {
-      const entry = props.functionEntries?.[name] ?? join(root, "functions", name, "handler.ts");
-      if (!existsSync(entry)) {
-        Annotations.of(this).addInfo(`functions/${name}/handler.ts does not exist yet: the ${name} function is left out of this synth.`);
+      const override = props.functionEntries?.[name];
+      const code: StageCode =
+        FUNCTIONS[name].packaging === "image" && !override
+          ? { kind: "image", dockerfile: join(root, "functions", name, "Dockerfile") }
+          : { kind: "bundle", entry: override ?? join(root, "functions", name, "handler.ts") };
+      const source = code.kind === "image" ? code.dockerfile : code.entry;
+      if (!existsSync(source)) {
+        Annotations.of(this).addInfo(`${source} does not exist yet: the ${name} function is left out of this synth.`);
         return undefined;
       }
-      const fn = new StageFunction(this, pascal(name), { definition: FUNCTIONS[name], entry, projectRoot: root, environment, layers, ...props.sizing?.[name] });
+      const fn = new StageFunction(this, pascal(name), { definition: FUNCTIONS[name], code, projectRoot: root, environment, layers, ...props.sizing?.[name] });
       this.functions[name] = fn;
       new CfnOutput(this, `${pascal(name)}FunctionName`, { value: fn.fn.functionName });
       return fn;
@@ -104,7 +115,9 @@ export class ServerlessTfStack extends Stack {
       grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: data.map((b) => `arn:${Aws.PARTITION}:s3:::${b}`) }));
     };
 
-    // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers.
+    // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers;
+    // also starts a fit for each new object under training/ (fit-triggers queue, _fit.json beside it).
+    const training = `${BUCKET_PREFIXES.training}*`;
     const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv });
     if (coordinator) {
       table.grantReadWriteData(coordinator.role);
@@ -115,6 +128,10 @@ export class ServerlessTfStack extends Stack {
       this.storage.grantList(coordinator.role, ["jobs/", "models/"]);
       grantDataRead(coordinator.role);
       this.grantRunWorkers(coordinator.role);
+      // Fit triggers: reads _fit.json and heads the new object, then lists it as the job's table.
+      this.storage.grantObjects(coordinator.role, ["GetObject"], [training]);
+      this.storage.grantList(coordinator.role, [BUCKET_PREFIXES.training]);
+      coordinator.fn.addEventSource(new SqsEventSource(queues.fitTriggers.queue, { batchSize: queues.fitTriggers.plan.batchSize, reportBatchItemFailures: true }));
     }
 
     // Shard-feed: reads a shard, sends rows to the members' feed queues, queues its continuation.
@@ -123,7 +140,7 @@ export class ServerlessTfStack extends Stack {
       table.grantReadWriteData(shardFeed.role);
       this.grantJobQueues(shardFeed.role, SQS_JOB_QUEUE_ACTIONS.send);
       queues.shardFeed.queue.grantSendMessages(shardFeed.role);
-      this.storage.grantObjects(shardFeed.role, ["GetObject"], ["jobs/*/shards/*"]);
+      this.storage.grantObjects(shardFeed.role, ["GetObject"], ["jobs/*/shards/*", training]);
       grantDataRead(shardFeed.role);
       shardFeed.fn.addEventSource(new SqsEventSource(queues.shardFeed.queue, { batchSize: queues.shardFeed.plan.batchSize, reportBatchItemFailures: true }));
     }
@@ -199,7 +216,7 @@ export class ServerlessTfStack extends Stack {
     );
   }
 
-  /** One layer per `layers/<name>/` that holds a `nodejs/` folder (the Lambda layer layout). */
+  /** One layer per `layers/<name>/` that holds a `nodejs/` folder (the Lambda layer layout); zip functions only. */
   private layers(root: string): lambda.ILayerVersion[] {
     const dir = join(root, "layers");
     if (!existsSync(dir)) return [];

@@ -1,9 +1,16 @@
 /**
- * One pipeline stage as a Lambda function: `functions/<name>/handler.ts` bundled by esbuild at
- * synth time (the project's pinned esbuild from node_modules, no Docker, no network), Node.js 22,
- * its own role and log group so that every permission it holds is one the stack granted.
+ * One pipeline stage as a Lambda function, with its own role and log group so that every
+ * permission it holds is one the stack granted. Two packagings:
+ * - `bundle`: `functions/<name>/handler.ts` bundled by esbuild at synth time (the project's
+ *   pinned esbuild from node_modules, no Docker, no network) into a Node.js 22 zip;
+ * - `image`: a container image built from `functions/<name>/Dockerfile` with the repository root
+ *   as context (the root `.dockerignore` says what it holds), for a function that needs more than
+ *   Node (the inference function spawns a Python TensorFlow process). Synth only stages the
+ *   context; `cdk deploy` builds and pushes the image.
  */
+import { relative } from "node:path";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
@@ -12,13 +19,20 @@ import { Construct } from "constructs";
 import { acknowledge } from "../nag.ts";
 import type { FunctionDefinition } from "../../src/resources/definitions.ts";
 
+/** How the function's code is packaged. */
+export type StageCode =
+  /** The handler module (`functions/<name>/handler.ts`), bundled into a zip. */
+  | { readonly kind: "bundle"; readonly entry: string }
+  /** The Dockerfile (`functions/<name>/Dockerfile`), built with the repository root as context. */
+  | { readonly kind: "image"; readonly dockerfile: string };
+
 export interface StageFunctionProps {
   readonly definition: FunctionDefinition;
-  /** The handler module (`functions/<name>/handler.ts`). */
-  readonly entry: string;
+  readonly code: StageCode;
   /** The repository root: where `package-lock.json` and `node_modules/` are. */
   readonly projectRoot: string;
   readonly environment: Readonly<Record<string, string>>;
+  /** Zip bundles only: an image function carries everything in its image. */
   readonly layers?: readonly lambda.ILayerVersion[];
   /** Overrides of the definition's sizes (stack props / context). */
   readonly memoryMb?: number;
@@ -28,7 +42,7 @@ export interface StageFunctionProps {
 }
 
 export class StageFunction extends Construct {
-  readonly fn: nodejs.NodejsFunction;
+  readonly fn: lambda.Function;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
 
@@ -41,16 +55,32 @@ export class StageFunction extends Construct {
     this.role = new iam.Role(this, "Role", { assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"), description: `serverless-tf ${definition.name} stage` });
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [this.logGroup.logGroupArn] }));
 
-    this.fn = new nodejs.NodejsFunction(this, "Function", {
-      entry: props.entry,
-      handler: "handler",
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+    const common = {
       memorySize: props.memoryMb ?? definition.memoryMb,
       timeout: Duration.seconds(props.timeoutSeconds ?? definition.timeoutSeconds),
       reservedConcurrentExecutions: props.reservedConcurrency ?? definition.reservedConcurrency,
       role: this.role,
       logGroup: this.logGroup,
+    };
+    if (props.code.kind === "image") {
+      this.fn = new lambda.DockerImageFunction(this, "Function", {
+        ...common,
+        code: lambda.DockerImageCode.fromImageAsset(props.projectRoot, {
+          file: relative(props.projectRoot, props.code.dockerfile),
+          // tensorflow-cpu wheels are built for x86-64 (as for the worker image).
+          platform: Platform.LINUX_AMD64,
+        }),
+        architecture: lambda.Architecture.X86_64,
+        environment: { ...props.environment },
+      });
+      return;
+    }
+    this.fn = new nodejs.NodejsFunction(this, "Function", {
+      ...common,
+      entry: props.code.entry,
+      handler: "handler",
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
       layers: props.layers ? [...props.layers] : [],
       environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
       projectRoot: props.projectRoot,

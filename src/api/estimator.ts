@@ -2,43 +2,22 @@
  * `TFEstimator`: a pipeline stage whose `fit(table)` trains the user's TensorFlow code on
  * workers fed through SQS and returns a {@link TFModel}, which holds only metadata.
  */
-import type { Column } from "../coding/schema.ts";
 import { ConfigError } from "../errors.ts";
 import type { JobRequest } from "../coordinator/coordinator.ts";
 import { runJob, type RunOptions } from "../jobs/run.ts";
 import type { JobRuntime } from "../jobs/runtime.ts";
-import type { RemainderPolicy } from "../jobs/spec.ts";
 import { defaultRuntime } from "../local/runtime.ts";
-import type { InferenceConfig } from "../models/metadata.ts";
 import { ParamMap } from "./params.ts";
-import { columnOf, type Table } from "./table.ts";
+import type { Table } from "./table.ts";
 import { ClusterParams, ESTIMATOR_PARAMS, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
+import { trainRequestOf } from "./train-request.ts";
 import { TFModel } from "./model.ts";
 import { StreamingTFModel } from "./streaming-model.ts";
 import { startStreamingJob } from "../jobs/stream.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Estimator } from "./stage.ts";
 
-export function remainderPolicy(value: RemainderParam): RemainderPolicy {
-  return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };
-}
-
-/** Shared by the estimator and the model: the inference half of the params. */
-export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Column[]): InferenceConfig | null {
-  const scripts = params.get(InferenceParams.inferenceScripts);
-  const outputCols = params.get(InferenceParams.inferenceOutputCols);
-  const outputTypes = params.get(InferenceParams.inferenceOutputTypes);
-  if (!scripts.length && !outputCols.length) return null; // a training-only estimator: no inference half configured
-  if (outputCols.length !== outputTypes.length) {
-    throw new ConfigError("inferenceOutputTypes", outputTypes, `one type per output column (${outputCols.length}: ${outputCols.join(", ")})`);
-  }
-  return {
-    python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv) },
-    input: { columns: inputColumns },
-    output: { columns: outputCols.map((name, i) => columnOf(name, outputTypes[i]!)) },
-    batchSize: params.get(FeedParams.batchSize),
-  };
-}
+export { inferenceConfigOf, remainderPolicy } from "./train-request.ts";
 
 export class TFEstimator implements Estimator<TFModel> {
   readonly stageClass = "TFEstimator";
@@ -100,6 +79,17 @@ export class TFEstimator implements Estimator<TFModel> {
   }
 
   /**
+   * The coordinator request `fit(table)` makes, with its artifacts in `bucket`: what a runtime
+   * without a watcher (the coordinator function, for a fit trigger) starts directly.
+   *
+   * @example
+   * const request = estimator.trainRequest(Table.fromS3("s3://bucket/training/day1.jsonl", schema), "artifacts");
+   */
+  trainRequest(table: Table, bucket: string): JobRequest {
+    return trainRequestOf(this.params, table, bucket);
+  }
+
+  /**
    * Trains on `table` and returns the model: metadata pointing at the weights in S3.
    *
    * @example
@@ -110,25 +100,8 @@ export class TFEstimator implements Estimator<TFModel> {
    */
   async fit(table: Table, options: RunOptions = {}): Promise<TFModel> {
     const p = this.params;
-    const trainCols = table.select(p.get(TrainParams.trainSelectedCols).length ? p.get(TrainParams.trainSelectedCols) : table.schema.map((c) => c.name));
-    const inferenceSelected = p.get(InferenceParams.inferenceSelectedCols);
-    const inference = inferenceConfigOf(p, inferenceSelected.length ? table.select(inferenceSelected) : trainCols);
     const runtime = this.runtime ?? (await defaultRuntime());
-    const request: JobRequest = {
-      mode: "train",
-      cluster: { worker: p.get(ClusterParams.workerNum), ps: p.get(ClusterParams.psNum) },
-      python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv) },
-      input: { columns: trainCols },
-      output: null,
-      batchSize: p.get(FeedParams.batchSize),
-      remainder: remainderPolicy(p.get(FeedParams.remainder)),
-      source: table.source,
-      bucket: runtime.deps.config.bucket,
-      model: { modelId: p.get(ModelParams.modelId), inference },
-      initModelUri: p.get(ModelParams.initModelUri),
-      checkpoint: { everySteps: p.get(ModelParams.checkpointEverySteps), everySeconds: 0 },
-      export: { everySteps: p.get(ModelParams.exportEverySteps), everySeconds: p.get(ModelParams.exportEverySeconds) },
-    };
+    const request = this.trainRequest(table, runtime.deps.config.bucket);
     if (!table.bounded) {
       // Unbounded: returns at the first published version, while training goes on (model.job.stop()).
       const { job, first } = await startStreamingJob(runtime, request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });

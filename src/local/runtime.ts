@@ -22,7 +22,7 @@ import { PythonEngine } from "../inference/engine.ts";
 import { InferenceService } from "../inference/inference.ts";
 import { DEFAULT_RECHECK_MS } from "../inference/latest-model.ts";
 import type { JobSpec } from "../jobs/spec.ts";
-import { DEFAULT_TRAINING_PREFIX, runFitTriggerBatch, type StartFit } from "../triggers/fit-trigger.ts";
+import { runFitTriggerBatch, type StartFit } from "../triggers/fit-trigger.ts";
 import { DEFAULT_PREFIX, DLQ_RETENTION_SECONDS, MAX_RECEIVE_COUNT, localProvisioningPlan, queuePlan, runtimeQueueName } from "../resources/definitions.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
@@ -39,7 +39,7 @@ export interface LocalRuntimeOptions {
 }
 
 /** Runtime-wide queues: shard-feed requests, S3 notifications for the checkpoint stage and for fit triggers. */
-export const RUNTIME_QUEUES = { shardFeed: runtimeQueueName(DEFAULT_PREFIX, "shardFeed"), events: runtimeQueueName(DEFAULT_PREFIX, "events"), fitTriggers: "serverless-tf-fit-triggers" } as const;
+export const RUNTIME_QUEUES = { shardFeed: runtimeQueueName(DEFAULT_PREFIX, "shardFeed"), events: runtimeQueueName(DEFAULT_PREFIX, "events"), fitTriggers: runtimeQueueName(DEFAULT_PREFIX, "fitTriggers") } as const;
 
 export interface ServeOptions {
   /** Queues to use; each one not given is created as `stf-serve-<modelId>-input|output|dlq`. */
@@ -104,25 +104,24 @@ export class LocalRuntime implements JobRuntime {
       });
       await ensureRegistryTable(clients, config.tableName);
       // Names and visibility timeouts as the stack deploys them (src/resources/definitions.ts).
-      const plan = localProvisioningPlan({ tableName: config.tableName, bucket: config.bucket });
+      const plan = localProvisioningPlan({ tableName: config.tableName, bucket: config.bucket, ...(options.trainingPrefix ? { trainingPrefix: options.trainingPrefix } : {}) });
       const shardFeedUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.shardFeed, queuePlan(DEFAULT_PREFIX, "shardFeed").visibilityTimeoutSeconds);
       const eventsUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.events, queuePlan(DEFAULT_PREFIX, "events").visibilityTimeoutSeconds);
-      const fitTriggersUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.fitTriggers, 60);
-      const trainingPrefix = options.trainingPrefix ?? DEFAULT_TRAINING_PREFIX;
-      // The one place the bucket's notifications are set (a put replaces them all). The two
-      // filters must not overlap (S3 refuses overlapping configurations): exports live under models/.
+      const fitTriggersUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.fitTriggers, queuePlan(DEFAULT_PREFIX, "fitTriggers").visibilityTimeoutSeconds);
+      const urls: Record<string, string> = { events: eventsUrl, fitTriggers: fitTriggersUrl };
+      // The one place the bucket's notifications are set (a put replaces them all), as the stack
+      // sets them (S3 refuses overlapping filters: the plan's prefixes are disjoint).
       await clients.s3.send(
         new PutBucketNotificationConfigurationCommand({
           Bucket: config.bucket,
           NotificationConfiguration: {
-            QueueConfigurations: [
-              {
-                QueueArn: await queueArn(clients, eventsUrl),
-                Events: [...plan.notification.events] as Event[],
-                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: plan.notification.prefix }, { Name: "suffix", Value: plan.notification.suffix }] } },
-              },
-              { QueueArn: await queueArn(clients, fitTriggersUrl), Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "prefix", Value: trainingPrefix }] } } },
-            ],
+            QueueConfigurations: await Promise.all(
+              plan.notifications.map(async (n) => ({
+                QueueArn: await queueArn(clients, urls[n.queue]!),
+                Events: [...n.events] as Event[],
+                Filter: { Key: { FilterRules: [{ Name: "prefix" as const, Value: n.prefix }, ...(n.suffix ? [{ Name: "suffix" as const, Value: n.suffix }] : [])] } },
+              })),
+            ),
           },
         }),
       );
@@ -220,19 +219,23 @@ export class LocalRuntime implements JobRuntime {
   startFitTriggers(): () => Promise<void> {
     if (!this.fitTriggers) {
       const log = this.extras.log;
-      const start: StartFit = (estimator, table, jobId) =>
-        new Promise<void>((resolve, reject) => {
+      const start: StartFit = async (params, table, jobId) => {
+        // Imported here: the estimator module imports this one (its default runtime).
+        const { TFEstimator } = await import("../api/estimator.ts");
+        const estimator = new TFEstimator().withRuntime(this);
+        estimator.params.loadJSON(params.toJSON(), "fit trigger");
+        return new Promise<void>((resolve, reject) => {
           let started = false;
           estimator
-            .withRuntime(this)
             .fit(table, { jobId, onStarted: () => ((started = true), resolve()) })
             .then(
               (model) => log(`[fit-trigger] job ${jobId} published ${model.metadata.modelId} version ${model.metadata.version}`),
               (e: unknown) => (started ? log(`[fit-trigger] job ${jobId} failed: ${(e as Error).message}`) : reject(e)),
             );
         });
+      };
       this.fitTriggers = new SqsEventSource(this.deps.clients, this.extras.fitTriggersUrl, (event) => runFitTriggerBatch(this.deps, event, start, log), {
-        batchSize: 10,
+        batchSize: queuePlan(DEFAULT_PREFIX, "fitTriggers").batchSize,
         onError: (e) => log(`[fit-trigger] ${(e as Error).message}`),
       });
       this.fitTriggers.start();

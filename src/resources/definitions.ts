@@ -26,8 +26,15 @@ export const JOB_QUEUE_PREFIX = "stf-";
 /** The Lambda functions, each built from `functions/<name>/handler.ts`. */
 export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference";
 
+/**
+ * How a function ships: `zip`, its handler bundled with everything it imports (Node.js only);
+ * `image`, a container image from `functions/<name>/Dockerfile` (Node.js and a Python engine).
+ */
+export type FunctionPackaging = "zip" | "image";
+
 export interface FunctionDefinition {
   readonly name: FunctionName;
+  readonly packaging: FunctionPackaging;
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
   /** Reserved concurrency: caps what one stage can take from the account's pool. */
@@ -36,13 +43,15 @@ export interface FunctionDefinition {
 
 export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
   // Starts a job: queues, registry item, shard plan, RunTask per member. No data passes through it.
-  coordinator: { name: "coordinator", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
+  // Also consumes the fit-triggers queue: one job start per new training object.
+  coordinator: { name: "coordinator", packaging: "zip", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
   // Hands its cursor to a continuation before the timeout (ARCHITECTURE.md section 4), so a
   // shard of any size fits in a short invocation; 150 s x 6 = the queue's 900 s visibility.
-  "shard-feed": { name: "shard-feed", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
+  "shard-feed": { name: "shard-feed", packaging: "zip", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
   // Reads export.json and a few small objects, writes metadata and the latest pointer.
-  checkpoint: { name: "checkpoint", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
-  inference: { name: "inference", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
+  checkpoint: { name: "checkpoint", packaging: "zip", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
+  // Spawns a Python TensorFlow process (src/inference/engine.ts): more than a zip can hold.
+  inference: { name: "inference", packaging: "image", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
 };
 
 /**
@@ -58,7 +67,7 @@ export const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
 /** Receives before a message moves to its DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 
-export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput";
+export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput" | "fitTriggers";
 
 export interface RuntimeQueueDefinition {
   readonly key: RuntimeQueueKey;
@@ -78,6 +87,8 @@ export const RUNTIME_QUEUES: Readonly<Record<RuntimeQueueKey, RuntimeQueueDefini
   // S3 notifications for `export.json` (the last object of an export).
   events: { key: "events", suffix: "events", consumer: "checkpoint", batchSize: 10, local: true },
   inferenceInput: { key: "inferenceInput", suffix: "inference-input", consumer: "inference", batchSize: 10, local: false },
+  // S3 notifications for new objects under `training/`: each starts a fit (src/triggers/fit-trigger.ts).
+  fitTriggers: { key: "fitTriggers", suffix: "fit-triggers", consumer: "coordinator", batchSize: 10, local: true },
 };
 
 /** The queue attributes both sides create, as SQS `CreateQueue` attributes would name them. */
@@ -109,6 +120,8 @@ export function queuePlan(prefix: string, key: RuntimeQueueKey): QueuePlan {
 export const BUCKET_PREFIXES = {
   jobs: "jobs/",
   models: "models/",
+  /** Training data dropped here starts a fit, with the params of `_fit.json` beside it. */
+  training: "training/",
 } as const;
 
 /**
@@ -129,8 +142,16 @@ export interface ProvisioningPlan {
   readonly table: { readonly partitionKey: string; readonly sortKey: string; readonly timeToLiveAttribute: string; readonly billingMode: string };
   readonly bucket: string;
   readonly queues: readonly QueuePlan[];
-  /** Exports live under `models/`; the prefix keeps this filter from overlapping others (S3 refuses overlaps). */
-  readonly notification: { readonly queue: RuntimeQueueKey; readonly events: readonly string[]; readonly prefix: string; readonly suffix: string };
+  /** The bucket's S3 -> SQS notifications. S3 refuses overlapping filters: these have disjoint prefixes. */
+  readonly notifications: readonly NotificationPlan[];
+}
+
+export interface NotificationPlan {
+  readonly queue: RuntimeQueueKey;
+  readonly events: readonly string[];
+  readonly prefix: string;
+  /** Omitted: every key under the prefix (S3 filters cannot exclude; the consumer ignores what is not its). */
+  readonly suffix?: string;
 }
 
 /**
@@ -139,7 +160,7 @@ export interface ProvisioningPlan {
  * @example
  * localProvisioningPlan({ tableName: "serverless-tf-registry", bucket: "serverless-tf-artifacts" }).queues[0]?.name; // "serverless-tf-shard-feed"
  */
-export function localProvisioningPlan(names: { readonly tableName?: string; readonly bucket?: string; readonly prefix?: string } = {}): ProvisioningPlan {
+export function localProvisioningPlan(names: { readonly tableName?: string; readonly bucket?: string; readonly prefix?: string; readonly trainingPrefix?: string } = {}): ProvisioningPlan {
   const prefix = names.prefix ?? DEFAULT_PREFIX;
   return {
     tableName: names.tableName ?? (names.prefix ? registryTableNameFor(names.prefix) : DEFAULT_REGISTRY_TABLE),
@@ -151,7 +172,12 @@ export function localProvisioningPlan(names: { readonly tableName?: string; read
     },
     bucket: names.bucket ?? DEFAULT_BUCKET,
     queues: (Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[]).filter((k) => RUNTIME_QUEUES[k].local).map((k) => queuePlan(prefix, k)),
-    notification: { queue: "events", events: ["s3:ObjectCreated:*"], prefix: BUCKET_PREFIXES.models, suffix: EXPORT_MANIFEST },
+    notifications: [
+      // export.json, the last object of an export (src/checkpoint/publish.ts), for the checkpoint stage.
+      { queue: "events", events: ["s3:ObjectCreated:*"], prefix: BUCKET_PREFIXES.models, suffix: EXPORT_MANIFEST },
+      // Any new object under training/; `_fit.json` and other `_`/`.` names are ignored by the trigger itself.
+      { queue: "fitTriggers", events: ["s3:ObjectCreated:*"], prefix: names.trainingPrefix ?? BUCKET_PREFIXES.training },
+    ],
   };
 }
 

@@ -18,8 +18,9 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { TFEstimator } from "../api/estimator.ts";
+import { ParamMap } from "../api/params.ts";
 import { Table } from "../api/table.ts";
+import { ESTIMATOR_PARAMS } from "../api/tf-params.ts";
 import { SchemaError } from "../coding/errors.ts";
 import { parseColumns } from "../coding/schema.ts";
 import { ConfigError } from "../errors.ts";
@@ -29,10 +30,12 @@ import { checkFormat, formatOfKey } from "../feed/rows.ts";
 import type { JobDeps } from "../jobs/deps.ts";
 import { s3Uri, type S3Location } from "../jobs/names.ts";
 import { JobConflictError } from "../registry/errors.ts";
+import { BUCKET_PREFIXES } from "../resources/definitions.ts";
 import { getJson, headObject } from "../storage/objects.ts";
 
 export const FIT_SPEC_OBJECT = "_fit.json";
-export const DEFAULT_TRAINING_PREFIX = "training/";
+/** Where the bucket's notifications for fit triggers look (src/resources/definitions.ts, the stack's too). */
+export const DEFAULT_TRAINING_PREFIX = BUCKET_PREFIXES.training;
 
 /** The contents of `_fit.json`. */
 export interface FitSpecFile {
@@ -46,8 +49,12 @@ export type TriggerOutcome =
   | { readonly status: "duplicate"; readonly jobId: string }
   | { readonly status: "ignored"; readonly reason: string };
 
-/** Starts a fit and resolves once it is registered (rejects with JobConflictError if the id is taken). */
-export type StartFit = (estimator: TFEstimator, table: Table, jobId: string) => Promise<void>;
+/**
+ * Starts a fit with a `TFEstimator`'s params and resolves once it is registered (rejects with
+ * JobConflictError if the id is taken). The local runtime runs `TFEstimator.fit`; the coordinator
+ * function starts the same request (`trainRequestOf`) directly.
+ */
+export type StartFit = (params: ParamMap, table: Table, jobId: string) => Promise<void>;
 
 /** `fit-` and 24 hex digits of SHA-256 over bucket, key and ETag: the same object version, the same job. */
 export function fitJobId(bucket: string, key: string, etag: string): string {
@@ -67,11 +74,11 @@ export async function triggerFit(deps: JobDeps, object: S3Location, start: Start
   if (!head) return { status: "ignored", reason: `${s3Uri(object)} was deleted before its fit started` };
   const jobId = fitJobId(object.bucket, object.key, head.etag);
   if (await deps.registry.getJob(jobId)) return { status: "duplicate", jobId };
-  const estimator = new TFEstimator();
-  estimator.params.loadJSON(found.value.params, `${s3Uri(specAt)}`);
+  const params = new ParamMap(ESTIMATOR_PARAMS);
+  params.loadJSON(found.value.params, `${s3Uri(specAt)}`);
   const table = Table.fromS3(s3Uri(object), parseColumns(found.value.schema), format);
   try {
-    await start(estimator, table, jobId);
+    await start(params, table, jobId);
   } catch (e) {
     if (e instanceof JobConflictError) return { status: "duplicate", jobId };
     throw e;

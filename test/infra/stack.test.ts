@@ -12,11 +12,12 @@ import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { buildApp, projectRoot } from "../../infra/app.ts";
 import type { ServerlessTfStack } from "../../infra/stack.ts";
-import { ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName } from "../../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
 
 const names = Object.keys(FUNCTIONS) as FunctionName[];
+const queueKeys = Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[];
 const stub = join(projectRoot, "test", "infra", "fixtures", "stub-handler.ts");
 let outdir = "";
 let template: Template;
@@ -28,7 +29,8 @@ let synthMs = 0;
 before(() => {
   outdir = mkdtempSync(join(tmpdir(), "stf-cdk-"));
   // A handler another change has not landed yet is stood in for, so the template always has four functions.
-  const functionEntries = Object.fromEntries(names.filter((n) => !existsSync(join(projectRoot, "functions", n, "handler.ts"))).map((n) => [n, stub]));
+  const source = (n: FunctionName) => join(projectRoot, "functions", n, FUNCTIONS[n].packaging === "image" ? "Dockerfile" : "handler.ts");
+  const functionEntries = Object.fromEntries(names.filter((n) => !existsSync(source(n))).map((n) => [n, stub]));
   const app = new App({ outdir });
   stack = buildApp(app, { projectRoot, functionEntries }).stack;
   const started = Date.now();
@@ -113,17 +115,17 @@ describe("storage", () => {
 describe("queues and event sources", () => {
   it("encrypts every queue and gives every runtime queue a DLQ", () => {
     const queues = ofType("AWS::SQS::Queue");
-    assert.equal(queues.length, 6, "three runtime queues, three DLQs");
+    assert.equal(queues.length, 2 * queueKeys.length, "each runtime queue and its DLQ");
     for (const [id, q] of queues) {
       assert.equal(q.Properties!.SqsManagedSseEnabled, true, `${id} encrypted`);
       if (!String(q.Properties!.QueueName).endsWith("-dlq")) assert.ok(q.Properties!.RedrivePolicy?.deadLetterTargetArn, `${id} has a DLQ`);
     }
     const tlsOnly = ofType("AWS::SQS::QueuePolicy").filter(([, p]) => p.Properties!.PolicyDocument.Statement.some((s: any) => s.Effect === "Deny" && s.Condition?.Bool?.["aws:SecureTransport"] === "false"));
-    assert.equal(tlsOnly.flatMap(([, p]) => p.Properties!.Queues).length, 6, "every queue refuses plain HTTP");
+    assert.equal(tlsOnly.flatMap(([, p]) => p.Properties!.Queues).length, 2 * queueKeys.length, "every queue refuses plain HTTP");
   });
 
   it("sets each queue's visibility timeout to six times its consumer's timeout", () => {
-    for (const key of ["shardFeed", "events", "inferenceInput"] as const) {
+    for (const key of queueKeys) {
       const plan = queuePlan("serverless-tf", key);
       const [, q] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
       assert.equal(q.Properties!.VisibilityTimeout, FUNCTIONS[plan.consumer].timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT);
@@ -134,8 +136,8 @@ describe("queues and event sources", () => {
 
   it("maps each runtime queue to its function with partial batch failures", () => {
     const mappings = ofType("AWS::Lambda::EventSourceMapping");
-    assert.equal(mappings.length, 3);
-    for (const key of ["shardFeed", "events", "inferenceInput"] as const) {
+    assert.equal(mappings.length, queueKeys.length);
+    for (const key of queueKeys) {
       const plan = queuePlan("serverless-tf", key);
       const [queueId] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
       const [fnId] = fnOf(plan.consumer);
@@ -151,24 +153,48 @@ describe("queues and event sources", () => {
     const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", "events").name)![0];
     template.hasResourceProperties("Custom::S3BucketNotifications", {
       NotificationConfiguration: {
-        QueueConfigurations: [
+        QueueConfigurations: Match.arrayWith([
           {
             Events: ["s3:ObjectCreated:*"],
             QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] },
             Filter: { Key: { FilterRules: Match.arrayWith([{ Name: "suffix", Value: EXPORT_MANIFEST }, { Name: "prefix", Value: "models/" }]) } },
           },
-        ],
+        ]),
       },
+    });
+  });
+
+  it("sends every new object under training/ to the fit-triggers queue, which the coordinator consumes", () => {
+    // Arrange
+    const plan = queuePlan("serverless-tf", "fitTriggers");
+    const [queueId, queue] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
+    const [dlqId] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.dlq.name)!;
+    const { QueueConfigurations } = ofType("Custom::S3BucketNotifications")[0]![1].Properties!.NotificationConfiguration;
+    // Act
+    const toTriggers = (QueueConfigurations as any[]).filter((c) => c.QueueArn["Fn::GetAtt"][0] === queueId);
+    // Assert: prefix only (any suffix: .jsonl, .csv, .tfrecord; _fit.json is ignored by the trigger), with a DLQ
+    assert.deepEqual(toTriggers, [{ Events: ["s3:ObjectCreated:*"], QueueArn: { "Fn::GetAtt": [queueId, "Arn"] }, Filter: { Key: { FilterRules: [{ Name: "prefix", Value: BUCKET_PREFIXES.training }] } } }]);
+    assert.deepEqual(queue.Properties!.RedrivePolicy, { deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: plan.dlq.maxReceiveCount });
+    assert.equal(plan.consumer, "coordinator");
+    template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: "Allow", Principal: { Service: "s3.amazonaws.com" }, Action: Match.arrayWith(["sqs:SendMessage"]) })]) },
     });
   });
 });
 
 describe("functions", () => {
-  it("runs the four stages on Node.js 22 with the sizes of src/resources/definitions.ts", () => {
+  it("runs the four stages with the packaging and sizes of src/resources/definitions.ts", () => {
     for (const name of names) {
       const [, fn] = fnOf(name);
-      assert.equal(fn.Properties!.Runtime, "nodejs22.x");
-      assert.equal(fn.Properties!.Handler, "index.handler");
+      if (FUNCTIONS[name].packaging === "zip") {
+        assert.equal(fn.Properties!.Runtime, "nodejs22.x");
+        assert.equal(fn.Properties!.Handler, "index.handler");
+      } else {
+        assert.equal(fn.Properties!.PackageType, "Image", `${name} is a container image`);
+        assert.ok(fn.Properties!.Code.ImageUri, `${name} has an image URI`);
+        assert.equal(fn.Properties!.Runtime, undefined, "the runtime is the image's");
+      }
       assert.equal(fn.Properties!.MemorySize, FUNCTIONS[name].memoryMb);
       assert.equal(fn.Properties!.Timeout, FUNCTIONS[name].timeoutSeconds);
       assert.equal(fn.Properties!.ReservedConcurrentExecutions, FUNCTIONS[name].reservedConcurrency);
@@ -181,6 +207,25 @@ describe("functions", () => {
     const dir = staged ? join(outdir, staged) : undefined;
     assert.ok(dir && existsSync(join(dir, "index.mjs")), `index.mjs in ${dir}`);
     assert.match(readFileSync(join(dir, "index.mjs"), "utf8").slice(0, 300), /createRequire/);
+  });
+
+  it("runs inference as an x86-64 image of functions/inference/Dockerfile, staged without node_modules, .venv, .tmp or dist", () => {
+    // Arrange
+    const [, fn] = fnOf("inference");
+    const images = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.assets.json`), "utf8")).dockerImages as Record<string, any>;
+    // Act
+    const image = Object.values(images).find((i) => i.source.dockerFile === "functions/inference/Dockerfile");
+    // Assert
+    assert.equal(fn.Properties!.PackageType, "Image");
+    assert.deepEqual(fn.Properties!.Architectures, ["x86_64"], "tensorflow-cpu wheels are x86-64");
+    assert.ok(image, "an image asset built from functions/inference/Dockerfile");
+    assert.equal(image.source.platform, "linux/amd64");
+    const context = join(outdir, image.source.directory);
+    assert.equal(readFileSync(join(context, "functions", "inference", "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "functions", "inference", "Dockerfile"), "utf8"));
+    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "src/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
+      assert.ok(existsSync(join(context, needed)), `${needed} is in the build context`);
+    }
+    for (const kept of ["node_modules", ".venv", ".tmp", "dist", "cdk.out", "test", "python/tests"]) assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);
   });
 
   it("gives the coordinator what the ECS launcher reads", () => {
@@ -212,6 +257,19 @@ describe("permissions", () => {
     assert.deepEqual(pass.Condition, { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
   });
 
+  it("lets the coordinator read training/ for fit triggers, and shard-feed read the data it feeds", () => {
+    const patternsOf = (role: string) =>
+      policyOfRole(role)
+        .filter((s) => asList(s.Action).includes("s3:GetObject"))
+        .flatMap((s) => asList(s.Resource))
+        .map((r: any) => r["Fn::Join"]?.[1]?.[1] as string | undefined);
+    assert.ok(patternsOf("CoordinatorRole").includes(`/${BUCKET_PREFIXES.training}*`));
+    assert.ok(patternsOf("ShardFeedRole").includes(`/${BUCKET_PREFIXES.training}*`));
+    const list = policyOfRole("CoordinatorRole").filter((s) => asList(s.Action).includes("s3:ListBucket"));
+    assert.ok(list.some((s) => s.Condition?.StringLike?.["s3:prefix"]?.includes(BUCKET_PREFIXES.training)), "ListBucket under training/ only");
+    assert.ok(!patternsOf("CheckpointRole").includes(`/${BUCKET_PREFIXES.training}*`), "the checkpoint stage has no business there");
+  });
+
   it("confines the workers to the bucket prefixes of docs/protocol.md", () => {
     const objectStatements = policyOfRole("WorkersTaskTaskRole").filter((s) => asList(s.Action).some((a: string) => a.endsWith("Object")));
     const patterns = objectStatements.flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
@@ -228,7 +286,7 @@ describe("workers", () => {
     assert.equal(container.LogConfiguration.LogDriver, "awslogs");
     assert.equal(container.Environment, undefined, "table and bucket come as RunTask overrides");
     const images = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.assets.json`), "utf8")).dockerImages;
-    const [image] = Object.values(images) as any[];
+    const image = (Object.values(images) as any[]).find((i) => i.source.dockerFile === undefined)!;
     assert.equal(readFileSync(join(outdir, image.source.directory, "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "python", "Dockerfile"), "utf8"));
     assert.ok(!existsSync(join(outdir, image.source.directory, "tests")), ".dockerignore keeps the tests out of the build context");
   });
@@ -271,15 +329,22 @@ describe("one definition for the emulator and AWS", () => {
     assert.equal(table.Properties!.TimeToLiveSpecification.AttributeName, plan.table.timeToLiveAttribute);
   });
 
-  it("notifies the same queue of the same objects", () => {
+  it("notifies the same queues of the same objects", () => {
     const { QueueConfigurations } = ofType("Custom::S3BucketNotifications")[0]![1].Properties!.NotificationConfiguration;
-    const eventsId = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", plan.notification.queue).name)![0];
-    assert.deepEqual(QueueConfigurations, [
-      {
-        Events: [...plan.notification.events],
-        QueueArn: { "Fn::GetAtt": [eventsId, "Arn"] },
-        Filter: { Key: { FilterRules: [{ Name: "suffix", Value: plan.notification.suffix }, { Name: "prefix", Value: plan.notification.prefix }] } },
-      },
-    ]);
+    const queueId = (key: RuntimeQueueKey) => ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", key).name)![0];
+    assert.deepEqual(
+      QueueConfigurations,
+      plan.notifications.map((n) => ({
+        Events: [...n.events],
+        QueueArn: { "Fn::GetAtt": [queueId(n.queue), "Arn"] },
+        Filter: { Key: { FilterRules: [...(n.suffix ? [{ Name: "suffix", Value: n.suffix }] : []), { Name: "prefix", Value: n.prefix }] } },
+      })),
+    );
+    assert.deepEqual(plan.notifications.map((n) => n.queue).sort(), ["events", "fitTriggers"]);
+  });
+
+  it("provisions locally every queue the stack has an event source for, except inference input (served per model)", () => {
+    const local = new Set(plan.queues.map((q) => q.name));
+    assert.deepEqual(queueKeys.filter((k) => !local.has(queuePlan("serverless-tf", k).name)), ["inferenceInput"]);
   });
 });

@@ -1,0 +1,61 @@
+/**
+ * The coordinator request a `TFEstimator`'s params make for a table: pure, so a Lambda (the
+ * coordinator, starting a fit trigger's job) builds it without the local runtime the estimator's
+ * `fit` falls back to.
+ */
+import type { Column } from "../coding/schema.ts";
+import type { JobRequest } from "../coordinator/coordinator.ts";
+import { ConfigError } from "../errors.ts";
+import type { RemainderPolicy } from "../jobs/spec.ts";
+import type { InferenceConfig } from "../models/metadata.ts";
+import type { ParamMap } from "./params.ts";
+import { columnOf, type Table } from "./table.ts";
+import { ClusterParams, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
+
+export function remainderPolicy(value: RemainderParam): RemainderPolicy {
+  return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };
+}
+
+/** Shared by the estimator and the model: the inference half of the params. */
+export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Column[]): InferenceConfig | null {
+  const scripts = params.get(InferenceParams.inferenceScripts);
+  const outputCols = params.get(InferenceParams.inferenceOutputCols);
+  const outputTypes = params.get(InferenceParams.inferenceOutputTypes);
+  if (!scripts.length && !outputCols.length) return null; // a training-only estimator: no inference half configured
+  if (outputCols.length !== outputTypes.length) {
+    throw new ConfigError("inferenceOutputTypes", outputTypes, `one type per output column (${outputCols.length}: ${outputCols.join(", ")})`);
+  }
+  return {
+    python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv) },
+    input: { columns: inputColumns },
+    output: { columns: outputCols.map((name, i) => columnOf(name, outputTypes[i]!)) },
+    batchSize: params.get(FeedParams.batchSize),
+  };
+}
+
+/**
+ * What `TFEstimator.fit(table)` asks the coordinator for, with the job's artifacts in `bucket`.
+ *
+ * @example
+ * const request = trainRequestOf(new TFEstimator().setTrainEntry("train").params, Table.fromS3("s3://b/training/day1.jsonl", schema), "artifacts");
+ */
+export function trainRequestOf(p: ParamMap, table: Table, bucket: string): JobRequest {
+  const trainCols = table.select(p.get(TrainParams.trainSelectedCols).length ? p.get(TrainParams.trainSelectedCols) : table.schema.map((c) => c.name));
+  const inferenceSelected = p.get(InferenceParams.inferenceSelectedCols);
+  const inference = inferenceConfigOf(p, inferenceSelected.length ? table.select(inferenceSelected) : trainCols);
+  return {
+    mode: "train",
+    cluster: { worker: p.get(ClusterParams.workerNum), ps: p.get(ClusterParams.psNum) },
+    python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv) },
+    input: { columns: trainCols },
+    output: null,
+    batchSize: p.get(FeedParams.batchSize),
+    remainder: remainderPolicy(p.get(FeedParams.remainder)),
+    source: table.source,
+    bucket,
+    model: { modelId: p.get(ModelParams.modelId), inference },
+    initModelUri: p.get(ModelParams.initModelUri),
+    checkpoint: { everySteps: p.get(ModelParams.checkpointEverySteps), everySeconds: 0 },
+    export: { everySteps: p.get(ModelParams.exportEverySteps), everySeconds: p.get(ModelParams.exportEverySeconds) },
+  };
+}
