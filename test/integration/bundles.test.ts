@@ -210,4 +210,39 @@ describe("the function bundles", () => {
       if (queues.dlq) await deleteJobQueues(clients, queues, { includeDlq: true });
     }
   });
+  it("coordinator starts one fit per new training object from the fit-triggers queue, even when the S3 event comes twice", { timeout: 90_000 }, async () => {
+    // Arrange: the params beside the data, then the S3 notification as SQS delivers it (key URL-encoded)
+    process.env.SERVERLESS_TF_LAUNCHER = "process";
+    const folder = `training/${run} set/`;
+    await putObject(clients, { bucket, key: `${folder}_fit.json` }, JSON.stringify({
+      params: { workerNum: 1, trainScripts: [`s3://${bucket}/code/${run}/feed_probe.py`], trainEntry: "train", trainSelectedCols: ["x"], batchSize: 4, modelId: `trig-${run}` },
+      schema: [{ name: "x", dtype: "FLOAT32", shape: { fixed: 2 } }],
+    }));
+    const data = { bucket, key: `${folder}day 1.jsonl` };
+    await putObject(clients, data, Array.from({ length: 8 }, (_, i) => JSON.stringify({ x: [i, -i] })).join("\n"));
+    const notification = JSON.stringify({ Records: [{ eventName: "ObjectCreated:Put", s3: { bucket: { name: bucket }, object: { key: encodeURIComponent(data.key).replace(/%20/g, "+") } } }] });
+    const coordinator = handlers.get("coordinator")!;
+    let jobId: string | undefined;
+
+    try {
+      // Act
+      const first = await captureErrors(() => coordinator(sqsEvent(notification)) as Promise<SQSBatchResponse>);
+      const second = await captureErrors(() => coordinator(sqsEvent(notification)) as Promise<SQSBatchResponse>);
+      jobId = /started (fit-[0-9a-f]+)/.exec(first.logged)?.[1];
+
+      // Assert
+      assert.deepEqual(first.result.batchItemFailures, []);
+      assert.deepEqual(second.result.batchItemFailures, []);
+      assert.ok(jobId, `the first event started a job: ${first.logged}`);
+      assert.match(second.logged, new RegExp(`duplicate ${jobId}`), "the second event found the job and started nothing");
+      const job = await registry.getJob(jobId);
+      assert.ok(job && ["RUNNING", "SUCCEEDED"].includes(job.state), `job ${jobId} is ${job?.state}`);
+    } finally {
+      if (jobId) {
+        await registry.transitionJob(jobId, ["CREATED", "RUNNING"], "STOPPED").catch(() => undefined);
+        const spec = (await registry.getJob(jobId))?.spec as unknown as { queues?: JobQueues } | undefined;
+        if (spec?.queues) await deleteJobQueues(clients, spec.queues, { includeDlq: true });
+      }
+    }
+  });
 });
