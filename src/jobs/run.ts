@@ -6,10 +6,8 @@
 import { finishJob, startJob, type JobRequest, type StartedJob } from "../coordinator/coordinator.ts";
 import { ROW_ID } from "../feed/shard-feed.ts";
 import type { WorkerProgress } from "../launch/launcher.ts";
-import { EXPORT_MANIFEST, METADATA_OBJECT } from "../checkpoint/publish.ts";
-import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
-import { getJson, headObject } from "../storage/objects.ts";
-import { parseS3Uri } from "./names.ts";
+import type { ModelMetadata } from "../models/metadata.ts";
+import { trainCompletion } from "./completion.ts";
 import { OutputCollector, type OutputRow } from "./output.ts";
 import type { JobRuntime } from "./runtime.ts";
 import { dataMembers } from "./spec.ts";
@@ -48,21 +46,13 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
       outcome = { mode: "inference", jobId: spec.jobId, rows: collector.rows };
     } else {
       let model: ModelMetadata | null = null;
-      const metadataAt = spec.model ? parseS3Uri(`${spec.model.exportUri}${METADATA_OBJECT}`) : undefined;
       await watchJob(runtime.deps, started, {
         ...watch,
         done: async () => {
-          const members = await runtime.deps.registry.members(spec.jobId);
-          const allDone = members.length === spec.cluster.worker + spec.cluster.ps && members.every((m) => m.status === "DONE");
-          if (!allDone) return false;
-          if (!metadataAt) return true;
-          const published = await getJson<unknown>(runtime.deps.clients, metadataAt);
-          if (published) model = checkModelMetadata(published.value, spec.model!.exportUri);
-          else if (!(await headObject(runtime.deps.clients, parseS3Uri(`${spec.model!.exportUri}${EXPORT_MANIFEST}`)))) {
-            // Every member is DONE and the chief wrote no export.json (it does so before it returns): no model will come.
-            throw new JobFailedError(spec.jobId, `the training entry ${spec.python.entry}(ctx) returned without calling ctx.export(model), so there is no model to publish`);
-          }
-          return model !== null;
+          const checked = await trainCompletion(runtime.deps, spec, await runtime.deps.registry.members(spec.jobId));
+          if (checked.completion.kind === "failed") throw new JobFailedError(spec.jobId, checked.completion.reason);
+          model = checked.model;
+          return checked.completion.kind === "complete";
         },
       });
       outcome = { mode: "train", jobId: spec.jobId, model };

@@ -5,12 +5,15 @@
  * each with the member, its reason and its traceback tail. A member that is lost (killed, its
  * lease lapsed) rather than failed by its own code is resumed up to `maxWorkerRestarts` times:
  * the whole member set restarts from the last checkpoint, since a collective op cannot go on
- * with a peer missing (MultiWorkerMirroredStrategy).
+ * with a peer missing (MultiWorkerMirroredStrategy). Each round's decision is
+ * `decideWatchRound` (src/jobs/watch-round.ts), the same one the job-watch stage makes on AWS.
  */
 import { ServerlessTfError } from "../errors.ts";
-import type { CheckpointRecord, MemberRecord } from "../registry/types.ts";
+import type { LaunchedWorkers, WorkerExit } from "../launch/launcher.ts";
+import type { CheckpointRecord } from "../registry/types.ts";
 import type { JobDeps } from "./deps.ts";
 import type { StartedJob } from "../coordinator/coordinator.ts";
+import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, memberName, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
 
 export class JobFailedError extends ServerlessTfError {
   constructor(
@@ -74,100 +77,80 @@ export interface WatchOptions {
   readonly done: () => Promise<boolean>;
 }
 
-interface Failure {
-  readonly member?: string;
-  readonly reason: string;
-  readonly tail?: string;
-  /** Lost (killed, no heartbeat), not failed by its own code: worth a restart. */
-  readonly lost: boolean;
+/**
+ * Reads what a round looks at: the job, its members, and (after an exit with an error from a
+ * member not DONE) the members once more, the moment it may need to write FAILED with its reason.
+ */
+export async function observeJob(deps: JobDeps, jobId: string, exits: readonly WorkerExit[], completion: Completion = PENDING): Promise<WatchObservation> {
+  const [job, members] = await Promise.all([deps.registry.getJob(jobId), deps.registry.members(jobId)]);
+  const exitedEarly = exits.some((e) => e.code !== 0 && members.find((m) => memberName(m) === memberName(e.member))?.status !== "DONE");
+  const membersAfterExit = exitedEarly ? await deps.registry.members(jobId) : undefined;
+  return { now: Date.now(), job, members, exits, completion, ...(membersAfterExit ? { membersAfterExit } : {}) };
 }
 
-const nameOf = (m: { role: string; index: number }) => `${m.role}-${m.index}`;
+/** Carries out a restart decision: fences the attempt's active members, then restarts the member set. */
+export async function restartMembers(deps: JobDeps, jobId: string, workers: LaunchedWorkers, decision: Extract<WatchDecision, { kind: "restart" }>): Promise<void> {
+  for (const m of decision.fence) {
+    await deps.registry
+      .markMember({ jobId, role: m.role, index: m.index, epoch: m.epoch, status: "FAILED", error: `restarted (attempt ${decision.attempt}) after ${decision.member} was lost: ${decision.reason}` })
+      .catch(() => undefined); // already moved on: nothing to fence
+  }
+  await workers.restart!(decision.attempt);
+}
+
+/** The typed error for a failure decision, with what the registry adds (the last checkpoint, the shards). */
+export async function failureError(deps: JobDeps, jobId: string, failure: WatchFailure): Promise<JobFailedError | JobTimeoutError> {
+  switch (failure.kind) {
+    case "job-failed":
+      return new JobFailedError(jobId, failure.reason);
+    case "member-failed":
+      return new JobFailedError(jobId, failure.reason, failure.member, failure.tail);
+    case "lost":
+      return new WorkerLostError(jobId, failure.reason, failure.member, failure.restarts, await deps.registry.latestCheckpoint(jobId), failure.tail);
+    case "hang": {
+      const shards = (await deps.registry.shards(jobId))
+        .map((s) => `${s.shardId} (cursor ${s.cursor}${s.done ? ", done" : ""}, ${s.rowsPerMember[failure.member] ?? 0} rows sent to ${failure.member})`)
+        .join(", ");
+      return new JobHangError(jobId, failure.member, failure.idleMs, failure.step, failure.feedPosition, shards || "none planned");
+    }
+    case "timeout":
+      return new JobTimeoutError(`job ${jobId} did not finish within ${failure.timeoutMs} ms; its members: ${failure.members}`);
+  }
+}
 
 export async function watchJob(deps: JobDeps, started: StartedJob, options: WatchOptions): Promise<void> {
   const { jobId } = started.spec;
-  const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
   const pollMs = options.pollMs ?? 250;
-  let attempt = 0;
+  const policy = {
+    timeoutMs: options.timeoutMs ?? DEFAULT_WATCH_POLICY.timeoutMs,
+    leaseGraceMs: options.leaseGraceMs ?? DEFAULT_WATCH_POLICY.leaseGraceMs,
+    // A launcher that cannot restart: a lost member fails the job.
+    maxWorkerRestarts: started.workers.restart ? (options.maxWorkerRestarts ?? DEFAULT_WATCH_POLICY.maxWorkerRestarts) : 0,
+    progressTimeoutMs: options.progressTimeoutMs ?? DEFAULT_WATCH_POLICY.progressTimeoutMs,
+  };
+  let state = initialWatchState(Date.now());
   let exitsSeen = 0; // exits of an earlier attempt's processes are history
-  const retired = new Map<string, number>(); // member -> last epoch of an earlier attempt
-  const moved = new Map<string, { mark: string; at: number }>();
-  const current = (m: MemberRecord) => m.epoch > (retired.get(nameOf(m)) ?? 0);
-
-  const findFailure = async (members: MemberRecord[]): Promise<Failure | undefined> => {
-    const failed = members.find((m) => m.status === "FAILED" && current(m));
-    if (failed) return { member: nameOf(failed), reason: failed.error ?? "no reason recorded", lost: false };
-    for (const exit of started.workers.exits.slice(exitsSeen)) {
-      const name = nameOf(exit.member);
-      const record = members.find((m) => nameOf(m) === name);
-      if (exit.code !== 0 && record?.status !== "DONE") {
-        // Give the member a moment to have written its FAILED status with the reason.
-        const again = (await deps.registry.members(jobId)).find((m) => nameOf(m) === name && current(m));
-        if (again?.status === "FAILED") return { member: name, reason: again.error ?? "", tail: exit.tail, lost: false };
-        return { member: name, reason: `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`, tail: exit.tail, lost: true };
-      }
-    }
-    const now = Date.now();
-    const lapsed = members.find((m) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + (options.leaseGraceMs ?? 5_000) < now);
-    if (lapsed) {
-      return { member: nameOf(lapsed), reason: `no heartbeat since ${new Date(lapsed.heartbeatAt).toISOString()} (lease expired); last progress ${JSON.stringify(lapsed.progress ?? {})}`, lost: true };
-    }
-    return undefined;
-  };
-
-  const checkProgress = async (members: MemberRecord[]): Promise<void> => {
-    const limit = options.progressTimeoutMs ?? 0;
-    if (limit <= 0) return;
-    const now = Date.now();
-    // From a member's first progress report on: before it, TensorFlow imports and the start barrier
-    // hold it (the barrier has its own deadline, and the lease catches a dead process).
-    for (const m of members.filter((r) => r.status === "ACTIVE" && current(r) && r.progress)) {
-      const mark = `${m.epoch}:${m.progress?.step ?? -1}:${m.progress?.rowsConsumed ?? -1}`;
-      const seen = moved.get(nameOf(m));
-      if (!seen || seen.mark !== mark) moved.set(nameOf(m), { mark, at: now });
-      else if (now - seen.at > limit) {
-        const shards = (await deps.registry.shards(jobId))
-          .map((s) => `${s.shardId} (cursor ${s.cursor}${s.done ? ", done" : ""}, ${s.rowsPerMember[nameOf(m)] ?? 0} rows sent to ${nameOf(m)})`)
-          .join(", ");
-        throw new JobHangError(jobId, nameOf(m), now - seen.at, m.progress?.step ?? 0, m.progress?.rowsConsumed ?? 0, shards || "none planned");
-      }
-    }
-  };
-
-  const restart = async (failure: Failure, members: MemberRecord[]): Promise<void> => {
-    attempt += 1;
-    const checkpoint = await deps.registry.latestCheckpoint(jobId);
-    // Fence every member of this attempt: a survivor stuck in a collective op exits on its next
-    // heartbeat, and the slots open for the new registrations (a live ACTIVE lease refuses them).
-    for (const m of members) {
-      retired.set(nameOf(m), m.epoch);
-      if (m.status !== "ACTIVE") continue;
-      await deps.registry
-        .markMember({ jobId, role: m.role, index: m.index, epoch: m.epoch, status: "FAILED", error: `restarted (attempt ${attempt}) after ${failure.member} was lost: ${failure.reason}` })
-        .catch(() => undefined); // already moved on: nothing to fence
-    }
-    await started.workers.restart!(attempt);
-    exitsSeen = started.workers.exits.length;
-    moved.clear();
-    options.onRestart?.({ attempt, member: failure.member ?? "?", reason: failure.reason, ...(checkpoint ? { checkpoint } : {}) });
-  };
-
   for (;;) {
-    const job = await deps.registry.getJob(jobId);
-    if (job?.state === "FAILED") throw new JobFailedError(jobId, job.error ?? "no reason recorded");
-    const members = await deps.registry.members(jobId);
-    const failure = await findFailure(members);
-    if (failure) {
-      if (!failure.lost) throw new JobFailedError(jobId, failure.reason, failure.member, failure.tail);
-      if (attempt >= (options.maxWorkerRestarts ?? 0) || !started.workers.restart) {
-        throw new WorkerLostError(jobId, failure.reason, failure.member ?? "?", attempt, await deps.registry.latestCheckpoint(jobId), failure.tail);
+    const observation = await observeJob(deps, jobId, started.workers.exits.slice(exitsSeen));
+    let decision = decideWatchRound(observation, state, policy);
+    // Completion is asked only once nothing failed, as before the round was a function.
+    if (decision.kind === "continue") decision = decideWatchRound({ ...observation, completion: (await options.done()) ? COMPLETE : PENDING }, state, policy);
+    switch (decision.kind) {
+      case "succeed":
+        return;
+      case "fail":
+        throw await failureError(deps, jobId, decision.failure);
+      case "restart": {
+        const checkpoint = await deps.registry.latestCheckpoint(jobId);
+        await restartMembers(deps, jobId, started.workers, decision);
+        exitsSeen = started.workers.exits.length;
+        state = decision.state;
+        options.onRestart?.({ attempt: decision.attempt, member: decision.member, reason: decision.reason, ...(checkpoint ? { checkpoint } : {}) });
+        continue;
       }
-      await restart(failure, members);
-      continue;
+      case "continue":
+        state = decision.state;
+        await new Promise((r) => setTimeout(r, pollMs));
     }
-    await checkProgress(members);
-    if (await options.done()) return;
-    if (Date.now() > deadline) throw new JobTimeoutError(`job ${jobId} did not finish within ${options.timeoutMs ?? 30 * 60_000} ms; its members: ${members.map((m) => `${m.role}-${m.index}=${m.status}`).join(", ") || "none registered"}`);
-    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -28,6 +28,12 @@ export interface WorkerProgress {
   readonly [key: string]: unknown;
 }
 
+/** A running member as a launcher can find it again from another process (an ECS task ARN): plain JSON. */
+export interface WorkerHandle {
+  readonly member: MemberRef;
+  readonly id: string;
+}
+
 export interface LaunchedWorkers {
   /** Exits seen so far, in order. */
   readonly exits: readonly WorkerExit[];
@@ -42,8 +48,17 @@ export interface LaunchedWorkers {
   restart?(attempt: number): Promise<void>;
   /** Stops every member still running and waits for it. */
   stop(): Promise<void>;
+  /** The members still running, for a watcher in another process (`WorkerLauncher.attach`). */
+  handles?(): readonly WorkerHandle[];
+  /** Looks once for members that stopped, adding them to `exits` (a launcher that does not watch on its own). */
+  refresh?(): Promise<void>;
 }
 
 export interface WorkerLauncher {
   launch(spec: JobSpec, members: readonly MemberRef[], hooks?: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void }): Promise<LaunchedWorkers>;
+  /**
+   * Takes over members another process launched, from their handles (the job-watch stage: one
+   * invocation per round). Their exits appear after `refresh()`; `members` is the whole set, for `restart`.
+   */
+  attach?(spec: JobSpec, members: readonly MemberRef[], handles: readonly WorkerHandle[]): LaunchedWorkers;
 }

@@ -1,0 +1,166 @@
+/**
+ * One round of a job's watch as a pure function: what the registry says, the worker exits seen
+ * since the last round and the watch's own state in, one decision out. The local watch loop
+ * (src/jobs/watch.ts) calls it every `pollMs`; on AWS the job-watch stage
+ * (src/jobs/job-watch.ts) calls it once per SQS message and carries the state in the next one,
+ * so both make the same decisions from the same facts.
+ */
+import type { JobRecord, MemberRecord } from "../registry/types.ts";
+import type { WorkerExit } from "../launch/launcher.ts";
+
+/** What a watch remembers between rounds: plain JSON, so it can travel in an SQS message. */
+export interface WatchState {
+  /** Restarts of the member set so far (attempt N meets at barrier `start-N`). */
+  readonly attempt: number;
+  /** When the watch began (ms since the epoch): the overall deadline counts from here. */
+  readonly startedAt: number;
+  /** Member (`worker-0`) -> the last epoch of an earlier attempt: records up to it are history. */
+  readonly retired: Readonly<Record<string, number>>;
+  /** Member -> its last progress mark (`epoch:step:rowsConsumed`) and when it first showed it. */
+  readonly moved: Readonly<Record<string, { readonly mark: string; readonly at: number }>>;
+}
+
+/** How long to wait and how often to resume; defaults as `watchJob` had them. */
+export interface WatchPolicy {
+  /** The whole job's deadline, from `startedAt`. */
+  readonly timeoutMs: number;
+  /** Extra grace after a lease's expiry before the member counts as gone. */
+  readonly leaseGraceMs: number;
+  /** Restarts of the member set after a member is lost (0: fail at once). */
+  readonly maxWorkerRestarts: number;
+  /** Fail when an active member's step and rows consumed stay the same this long (0: never). */
+  readonly progressTimeoutMs: number;
+}
+
+export const DEFAULT_WATCH_POLICY: WatchPolicy = { timeoutMs: 30 * 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 0, progressTimeoutMs: 0 };
+
+/** Whether the job's work is complete, as its mode defines it (see src/jobs/completion.ts). */
+export type Completion = { readonly kind: "pending" } | { readonly kind: "complete" } | { readonly kind: "failed"; readonly reason: string };
+
+export const PENDING: Completion = { kind: "pending" };
+export const COMPLETE: Completion = { kind: "complete" };
+
+/** What one round looks at. */
+export interface WatchObservation {
+  readonly now: number;
+  readonly job: Pick<JobRecord, "state" | "error"> | undefined;
+  readonly members: readonly MemberRecord[];
+  /**
+   * The members read again after a worker exited with an error while its record was not DONE:
+   * the moment it may have needed to write FAILED with its reason. Absent when no such exit.
+   */
+  readonly membersAfterExit?: readonly MemberRecord[];
+  /** Exits not seen by an earlier round (the current attempt's only). */
+  readonly exits: readonly WorkerExit[];
+  readonly completion: Completion;
+}
+
+/** Why a job failed, as data; `failureError` in src/jobs/watch.ts turns it into the typed error. */
+export type WatchFailure =
+  /** The registry holds the job FAILED (a shard-feed or an earlier watch failed it). */
+  | { readonly kind: "job-failed"; readonly reason: string }
+  /** A member failed by its own code, or the job's completion check failed. */
+  | { readonly kind: "member-failed"; readonly reason: string; readonly member?: string; readonly tail?: string }
+  /** A member was lost and no restart is left. */
+  | { readonly kind: "lost"; readonly reason: string; readonly member: string; readonly restarts: number; readonly tail?: string }
+  /** No progress for `progressTimeoutMs`. */
+  | { readonly kind: "hang"; readonly member: string; readonly idleMs: number; readonly step: number; readonly feedPosition: number }
+  /** Past `timeoutMs`. */
+  | { readonly kind: "timeout"; readonly timeoutMs: number; readonly members: string };
+
+export type WatchDecision =
+  | { readonly kind: "continue"; readonly state: WatchState }
+  /** Fence `fence` (mark FAILED at their epoch), then restart the member set as `attempt`. */
+  | { readonly kind: "restart"; readonly attempt: number; readonly member: string; readonly reason: string; readonly fence: readonly MemberRecord[]; readonly state: WatchState }
+  | { readonly kind: "succeed" }
+  | { readonly kind: "fail"; readonly failure: WatchFailure };
+
+export const memberName = (m: { readonly role: string; readonly index: number }): string => `${m.role}-${m.index}`;
+
+/**
+ * @example
+ * initialWatchState(Date.now()); // { attempt: 0, startedAt: ..., retired: {}, moved: {} }
+ */
+export function initialWatchState(now: number): WatchState {
+  return { attempt: 0, startedAt: now, retired: {}, moved: {} };
+}
+
+interface Lost {
+  readonly member: string;
+  readonly reason: string;
+  readonly tail?: string;
+}
+
+/**
+ * Decides one round. Order: the job FAILED, a member FAILED, an exit before DONE, a lapsed
+ * lease (the last two are losses, restarted while restarts are left), a hang, then completion,
+ * then the deadline.
+ *
+ * @example
+ * const d = decideWatchRound({ now: Date.now(), job, members, exits: [], completion: PENDING }, state, DEFAULT_WATCH_POLICY);
+ * if (d.kind === "continue") state = d.state;
+ */
+export function decideWatchRound(observation: WatchObservation, state: WatchState, policy: WatchPolicy): WatchDecision {
+  const { now, job, members } = observation;
+  const current = (m: MemberRecord) => m.epoch > (state.retired[memberName(m)] ?? 0);
+  if (job?.state === "FAILED") return { kind: "fail", failure: { kind: "job-failed", reason: job.error ?? "no reason recorded" } };
+
+  const failed = members.find((m) => m.status === "FAILED" && current(m));
+  if (failed) return { kind: "fail", failure: { kind: "member-failed", member: memberName(failed), reason: failed.error ?? "no reason recorded" } };
+
+  let lost: Lost | undefined;
+  for (const exit of observation.exits) {
+    const name = memberName(exit.member);
+    const record = members.find((m) => memberName(m) === name);
+    if (exit.code === 0 || record?.status === "DONE") continue;
+    const again = (observation.membersAfterExit ?? members).find((m) => memberName(m) === name && current(m));
+    if (again?.status === "FAILED") return { kind: "fail", failure: { kind: "member-failed", member: name, reason: again.error ?? "", tail: exit.tail } };
+    lost = { member: name, reason: `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`, tail: exit.tail };
+    break;
+  }
+  if (!lost) {
+    const lapsed = members.find((m) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + policy.leaseGraceMs < now);
+    if (lapsed) {
+      lost = { member: memberName(lapsed), reason: `no heartbeat since ${new Date(lapsed.heartbeatAt).toISOString()} (lease expired); last progress ${JSON.stringify(lapsed.progress ?? {})}` };
+    }
+  }
+  if (lost) {
+    if (state.attempt >= policy.maxWorkerRestarts) {
+      return { kind: "fail", failure: { kind: "lost", member: lost.member, reason: lost.reason, restarts: state.attempt, ...(lost.tail !== undefined ? { tail: lost.tail } : {}) } };
+    }
+    const attempt = state.attempt + 1;
+    // Every member of this attempt is retired: a survivor stuck in a collective op exits on its
+    // next heartbeat, and the slots open for the new registrations (a live ACTIVE lease refuses them).
+    const retired = { ...state.retired, ...Object.fromEntries(members.map((m) => [memberName(m), m.epoch])) };
+    return {
+      kind: "restart",
+      attempt,
+      member: lost.member,
+      reason: lost.reason,
+      fence: members.filter((m) => m.status === "ACTIVE"),
+      state: { ...state, attempt, retired, moved: {} },
+    };
+  }
+
+  const moved: Record<string, { mark: string; at: number }> = { ...state.moved };
+  if (policy.progressTimeoutMs > 0) {
+    // From a member's first progress report on: before it, TensorFlow imports and the start barrier
+    // hold it (the barrier has its own deadline, and the lease catches a dead process).
+    for (const m of members.filter((r) => r.status === "ACTIVE" && current(r) && r.progress)) {
+      const name = memberName(m);
+      const mark = `${m.epoch}:${m.progress?.step ?? -1}:${m.progress?.rowsConsumed ?? -1}`;
+      const seen = moved[name];
+      if (!seen || seen.mark !== mark) moved[name] = { mark, at: now };
+      else if (now - seen.at > policy.progressTimeoutMs) {
+        return { kind: "fail", failure: { kind: "hang", member: name, idleMs: now - seen.at, step: m.progress?.step ?? 0, feedPosition: m.progress?.rowsConsumed ?? 0 } };
+      }
+    }
+  }
+
+  if (observation.completion.kind === "complete") return { kind: "succeed" };
+  if (observation.completion.kind === "failed") return { kind: "fail", failure: { kind: "member-failed", reason: observation.completion.reason } };
+  if (now > state.startedAt + policy.timeoutMs) {
+    return { kind: "fail", failure: { kind: "timeout", timeoutMs: policy.timeoutMs, members: members.map((m) => `${memberName(m)}=${m.status}`).join(", ") || "none registered" } };
+  }
+  return { kind: "continue", state: { ...state, moved } };
+}
