@@ -1,6 +1,6 @@
 /**
  * The serverless-tf stack: the resources the local runtime provisions on the emulator, on real
- * AWS. Storage (bucket, table), the runtime queues with DLQs, the four stage functions with
+ * AWS. Storage (bucket, table), the runtime queues with DLQs, the five stage functions with
  * their event sources (the inference function as a container image, for its Python engine), the
  * bucket's notifications (exports, fit triggers), and the worker service (ECS Fargate). Every permission comes from a
  * statement here with named actions; `test/infra/stack.test.ts` checks that and runs cdk-nag.
@@ -52,6 +52,8 @@ const SQS_JOB_QUEUE_ACTIONS = {
   manage: ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue"],
   send: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
   consume: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+  /** The job-watch stage finishes a job: it deletes the queues the coordinator made (by URL, from the spec). */
+  finish: ["sqs:DeleteQueue"],
 } as const;
 
 export class ServerlessTfStack extends Stack {
@@ -83,6 +85,7 @@ export class ServerlessTfStack extends Stack {
 
     const layers = this.layers(root);
     const baseEnv = { [ENV.table]: table.tableName, [ENV.bucket]: bucket.bucketName, [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl };
+    const watchEnv = { [ENV.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl };
     const ecsEnv = {
       [ENV.launcher]: "ecs",
       [ENV.ecsCluster]: this.workers.cluster.clusterName,
@@ -118,8 +121,10 @@ export class ServerlessTfStack extends Stack {
     // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers;
     // also starts a fit for each new object under training/ (fit-triggers queue, _fit.json beside it).
     const training = `${BUCKET_PREFIXES.training}*`;
-    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv });
+    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv, ...watchEnv });
     if (coordinator) {
+      // Every job it starts gets its first job-watch round.
+      queues.jobWatch.queue.grantSendMessages(coordinator.role);
       table.grantReadWriteData(coordinator.role);
       this.grantJobQueues(coordinator.role, [...SQS_JOB_QUEUE_ACTIONS.manage, ...SQS_JOB_QUEUE_ACTIONS.send, "sqs:ReceiveMessage", "sqs:DeleteMessage"]);
       queues.shardFeed.queue.grantSendMessages(coordinator.role);
@@ -163,6 +168,21 @@ export class ServerlessTfStack extends Stack {
       this.storage.grantList(inference.role, ["models/"]);
       this.grantJobQueues(inference.role, SQS_JOB_QUEUE_ACTIONS.send);
       inference.fn.addEventSource(new SqsEventSource(queues.inferenceInput.queue, { batchSize: queues.inferenceInput.plan.batchSize, reportBatchItemFailures: true }));
+    }
+
+    // Job-watch: one watch round per message (src/jobs/job-watch-stage.ts): reads the registry and
+    // fences members, describes the job's tasks, restarts them (RunTask), re-queues its own message;
+    // finishing a job sets its final state, deletes its queues and stops its tasks. It reads
+    // models/ for the published metadata (List: a missing key must be a 404, not a 403).
+    const jobWatch = make("job-watch", { ...baseEnv, ...ecsEnv, ...watchEnv });
+    if (jobWatch) {
+      table.grantReadWriteData(jobWatch.role);
+      this.grantJobQueues(jobWatch.role, SQS_JOB_QUEUE_ACTIONS.finish);
+      queues.jobWatch.queue.grantSendMessages(jobWatch.role);
+      this.storage.grantObjects(jobWatch.role, ["GetObject"], ["models/*"]);
+      this.storage.grantList(jobWatch.role, ["models/"]);
+      this.grantRunWorkers(jobWatch.role);
+      jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
     }
 
     // Workers: registry, their job's feed and output queues, and their prefixes of the bucket.

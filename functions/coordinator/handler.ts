@@ -5,6 +5,8 @@
  *   can never succeed (bad shape, invalid settings, a job id already taken) is answered with
  *   `status: "rejected"` and the typed error, so an asynchronous invocation is not retried;
  *   anything else is thrown, so Lambda reports and retries it.
+ * - Either way, a started job is put under watch: its first job-watch round is queued
+ *   (src/jobs/job-watch-stage.ts), which ends, restarts or finishes it.
  * - From the fit-triggers queue (S3 notifications for `training/`): each new data object starts a
  *   fit through src/triggers/fit-trigger.ts, the code the local runtime runs for the same queue,
  *   with partial batch failures.
@@ -18,6 +20,7 @@ import { parseCoordinatorEvent } from "../../src/events/coordinator-event.ts";
 import { EventShapeError } from "../../src/events/errors.ts";
 import { allMembers } from "../../src/jobs/spec.ts";
 import { sendShardFeedRequest } from "../../src/feed/dispatch.ts";
+import { watchStartedJob } from "../../src/jobs/job-watch-stage.ts";
 import { launcherFromEnv } from "../../src/launch/from-env.ts";
 import { JobConflictError } from "../../src/registry/errors.ts";
 import { stageDeps, type StageDeps } from "../../src/stage/deps.ts";
@@ -45,13 +48,14 @@ export async function handler(event: unknown): Promise<CoordinatorResponse | SQS
     const deps = stageDeps();
     // The same start as a direct invocation; the job id is the trigger's (bucket, key, ETag), so a
     // repeated event is refused by the registry (JobConflictError) and reported as a duplicate.
-    const start: StartFit = async (params, table, jobId) => void (await startJob(deps, { ...trainRequestOf(params, table, deps.config.bucket), jobId }, portsOf(deps)));
+    const start: StartFit = async (params, table, jobId) => void (await watchStartedJob(deps, await startJob(deps, { ...trainRequestOf(params, table, deps.config.bucket), jobId }, portsOf(deps))));
     return runFitTriggerBatch(deps, event, start);
   }
   try {
     const deps = stageDeps();
     const { request } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
     const started = await startJob(deps, request, portsOf(deps));
+    await watchStartedJob(deps, started);
     const { spec } = started;
     return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => `${m.role}-${m.index}`), shards: started.shards.length };
   } catch (e) {

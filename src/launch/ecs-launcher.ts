@@ -8,7 +8,7 @@ import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type 
 import { ConfigError, ServerlessTfError } from "../errors.ts";
 import type { JobSpec } from "../jobs/spec.ts";
 import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
-import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerHandle, WorkerLauncher, WorkerProgress } from "./launcher.ts";
 
 /** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
 export const WORKER_MODULE = "serverless_tf.worker";
@@ -107,7 +107,21 @@ export class EcsLauncher implements WorkerLauncher {
   }
 
   async launch(spec: JobSpec, members: readonly MemberRef[], hooks: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void } = {}): Promise<LaunchedWorkers> {
-    const running = new Map<string, { member: MemberRef; taskArn: string }>();
+    const workers = this.workersOf(spec, members, [], hooks, this.config.pollIntervalMs ?? 10_000);
+    // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
+    // failure names the member it stopped at.
+    for (const member of members) await workers.start(member);
+    workers.watch();
+    return workers.launched;
+  }
+
+  /** The tasks of `handles` (task ARNs), found again by a watcher: exits come from `refresh()` (one DescribeTasks), never from a timer. */
+  attach(spec: JobSpec, members: readonly MemberRef[], handles: readonly WorkerHandle[]): LaunchedWorkers {
+    return this.workersOf(spec, members, handles, {}, 0).launched;
+  }
+
+  private workersOf(spec: JobSpec, members: readonly MemberRef[], handles: readonly WorkerHandle[], hooks: { onExit?: (e: WorkerExit) => void }, interval: number) {
+    const running = new Map<string, { member: MemberRef; taskArn: string }>(handles.map((h) => [h.id, { member: h.member, taskArn: h.id }]));
     const exits: WorkerExit[] = [];
     const start = async (member: MemberRef, attempt = 0) => {
       const out = await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member, attempt)));
@@ -122,12 +136,18 @@ export class EcsLauncher implements WorkerLauncher {
     };
     const poll = async () => {
       if (!running.size) return;
-      const { tasks = [] } = await this.ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: [...running.keys()] }));
-      for (const task of tasks) {
-        const entry = task.taskArn ? running.get(task.taskArn) : undefined;
-        if (!entry || task.lastStatus !== "STOPPED") continue;
+      // DescribeTasks takes at most 100 tasks; a job has at most 64 members (validateRequest).
+      const { tasks = [], failures = [] } = await this.ecs.send(new DescribeTasksCommand({ cluster: this.config.cluster, tasks: [...running.keys()] }));
+      const stopped = [
+        ...tasks.filter((t) => t.lastStatus === "STOPPED").map((t) => ({ arn: t.taskArn, task: t as Task | undefined })),
+        // A task stopped long ago is no longer described (ECS keeps stopped tasks about an hour).
+        ...failures.filter((f) => f.reason === "MISSING").map((f) => ({ arn: f.arn, task: undefined })),
+      ];
+      for (const { arn, task } of stopped) {
+        const entry = arn ? running.get(arn) : undefined;
+        if (!entry) continue;
         running.delete(entry.taskArn);
-        const exit = exitOf(task, entry.member);
+        const exit = task ? exitOf(task, entry.member) : { member: entry.member, code: null, signal: null, tail: "the task is no longer known to ECS (stopped over an hour ago)" };
         exits.push(exit);
         hooks.onExit?.(exit);
       }
@@ -138,11 +158,7 @@ export class EcsLauncher implements WorkerLauncher {
           this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} ${why}: ${memberName(member)}` })),
         ),
       );
-    // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
-    // failure names the member it stopped at.
-    for (const member of members) await start(member);
 
-    const interval = this.config.pollIntervalMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
     let polling: Promise<void> = Promise.resolve();
     // Not unref'd: like the process launcher's children, running tasks keep a waiting caller alive
@@ -161,8 +177,7 @@ export class EcsLauncher implements WorkerLauncher {
           });
       }, interval);
     };
-    watch();
-    return {
+    const launched: LaunchedWorkers = {
       exits,
       relaunch: async (member) => {
         await start(member);
@@ -186,6 +201,13 @@ export class EcsLauncher implements WorkerLauncher {
         await stopAll("stopped");
         running.clear();
       },
+      handles: () => [...running.values()].map(({ member, taskArn }) => ({ member, id: taskArn })),
+      refresh: async () => {
+        const round = polling.then(poll);
+        polling = round.catch(() => undefined);
+        await round; // the watcher sees a failed describe, and retries the round
+      },
     };
+    return { start, watch, launched };
   }
 }

@@ -24,7 +24,7 @@ export function registryTableNameFor(prefix: string): string {
 export const JOB_QUEUE_PREFIX = "stf-";
 
 /** The Lambda functions, each built from `functions/<name>/handler.ts`. */
-export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference";
+export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference" | "job-watch";
 
 /**
  * How a function ships: `zip`, its handler bundled with everything it imports (Node.js only);
@@ -52,7 +52,20 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
   checkpoint: { name: "checkpoint", packaging: "zip", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
   // Spawns a Python TensorFlow process (src/inference/engine.ts): more than a zip can hold.
   inference: { name: "inference", packaging: "image", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
+  // One watch round per message: a few registry reads, one DescribeTasks; a restart waits for the
+  // stopped tasks (Fargate: up to the container's 30 s stop timeout) before RunTask.
+  "job-watch": { name: "job-watch", packaging: "zip", memoryMb: 256, timeoutSeconds: 120, reservedConcurrency: 5 },
 };
+
+/**
+ * The job-watch stage on AWS: each round re-queues its message with this delay (SQS allows up to
+ * 900 s), so a job is looked at about twice a minute. The policy (src/jobs/watch-round.ts) is what
+ * the coordinator puts in a job's first watch message.
+ */
+export const JOB_WATCH = {
+  roundDelaySeconds: 30,
+  policy: { timeoutMs: 24 * 3600_000, leaseGraceMs: 30_000, maxWorkerRestarts: 2, progressTimeoutMs: 30 * 60_000 },
+} as const;
 
 /**
  * AWS: "set the source queue's visibility timeout to at least six times the timeout that you
@@ -67,7 +80,7 @@ export const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
 /** Receives before a message moves to its DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 
-export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput" | "fitTriggers";
+export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput" | "fitTriggers" | "jobWatch";
 
 export interface RuntimeQueueDefinition {
   readonly key: RuntimeQueueKey;
@@ -89,6 +102,8 @@ export const RUNTIME_QUEUES: Readonly<Record<RuntimeQueueKey, RuntimeQueueDefini
   inferenceInput: { key: "inferenceInput", suffix: "inference-input", consumer: "inference", batchSize: 10, local: false },
   // S3 notifications for new objects under `training/`: each starts a fit (src/triggers/fit-trigger.ts).
   fitTriggers: { key: "fitTriggers", suffix: "fit-triggers", consumer: "coordinator", batchSize: 10, local: true },
+  // One watch round of one job per message (src/jobs/job-watch-stage.ts); AWS only: locally runJob watches in-process.
+  jobWatch: { key: "jobWatch", suffix: "job-watch", consumer: "job-watch", batchSize: 1, local: false },
 };
 
 /** The queue attributes both sides create, as SQS `CreateQueue` attributes would name them. */
@@ -186,6 +201,7 @@ export const ENV = {
   table: "SERVERLESS_TF_TABLE",
   bucket: "SERVERLESS_TF_BUCKET",
   shardFeedQueueUrl: "SERVERLESS_TF_SHARD_FEED_QUEUE_URL",
+  jobWatchQueueUrl: "SERVERLESS_TF_JOB_WATCH_QUEUE_URL",
   launcher: "SERVERLESS_TF_LAUNCHER",
   ecsCluster: "SERVERLESS_TF_ECS_CLUSTER",
   ecsTaskDefinition: "SERVERLESS_TF_ECS_TASK_DEFINITION",

@@ -28,7 +28,7 @@ let synthMs = 0;
 
 before(() => {
   outdir = mkdtempSync(join(tmpdir(), "stf-cdk-"));
-  // A handler another change has not landed yet is stood in for, so the template always has four functions.
+  // A handler another change has not landed yet is stood in for, so the template always has every function.
   const source = (n: FunctionName) => join(projectRoot, "functions", n, FUNCTIONS[n].packaging === "image" ? "Dockerfile" : "handler.ts");
   const functionEntries = Object.fromEntries(names.filter((n) => !existsSync(source(n))).map((n) => [n, stub]));
   const app = new App({ outdir });
@@ -184,7 +184,7 @@ describe("queues and event sources", () => {
 });
 
 describe("functions", () => {
-  it("runs the four stages with the packaging and sizes of src/resources/definitions.ts", () => {
+  it("runs the five stages with the packaging and sizes of src/resources/definitions.ts", () => {
     for (const name of names) {
       const [, fn] = fnOf(name);
       if (FUNCTIONS[name].packaging === "zip") {
@@ -277,6 +277,42 @@ describe("permissions", () => {
   });
 });
 
+describe("job watch", () => {
+  const jobWatchQueueRef = () => ({ Ref: ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === queuePlan("serverless-tf", "jobWatch").name)![0] });
+
+  it("tells the coordinator and the job-watch function where watch rounds go, and job-watch what the ECS launcher reads", () => {
+    for (const name of ["coordinator", "job-watch"] as const) assert.deepEqual(fnOf(name)[1].Properties!.Environment.Variables[ENV.jobWatchQueueUrl], jobWatchQueueRef(), name);
+    const vars = fnOf("job-watch")[1].Properties!.Environment.Variables;
+    assert.equal(vars[ENV.launcher], "ecs");
+    for (const key of [ENV.ecsCluster, ENV.ecsTaskDefinition, ENV.ecsContainer, ENV.ecsSubnets, ENV.ecsSecurityGroups]) assert.ok(vars[key], key);
+  });
+
+  it("lets the coordinator and job-watch send to the job-watch queue, and nothing else", () => {
+    const queueArn = { "Fn::GetAtt": [jobWatchQueueRef().Ref, "Arn"] };
+    const senders = statementsOf()
+      .filter(({ s }) => asList(s.Action).includes("sqs:SendMessage") && JSON.stringify(s.Resource) === JSON.stringify(queueArn))
+      .map(({ id }) => id.replace(/Role.*$/, ""));
+    assert.deepEqual([...new Set(senders)].sort(), ["Coordinator", "JobWatch"]);
+  });
+
+  it("gives job-watch least privilege: delete (not create) stf-* queues, the worker tasks, the registry, and only reads of models/", () => {
+    // Arrange
+    const statements = policyOfRole("JobWatchRole");
+    const actions = new Set(statements.flatMap((s) => asList(s.Action) as string[]));
+    // Act
+    const jobQueues = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${JOB_QUEUE_PREFIX}*`));
+    const s3 = statements.filter((s) => asList(s.Action).some((a: string) => a.startsWith("s3:")));
+    // Assert
+    assert.deepEqual(jobQueues.flatMap((s) => asList(s.Action)), ["sqs:DeleteQueue"]);
+    for (const needed of ["ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "iam:PassRole", "dynamodb:UpdateItem", "dynamodb:Query", "s3:GetObject", "s3:ListBucket"]) assert.ok(actions.has(needed), needed);
+    for (const refused of ["sqs:CreateQueue", "s3:PutObject", "s3:DeleteObject", "dynamodb:DeleteTable"]) assert.ok(!actions.has(refused), refused);
+    const objects = s3.filter((s) => asList(s.Action).includes("s3:GetObject")).flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
+    assert.deepEqual(objects, ["/models/*"]);
+    const run = statements.find((s) => asList(s.Action).includes("ecs:RunTask"));
+    assert.ok(run.Condition.ArnEquals["ecs:cluster"], "RunTask on the worker cluster only");
+  });
+});
+
 describe("workers", () => {
   it("runs the worker from the python/ image on Fargate, with logs and no configuration baked in", () => {
     const [, td] = ofType("AWS::ECS::TaskDefinition")[0]!;
@@ -345,6 +381,19 @@ describe("one definition for the emulator and AWS", () => {
 
   it("provisions locally every queue the stack has an event source for, except inference input (served per model)", () => {
     const local = new Set(plan.queues.map((q) => q.name));
-    assert.deepEqual(queueKeys.filter((k) => !local.has(queuePlan("serverless-tf", k).name)), ["inferenceInput"]);
+    assert.deepEqual(queueKeys.filter((k) => !local.has(queuePlan("serverless-tf", k).name)), ["inferenceInput", "jobWatch"]);
+  });
+
+  it("names the job-watch queue and its consumer as definitions.ts does, though locally runJob watches in-process", () => {
+    // Arrange
+    const plan = queuePlan("serverless-tf", "jobWatch");
+    // Act
+    const [queueId, queue] = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === plan.name)!;
+    const mapping = ofType("AWS::Lambda::EventSourceMapping").find(([, m]) => m.Properties!.EventSourceArn["Fn::GetAtt"][0] === queueId)![1];
+    // Assert
+    assert.equal(plan.name, "serverless-tf-job-watch");
+    assert.equal(queue.Properties!.VisibilityTimeout, FUNCTIONS["job-watch"].timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT);
+    assert.deepEqual(mapping.Properties!.FunctionName, { Ref: fnOf("job-watch")[0] });
+    assert.equal(mapping.Properties!.BatchSize, 1, "one job's round per invocation");
   });
 });

@@ -129,6 +129,29 @@ describe("EcsLauncher restart", () => {
   });
 });
 
+describe("EcsLauncher attach", () => {
+  it("takes over tasks by their ARNs: one DescribeTasks per refresh reports the stopped and the forgotten ones, and the handles drop them", async () => {
+    // Arrange: task1 runs, task2 stopped with code 1, task3 is too old for ECS to describe
+    ecs.on(DescribeTasksCommand).resolves({
+      tasks: [
+        { taskArn: taskArn(1), lastStatus: "RUNNING" },
+        { taskArn: taskArn(2), lastStatus: "STOPPED", stoppedReason: "Essential container in task exited", containers: [{ name: "worker", exitCode: 1 }] },
+      ],
+      failures: [{ arn: taskArn(3), reason: "MISSING" }],
+    });
+    const handles = [0, 1, 2].map((index) => ({ member: { role: "worker" as const, index }, id: taskArn(index + 1) }));
+    const workers = new EcsLauncher(config, ecs as unknown as ECSClient).attach(spec, handles.map((h) => h.member), handles);
+    // Act
+    await workers.refresh!();
+    // Assert
+    assert.equal(ecs.commandCalls(DescribeTasksCommand).length, 1);
+    assert.deepEqual(ecs.commandCalls(DescribeTasksCommand)[0]!.args[0].input, { cluster: "stf-cluster", tasks: handles.map((h) => h.id) });
+    assert.deepEqual(workers.exits.map((e) => [e.member.index, e.code]), [[1, 1], [2, null]]);
+    assert.match(workers.exits[1]!.tail, /no longer known to ECS/);
+    assert.deepEqual(workers.handles!(), [handles[0]]);
+  });
+});
+
 describe("ecsLauncherConfigFromEnv", () => {
   const env = {
     SERVERLESS_TF_ECS_CLUSTER: "stf-cluster",
@@ -160,7 +183,7 @@ describe("ecsLauncherConfigFromEnv", () => {
 describe("launcherFromEnv", () => {
   it("gives a deployed coordinator the ECS launcher when SERVERLESS_TF_LAUNCHER=ecs", () => {
     const launcher = launcherFromEnv(
-      { tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined },
+      { tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined, jobWatchQueueUrl: undefined },
       { SERVERLESS_TF_LAUNCHER: "ecs", SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td:1", SERVERLESS_TF_ECS_SUBNETS: "subnet-a", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" },
     );
     assert.ok(launcher instanceof EcsLauncher);
@@ -168,7 +191,7 @@ describe("launcherFromEnv", () => {
 
   it("names the first missing ECS setting", () => {
     assert.throws(
-      () => launcherFromEnv({ tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined }, { SERVERLESS_TF_LAUNCHER: "ecs" }),
+      () => launcherFromEnv({ tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined, jobWatchQueueUrl: undefined }, { SERVERLESS_TF_LAUNCHER: "ecs" }),
       (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_ECS_CLUSTER",
     );
   });

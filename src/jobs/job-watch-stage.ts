@@ -1,0 +1,129 @@
+/**
+ * The job-watch stage: on AWS nothing stays alive beside a job, so its watch runs one round per
+ * SQS message. A round reads the registry and the workers' tasks (one DescribeTasks), makes the
+ * decision the local watch makes (`decideWatchRound`), and then either queues the next round with
+ * the updated state and a delay, restarts the member set, or finishes the job: final state, the
+ * job's queues deleted, its tasks stopped (`finishJob`, as `runJob` does locally).
+ */
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { finishJob, type StartedJob } from "../coordinator/coordinator.ts";
+import { ConfigError } from "../errors.ts";
+import { EventShapeError } from "../events/errors.ts";
+import { parseJobWatchEvent, type JobWatchMessage } from "../events/job-watch-event.ts";
+import type { LaunchedWorkers, WorkerLauncher } from "../launch/launcher.ts";
+import { FINAL_JOB_STATES } from "../registry/types.ts";
+import { JOB_WATCH } from "../resources/definitions.ts";
+import type { StageDeps } from "../stage/deps.ts";
+import { jobCompletion } from "./completion.ts";
+import type { JobDeps } from "./deps.ts";
+import { allMembers, type JobSpec } from "./spec.ts";
+import { failureError, observeJob, restartMembers } from "./watch.ts";
+import { decideWatchRound, initialWatchState, type WatchPolicy } from "./watch-round.ts";
+
+export interface JobWatchPorts {
+  /** A launcher that can take over members launched elsewhere (the ECS launcher). */
+  readonly launcher: WorkerLauncher;
+  /** Queues the next round of a job after `delaySeconds`. */
+  readonly send: (message: JobWatchMessage, delaySeconds: number) => Promise<void>;
+  readonly delaySeconds?: number;
+}
+
+/** What a round did: the job goes on (with `attempt` after a restart) or has been finished. */
+export type JobWatchOutcome =
+  | { readonly jobId: string; readonly status: "watching"; readonly attempt: number }
+  | { readonly jobId: string; readonly status: "succeeded" }
+  | { readonly jobId: string; readonly status: "failed"; readonly error: string }
+  /** Gone from the registry, or already final when the round came: the queues and tasks are cleaned up. */
+  | { readonly jobId: string; readonly status: "ended" };
+
+/**
+ * The first watch message of a started job.
+ *
+ * @example
+ * await sendJobWatchMessage(deps, firstWatchMessage(started), JOB_WATCH.roundDelaySeconds);
+ */
+export function firstWatchMessage(started: Pick<StartedJob, "spec" | "workers">, policy: WatchPolicy = JOB_WATCH.policy, now = Date.now()): JobWatchMessage {
+  return { v: 1, jobId: started.spec.jobId, state: initialWatchState(now), policy, workers: started.workers.handles?.() ?? [] };
+}
+
+/**
+ * Queues a watch round on the job-watch queue.
+ *
+ * @throws ConfigError when `SERVERLESS_TF_JOB_WATCH_QUEUE_URL` is not configured.
+ */
+export async function sendJobWatchMessage(deps: Pick<StageDeps, "clients" | "config">, message: JobWatchMessage, delaySeconds: number): Promise<void> {
+  const QueueUrl = deps.config.jobWatchQueueUrl;
+  if (!QueueUrl) throw new ConfigError("SERVERLESS_TF_JOB_WATCH_QUEUE_URL", QueueUrl, "the URL of the job-watch queue, where each watch round is queued");
+  // SQS: DelaySeconds is 0 to 900.
+  await deps.clients.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify(message), DelaySeconds: Math.min(900, Math.max(0, Math.round(delaySeconds))) }));
+}
+
+/**
+ * Puts a job just started on AWS under watch: its first round, `JOB_WATCH.roundDelaySeconds` from
+ * now. Without a job-watch queue configured (a coordinator run outside the stack) it does nothing:
+ * the caller watches, as `runJob` does.
+ */
+export async function watchStartedJob(deps: Pick<StageDeps, "clients" | "config">, started: Pick<StartedJob, "spec" | "workers">): Promise<boolean> {
+  if (!deps.config.jobWatchQueueUrl) return false;
+  await sendJobWatchMessage(deps, firstWatchMessage(started), JOB_WATCH.roundDelaySeconds);
+  return true;
+}
+
+/** One watch round of one job. */
+export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, ports: JobWatchPorts): Promise<JobWatchOutcome> {
+  const { jobId } = message;
+  const job = await deps.registry.getJob(jobId);
+  if (!job) return { jobId, status: "ended" };
+  const spec = job.spec as unknown as JobSpec;
+  const members = allMembers(spec.cluster);
+  const workers: LaunchedWorkers = ports.launcher.attach?.(spec, members, message.workers) ?? noWorkers;
+  const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers }, outcome);
+  if (FINAL_JOB_STATES.includes(job.state) && job.state !== "FAILED") {
+    await finish({ ok: true }); // ended by someone else: what is left to clean up
+    return { jobId, status: "ended" };
+  }
+
+  await workers.refresh?.();
+  const observed = await observeJob(deps, jobId, workers.exits);
+  const policy = workers.restart ? message.policy : { ...message.policy, maxWorkerRestarts: 0 };
+  const decision = decideWatchRound({ ...observed, completion: await jobCompletion(deps, spec, observed.members) }, message.state, policy);
+  switch (decision.kind) {
+    case "succeed":
+      await finish({ ok: true });
+      return { jobId, status: "succeeded" };
+    case "fail": {
+      const error = (await failureError(deps, jobId, decision.failure)).message;
+      await finish({ ok: false, error });
+      return { jobId, status: "failed", error };
+    }
+    case "restart":
+      await restartMembers(deps, jobId, workers, decision);
+      break;
+    case "continue":
+      break;
+  }
+  await ports.send({ ...message, state: decision.state, workers: workers.handles?.() ?? [] }, ports.delaySeconds ?? JOB_WATCH.roundDelaySeconds);
+  return { jobId, status: "watching", attempt: decision.state.attempt };
+}
+
+/** A launcher that cannot take members over: no exits, no restarts; the leases still tell. */
+const noWorkers: LaunchedWorkers = { exits: [], relaunch: async () => undefined, stop: async () => undefined };
+
+/** The stage over an SQS batch, with partial batch failures: a failed round is retried by SQS, then dead-lettered. */
+export async function runJobWatchBatch(deps: JobDeps, event: SQSEvent, ports: JobWatchPorts, log: (line: string) => void = console.error): Promise<SQSBatchResponse & { outcomes: JobWatchOutcome[] }> {
+  const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
+  const outcomes: JobWatchOutcome[] = [];
+  for (const record of event.Records) {
+    try {
+      const outcome = await runJobWatchRound(deps, parseJobWatchEvent(record.body), ports);
+      if (outcome.status !== "watching") log(`[job-watch] job ${outcome.jobId} ${outcome.status}${outcome.status === "failed" ? `: ${outcome.error}` : ""}`);
+      outcomes.push(outcome);
+    } catch (e) {
+      log(`[job-watch] message ${record.messageId}: ${(e as Error).message}`);
+      // A malformed message never becomes valid: let it go instead of cycling to the DLQ.
+      if (!(e instanceof EventShapeError)) batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures, outcomes };
+}
