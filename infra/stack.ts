@@ -160,10 +160,11 @@ export class ServerlessTfStack extends Stack {
       checkpoint.fn.addEventSource(new SqsEventSource(queues.events.queue, { batchSize: queues.events.plan.batchSize, reportBatchItemFailures: true }));
     }
 
-    // Inference: loads the model named by `latest`, writes typed rows to a job's output queue.
+    // Inference: loads the model named by `latest`, writes typed rows to a job's output queue,
+    // and one idempotency record per served row (src/inference/idempotency.ts) in the registry.
     const inference = make("inference", baseEnv);
     if (inference) {
-      table.grantReadData(inference.role);
+      table.grantReadWriteData(inference.role);
       this.storage.grantObjects(inference.role, ["GetObject"], ["models/*"]);
       this.storage.grantList(inference.role, ["models/"]);
       this.grantJobQueues(inference.role, SQS_JOB_QUEUE_ACTIONS.send);

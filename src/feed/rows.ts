@@ -18,11 +18,18 @@ export function formatOfKey(key: string): TableFormat | undefined {
   return undefined;
 }
 
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 function convertScalar(column: Column, value: unknown, rowIndex: number): unknown {
+  // A list inside a list fits no column; refused here, before a hostile depth reaches the encoder's recursion.
+  if (Array.isArray(value)) throw new SchemaError(column.name, rowIndex, `a ${column.dtype} value or a flat list of them (no list inside a list)`, value, "flatten the value");
   if (column.dtype === "INT64" && typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value);
-  if (column.dtype === "BYTES" && typeof value === "string") return new Uint8Array(Buffer.from(value, "base64"));
+  if (column.dtype === "BYTES" && typeof value === "string") {
+    // Buffer.from(_, "base64") skips what is not base64 and decodes a truncated tail silently.
+    if (value.length % 4 !== 0 || !BASE64.test(value)) throw new SchemaError(column.name, rowIndex, "BYTES as standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4 characters)", value, "encode the bytes with standard padded base64");
+    return new Uint8Array(Buffer.from(value, "base64"));
+  }
   if ((column.dtype === "FLOAT32" || column.dtype === "FLOAT64") && typeof value === "string" && /^(NaN|-?Infinity)$/.test(value)) return Number(value);
-  void rowIndex;
   return value;
 }
 

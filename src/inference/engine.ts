@@ -57,6 +57,11 @@ export class PythonEngine implements InferenceEngine {
 
   constructor(private readonly options: PythonEngineOptions = {}) {}
 
+  /** The process id of the running engine (undefined before the first batch or after it exited). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   private start(): Promise<void> {
     if (this.ready) return this.ready;
     const child = spawn(projectPython, ["-m", "serverless_tf.serve"], {

@@ -10,7 +10,15 @@
  * a retry can fix (no version published yet, S3 unavailable, the engine crashed) is reported in
  * `batchItemFailures` for those rows only; SQS retries them and, past the redrive count, moves
  * them to the DLQ. Good rows of a batch are never retried because of a bad one.
+ *
+ * Exactly one result per row id, although SQS delivers at least once: each good row is claimed
+ * in the idempotency store (idempotency.ts: a conditional put on the registry table) before the
+ * model runs, a row served already is acknowledged without a second result, and a row another
+ * handler is serving is retried later. On a FIFO output queue, sends carry the row id as the
+ * deduplication id, which covers the one gap a store cannot: a send that took effect but whose
+ * response was lost, which the SDK retries.
  */
+import { createHash, randomUUID } from "node:crypto";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { AwsClients } from "../aws/clients.ts";
@@ -22,8 +30,12 @@ import { rowFromJson } from "../feed/rows.ts";
 import { rowToJson } from "../jobs/source.ts";
 import type { ModelMetadata } from "../models/metadata.ts";
 import type { InferenceEngine } from "./engine.ts";
+import { IdempotencyStore } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
 import { parseInputRow, rejection, type RejectedMessage, type ResultMessage } from "./messages.ts";
+
+/** SQS's limit on the total size of one SendMessageBatch (256 KiB), less room for the request's own fields. */
+const MAX_BATCH_BYTES = 250_000;
 
 export interface InferenceSettings {
   readonly bucket: string;
@@ -32,6 +44,10 @@ export interface InferenceSettings {
   readonly dlqUrl: string;
   /** How often `latest.json` is re-checked (HeadObject), in milliseconds. */
   readonly recheckMs: number;
+  /** The registry table, which holds the idempotency records (one per served row id). */
+  readonly tableName: string;
+  /** How long a claim on a row holds before another handler may take it over; default 30000 ms. */
+  readonly claimLockMs?: number;
 }
 
 /** What one batch did, for logs, tests and the bench. */
@@ -40,6 +56,17 @@ export interface BatchReport {
   readonly results: number;
   readonly rejected: number;
   readonly retried: number;
+  /** Rows acknowledged without a result because an earlier delivery was served (idempotency). */
+  readonly duplicates: number;
+}
+
+/** Counts over every batch a service handled, plus redelivered records (SQS receive count > 1). */
+export interface ServiceTotals {
+  results: number;
+  rejected: number;
+  retried: number;
+  duplicates: number;
+  redelivered: number;
 }
 
 interface Coders {
@@ -51,8 +78,10 @@ interface Coders {
 
 export class InferenceService {
   private readonly latest: LatestModel;
+  private readonly idempotency: IdempotencyStore;
   private coders: Coders | undefined;
   lastReport: BatchReport | undefined;
+  readonly totals: ServiceTotals = { results: 0, rejected: 0, retried: 0, duplicates: 0, redelivered: 0 };
 
   constructor(
     private readonly clients: AwsClients,
@@ -61,14 +90,16 @@ export class InferenceService {
     private readonly log: (line: string) => void = console.error,
   ) {
     this.latest = new LatestModel(clients, settings.bucket, settings.modelId, settings.recheckMs);
+    this.idempotency = new IdempotencyStore(clients, settings.tableName, settings.modelId, settings.claimLockMs);
   }
 
-  /** The SQS handler: one call per batch, partial failures in the response. */
+  /** The SQS handler: one call per batch, partial failures in the response. Safe to call concurrently. */
   async handle(event: SQSEvent): Promise<SQSBatchResponse> {
     const rejected: RejectedMessage[] = [];
     const retry = new Set<string>();
     let metadata: ModelMetadata | undefined;
-    let results: { messageId: string; body: ResultMessage }[] = [];
+    let results: { messageId: string; rowId: string; body: ResultMessage }[] = [];
+    let duplicates = 0;
     const parsed: { record: SQSRecord; id: string; row: Record<string, unknown> }[] = [];
     for (const record of event.Records) {
       try {
@@ -78,31 +109,49 @@ export class InferenceService {
         rejected.push(rejection(record, e));
       }
     }
+    const handling = randomUUID();
+    const claimed: { p: (typeof parsed)[number]; owner: string; frame: Uint8Array; index: number }[] = [];
     if (parsed.length) {
       try {
         metadata = await this.latest.current();
         const coders = this.codersFor(metadata);
-        const good: typeof parsed = [];
-        const encoded: Uint8Array[] = [];
+        const good: { p: (typeof parsed)[number]; frame: Uint8Array }[] = [];
         for (const p of parsed) {
           try {
             const row = { ...rowFromJson(p.row, coders.input, good.length), [ROW_ID]: BigInt(good.length) };
-            encoded.push(coders.encoder.encode(row, good.length));
-            good.push(p);
+            good.push({ p, frame: coders.encoder.encode(row, good.length) });
           } catch (e) {
             rejected.push(rejection(p.record, e));
           }
         }
-        if (good.length) {
+        // Claim before running: a row served already (or being served by another handler) is not run again.
+        const outcomes = await Promise.all(
+          good.map(async (g, index) => {
+            const owner = `${handling}:${g.p.record.messageId}`;
+            try {
+              return { g, index, owner, outcome: await this.idempotency.claim(g.p.id, owner) };
+            } catch (e) {
+              this.log(`[inference ${this.settings.modelId}] claiming row ${g.p.id} failed: ${(e as Error).message}`);
+              return { g, index, owner, outcome: "busy" as const };
+            }
+          }),
+        );
+        for (const o of outcomes) {
+          if (o.outcome === "claimed") claimed.push({ p: o.g.p, owner: o.owner, frame: o.g.frame, index: o.index });
+          else if (o.outcome === "done") duplicates += 1; // acknowledged without a second result
+          else retry.add(o.g.p.record.messageId);
+        }
+        if (claimed.length) {
           await this.engine.ensure(metadata);
-          const out = await this.engine.predict(metadata.version, frameRecords(encoded));
+          const out = await this.engine.predict(metadata.version, frameRecords(claimed.map((c) => c.frame)));
+          const byIndex = new Map(claimed.map((c) => [c.index, c.p]));
           results = unframeRecords(out).map((bytes) => {
             const { [ROW_ID]: index, ...values } = coders.decoder.decode(bytes);
-            const p = good[Number(index as bigint)]!;
+            const p = byIndex.get(Number(index as bigint))!;
             const body: ResultMessage = { v: 1, kind: "result", id: p.id, modelId: metadata!.modelId, version: metadata!.version, row: JSON.parse(rowToJson(values)) as Record<string, unknown> };
-            return { messageId: p.record.messageId, body };
+            return { messageId: p.record.messageId, rowId: p.id, body };
           });
-          if (results.length !== good.length) throw new Error(`the engine answered ${results.length} of ${good.length} rows`);
+          if (results.length !== claimed.length) throw new Error(`the engine answered ${results.length} of ${claimed.length} rows`);
         }
       } catch (e) {
         this.log(`[inference ${this.settings.modelId}] ${(e as Error).message}`);
@@ -112,10 +161,21 @@ export class InferenceService {
     }
     const [failedResults, failedRejections] = await Promise.all([
       this.sendAll(this.settings.outputQueueUrl, results),
-      this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, body: r }))),
+      this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, rowId: r.reason.row ?? r.messageId, body: r }))),
     ]);
     for (const id of [...failedResults, ...failedRejections]) retry.add(id);
-    this.lastReport = { version: metadata?.version, results: results.length - failedResults.length, rejected: rejected.length - failedRejections.length, retried: retry.size };
+    // Unsent rows go back to the queue unclaimed; sent ones are DONE (a failure to record that only
+    // costs a second result if the message comes back after the claim's lock lapsed).
+    const sent = results.filter((r) => !failedResults.includes(r.messageId)).map((r) => r.rowId);
+    await Promise.all(claimed.filter((c) => retry.has(c.p.record.messageId)).map((c) => this.idempotency.release(c.p.id, c.owner).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] releasing row ${c.p.id}: ${(e as Error).message}`))));
+    await this.idempotency.complete(sent).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] recording ${sent.length} served rows: ${(e as Error).message}`));
+    const report: BatchReport = { version: metadata?.version, results: sent.length, rejected: rejected.length - failedRejections.length, retried: retry.size, duplicates };
+    this.lastReport = report;
+    this.totals.results += report.results;
+    this.totals.rejected += report.rejected;
+    this.totals.retried += report.retried;
+    this.totals.duplicates += report.duplicates;
+    this.totals.redelivered += event.Records.filter((r) => Number(r.attributes?.ApproximateReceiveCount ?? 1) > 1).length;
     return { batchItemFailures: [...retry].map((itemIdentifier) => ({ itemIdentifier })) };
   }
 
@@ -134,14 +194,38 @@ export class InferenceService {
     return this.coders;
   }
 
-  /** Sends bodies 10 per request, all requests at once; returns the message ids whose send failed. */
-  private async sendAll(queueUrl: string, items: readonly { messageId: string; body: unknown }[]): Promise<string[]> {
+  /**
+   * Sends bodies in batches of at most 10 entries and 256 KiB (SQS's limits for one
+   * SendMessageBatch), all batches at once; returns the message ids whose send failed. On a FIFO
+   * queue each entry carries the row id as its deduplication id: the SDK's retry of a send whose
+   * response was lost then adds no second copy (SQS drops a repeated id for 5 minutes).
+   */
+  private async sendAll(queueUrl: string, items: readonly { messageId: string; rowId: string; body: unknown }[]): Promise<string[]> {
     const failed: string[] = [];
-    const chunks = Array.from({ length: Math.ceil(items.length / 10) }, (_, i) => items.slice(i * 10, i * 10 + 10));
+    const fifo = queueUrl.endsWith(".fifo");
+    const chunks: { messageId: string; rowId: string; text: string }[][] = [];
+    let size = 0;
+    for (const item of items) {
+      const text = JSON.stringify(item.body);
+      const bytes = Buffer.byteLength(text);
+      const last = chunks.at(-1);
+      if (!last || last.length === 10 || size + bytes > MAX_BATCH_BYTES) {
+        chunks.push([{ ...item, text }]);
+        size = bytes;
+      } else {
+        last.push({ ...item, text });
+        size += bytes;
+      }
+    }
     await Promise.all(
       chunks.map(async (chunk) => {
         try {
-          const out = await this.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((c, i) => ({ Id: String(i), MessageBody: JSON.stringify(c.body) })) }));
+          const entries = chunk.map((c, i) => ({
+            Id: String(i),
+            MessageBody: c.text,
+            ...(fifo ? { MessageGroupId: c.rowId, MessageDeduplicationId: createHash("sha256").update(`${this.settings.modelId}\n${c.rowId}`).digest("hex") } : {}),
+          }));
+          const out = await this.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
           for (const f of out.Failed ?? []) failed.push(chunk[Number(f.Id)]!.messageId);
         } catch (e) {
           this.log(`[inference ${this.settings.modelId}] sending to ${queueUrl} failed: ${(e as Error).message}`);

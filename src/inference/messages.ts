@@ -35,14 +35,22 @@ export interface RejectionReason {
   readonly received?: string;
 }
 
-/** DLQ body for a rejected row: the reason and the original body, untouched. */
+/** DLQ body for a rejected row: the reason and the original body, untouched unless it is over {@link MAX_KEPT_BODY} characters. */
 export interface RejectedMessage {
   readonly v: 1;
   readonly kind: "rejected";
   readonly messageId: string;
   readonly reason: RejectionReason;
   readonly body: string;
+  /** Set when `body` holds only the first {@link MAX_KEPT_BODY} characters: the original's length in UTF-8 bytes. */
+  readonly bodyBytes?: number;
 }
+
+/**
+ * The longest body a rejection keeps whole (64 Ki characters). A dead letter must fit SQS's
+ * 256 KiB message limit with its reason, so a hostile body near that limit is cut, never refused.
+ */
+export const MAX_KEPT_BODY = 65_536;
 
 const TYPE = "inference input";
 const ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
@@ -90,5 +98,6 @@ export function rejection(record: SQSRecord, error: unknown): RejectedMessage {
   } else {
     reason = { error: (error as Error)?.name ?? "Error", message: (error as Error)?.message ?? String(error), row };
   }
-  return { v: 1, kind: "rejected", messageId: record.messageId, reason, body: record.body };
+  if (record.body.length <= MAX_KEPT_BODY) return { v: 1, kind: "rejected", messageId: record.messageId, reason, body: record.body };
+  return { v: 1, kind: "rejected", messageId: record.messageId, reason, body: record.body.slice(0, MAX_KEPT_BODY), bodyBytes: Buffer.byteLength(record.body) };
 }

@@ -50,6 +50,14 @@ export interface ServeOptions {
   readonly recheckMs?: number;
   /** Records per invocation, as an event source mapping's batch size; default 10. */
   readonly batchSize?: number;
+  /** Handler calls at once, as the mapping's maximum concurrency; default 1. They share one engine process. */
+  readonly concurrency?: number;
+  /** The input queue's visibility timeout when it is created here; default 60 s. */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Receives of an input message before SQS moves it to the DLQ, when created here; default 3. */
+  readonly maxReceiveCount?: number;
+  /** Create the output queue as FIFO (`...-output.fifo`): sends then carry the row id as deduplication id. Default false. */
+  readonly fifoOutput?: boolean;
 }
 
 /** A model served by the inference function through an SQS event source. */
@@ -192,12 +200,13 @@ export class LocalRuntime implements JobRuntime {
     const sqs = this.deps.clients.sqs;
     const create = async (name: string, attributes: Record<string, string> = {}) => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
     const dlqUrl = options.dlqUrl ?? (await create(`stf-serve-${modelId}-dlq`, { MessageRetentionPeriod: String(14 * 24 * 3600) }));
-    const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: 3 });
-    const inputQueueUrl = options.inputQueueUrl ?? (await create(`stf-serve-${modelId}-input`, { VisibilityTimeout: "60", RedrivePolicy: redrive }));
-    const outputQueueUrl = options.outputQueueUrl ?? (await create(`stf-serve-${modelId}-output`));
-    const settings = { bucket: this.bucket, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
+    const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: options.maxReceiveCount ?? 3 });
+    const inputQueueUrl = options.inputQueueUrl ?? (await create(`stf-serve-${modelId}-input`, { VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60), RedrivePolicy: redrive }));
+    const outputQueueUrl =
+      options.outputQueueUrl ?? (options.fifoOutput ? await create(`stf-serve-${modelId}-output.fifo`, { FifoQueue: "true" }) : await create(`stf-serve-${modelId}-output`));
+    const settings = { bucket: this.bucket, tableName: this.deps.config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
     const handler = createInferenceHandler(settings, new InferenceService(this.deps.clients, settings, new PythonEngine({ env: this.extras.workerEnv }), this.extras.log));
-    const source = new SqsEventSource(this.deps.clients, inputQueueUrl, handler, { batchSize: options.batchSize ?? 10, onError: (e) => this.extras.log(`[inference ${modelId}] ${(e as Error).message}`) });
+    const source = new SqsEventSource(this.deps.clients, inputQueueUrl, handler, { batchSize: options.batchSize ?? 10, concurrency: options.concurrency ?? 1, onError: (e) => this.extras.log(`[inference ${modelId}] ${(e as Error).message}`) });
     source.start();
     const served: ServedModel = {
       modelId,
