@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { METADATA_OBJECT, moveLatest } from "../../src/checkpoint/publish.ts";
 import type { AwsClients } from "../../src/aws/clients.ts";
+import type { Column } from "../../src/coding/schema.ts";
 import { modelKeys, s3Uri } from "../../src/jobs/names.ts";
 import { projectPython, projectRoot } from "../../src/local/paths.ts";
 import { MODEL_FORMAT, MODEL_FORMAT_VERSION, newVersion, type ModelMetadata } from "../../src/models/metadata.ts";
@@ -30,7 +31,15 @@ export function saveScaleModels(weights: readonly number[]): string[] {
 }
 
 /** Uploads `dir` as a version of `modelId` serving through scale_model.py's `predict`, and moves latest to it. */
-export async function publishScaleModel(clients: AwsClients, bucket: string, modelId: string, dir: string, version = newVersion("test-publish")): Promise<ModelMetadata> {
+export async function publishScaleModel(
+  clients: AwsClients,
+  bucket: string,
+  modelId: string,
+  dir: string,
+  version = newVersion("test-publish"),
+  /** Input columns besides `x` (the model reads only `x`; the others are parsed and checked). */
+  extraInputs: readonly Column[] = [],
+): Promise<ModelMetadata> {
   const prefix = modelKeys.version(modelId, version);
   await Promise.all(files(dir).map((f) => putObject(clients, { bucket, key: `${prefix}artifact/${relative(dir, f)}` }, readFileSync(f))));
   const script = { bucket, key: `models/${modelId}/code/scale_model.py` };
@@ -46,7 +55,7 @@ export async function publishScaleModel(clients: AwsClients, bucket: string, mod
     step: 0,
     inference: {
       python: { scripts: [s3Uri(script)], entry: "predict", hyperParams: {}, env: {} },
-      input: { columns: [{ name: "x", dtype: "FLOAT32", shape: "scalar" }] },
+      input: { columns: [{ name: "x", dtype: "FLOAT32", shape: "scalar" }, ...extraInputs] },
       output: { columns: [{ name: "y", dtype: "FLOAT32", shape: "scalar" }] },
       batchSize: 16,
     },
