@@ -1,3 +1,4 @@
+import { describeValue } from "../coding/errors.ts";
 import { ServerlessTfError } from "../errors.ts";
 
 /** An event a handler cannot act on: malformed JSON, a wrong shape, a field out of range. */
@@ -8,7 +9,6 @@ export class EventShapeError extends ServerlessTfError {
     readonly received: unknown,
     readonly expected: string,
   ) {
-    const shown = typeof received === "string" && received.length > 120 ? `${received.slice(0, 120)}...` : received;
-    super(`${eventType}: ${field} must be ${expected}. Received: ${JSON.stringify(shown) ?? String(shown)}. The message is not retried; fix its producer.`);
+    super(`${eventType}: ${field} must be ${expected}. Received: ${describeValue(received)}. The message is not retried; fix its producer.`);
   }
 }
