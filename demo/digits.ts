@@ -2,31 +2,26 @@
  * `npm run demo`: trains a digits classifier on 2 TensorFlow workers fed through SQS, on the
  * embedded default (moto server, local worker processes), then scores the held-out rows.
  */
-import { spawnSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { parseJsonLines } from "../src/feed/rows.ts";
+import { readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { putObject } from "../src/storage/objects.ts";
-import { LocalRuntime, Table, TFEstimator, schemaOf } from "../src/index.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { LocalRuntime, Table, TFEstimator } from "../src/index.ts";
+import { projectRoot } from "../src/local/paths.ts";
+import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
 import { InferenceClient } from "../src/inference/client.ts";
 
-const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const dataDir = join(projectRoot, ".tmp", "digits");
-  const prepared = spawnSync(projectPython, ["demo/prepare_digits.py", dataDir], { cwd: projectRoot, encoding: "utf8" });
-  if (prepared.status !== 0) throw new Error(`preparing the digits failed:\n${prepared.stderr}`);
-  const counts = JSON.parse(prepared.stdout) as { train: number; test: number; parts: number };
-  console.log(`digits: ${counts.train} training rows in ${counts.parts} JSON Lines objects, ${counts.test} held out`);
+  const { trainFiles, trainRows, testRows } = prepareDigits(join(projectRoot, ".tmp", "digits"), 3);
+  console.log(`digits: ${trainRows.length} training rows in ${trainFiles.length} JSON Lines objects, ${testRows.length} held out`);
 
   const runtime = await LocalRuntime.start();
   try {
     console.log(`AWS endpoint ${process.env.AWS_ENDPOINT_URL}, bucket ${runtime.bucket}, registry table ${runtime.deps.config.tableName}`);
     const prefix = `datasets/digits-${Date.now()}/train/`;
-    for (const file of readdirSync(dataDir).filter((f) => f.startsWith("train-"))) {
-      await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: prefix + file }, readFileSync(join(dataDir, file)));
+    for (const file of trainFiles) {
+      await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: prefix + basename(file) }, readFileSync(file));
     }
     const trainTable = Table.fromS3(`s3://${runtime.bucket}/${prefix}`, schema);
 
@@ -58,7 +53,6 @@ async function main(): Promise<void> {
     console.log(`  metadata  ${model.metadataUri}`);
     console.log(`  weights   ${model.metadata.artifactUri}`);
 
-    const testRows = parseJsonLines(readFileSync(join(dataDir, "test.jsonl"), "utf8"), schema);
     const scored = await model.transform(Table.fromRows(schema, testRows));
     const correct = scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length;
     const accuracy = correct / scored.rows.length;

@@ -3,14 +3,10 @@
  * workers and a TS ArgMax with a confidence threshold, fitted on the embedded default (moto
  * server, local worker processes), saved to S3, loaded back and reused on held-out rows.
  */
-import { spawnSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseJsonLines } from "../src/feed/rows.ts";
-import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator, schemaOf, type Row } from "../src/index.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
-
-const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
+import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator } from "../src/index.ts";
+import { projectRoot } from "../src/local/paths.ts";
+import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
 
 const accuracyOf = (t: Table, col: string) => {
   const judged = t.rows.filter((r) => BigInt(r[col] as bigint) >= 0n);
@@ -20,12 +16,7 @@ const accuracyOf = (t: Table, col: string) => {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const dataDir = join(projectRoot, ".tmp", "digits-pipeline");
-  const prepared = spawnSync(projectPython, ["demo/prepare_digits.py", dataDir, "--train-parts", "1"], { cwd: projectRoot, encoding: "utf8" });
-  if (prepared.status !== 0) throw new Error(`preparing the digits failed:\n${prepared.stderr}`);
-  const read = (f: string): Row[] => parseJsonLines(readFileSync(join(dataDir, f), "utf8"), schema);
-  const trainRows = readdirSync(dataDir).filter((f) => f.startsWith("train-")).flatMap(read);
-  const testRows = read("test.jsonl");
+  const { trainRows, testRows } = prepareDigits(join(projectRoot, ".tmp", "digits-pipeline"));
   console.log(`digits: ${trainRows.length} training rows, ${testRows.length} held out`);
 
   const runtime = await LocalRuntime.start();

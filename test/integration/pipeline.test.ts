@@ -4,30 +4,25 @@
  * One runtime for the file; digits data of the demo (scikit-learn's, no download).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, TFEstimator, TFModel, Table, loadStage, schemaOf, type Row } from "../../src/index.ts";
-import { parseJsonLines } from "../../src/feed/rows.ts";
+import { prepareDigits } from "../../demo/digits-data.ts";
 import type { WorkerProgress } from "../../src/launch/launcher.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
+import { projectRoot } from "../../src/local/paths.ts";
 
 const SCRIPT = join(projectRoot, "demo", "pipeline_model.py");
 const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 const TIMEOUT_MS = 150_000;
 
 let runtime: LocalRuntime;
-let trainRows: Row[];
-let testRows: Row[];
+let trainRows: readonly Row[];
+let testRows: readonly Row[];
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "stf-digits-"));
-  const prepared = spawnSync(projectPython, ["demo/prepare_digits.py", dir, "--train-parts", "1"], { cwd: projectRoot, encoding: "utf8" });
-  assert.equal(prepared.status, 0, prepared.stderr);
-  trainRows = readdirSync(dir).filter((f) => f.startsWith("train-")).flatMap((f) => parseJsonLines(readFileSync(join(dir, f), "utf8"), schema));
-  testRows = parseJsonLines(readFileSync(join(dir, "test.jsonl"), "utf8"), schema);
+  ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-digits-"))));
   runtime = await LocalRuntime.start();
 });
 
@@ -107,7 +102,7 @@ describe("a pipeline of TS and TF stages", { timeout: 3 * TIMEOUT_MS }, () => {
 describe("two pipelines fitted at the same time", { timeout: TIMEOUT_MS }, () => {
   it("do not interfere: each learns its own labels", async () => {
     // The second pipeline learns a shifted label: if any job read the other's queues or model, it could not.
-    const shifted = (rows: Row[]) => rows.map((r) => ({ ...r, shifted: (BigInt(r.label as bigint) + 1n) % 10n }));
+    const shifted = (rows: readonly Row[]) => rows.map((r) => ({ ...r, shifted: (BigInt(r.label as bigint) + 1n) % 10n }));
     const shiftedSchema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64", shifted: "INT64" });
     const make = (id: string, labelCol: string) =>
       new Pipeline([new StandardScaler().setInputCol("pixels").setOutputCol("scaled"), classifier(id, "scaled", "logits", 10, { label_col: labelCol, epochs: 6 }), new ArgMax().setInputCol("logits").setOutputCol("digit")]).withRuntime(runtime);

@@ -7,15 +7,13 @@
  * it), the step it restored, and its loss on its first batch, as STF_PROGRESS lines.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { JobHangError, LocalRuntime, TFEstimator, TFModel, Table, WorkerLostError, schemaOf, type Row } from "../../src/index.ts";
-import { parseJsonLines } from "../../src/feed/rows.ts";
+import { prepareDigits } from "../../demo/digits-data.ts";
 import type { WorkerProgress } from "../../src/launch/launcher.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
 
 const SCRIPT = join(import.meta.dirname, "scripts", "resume_digits.py");
 const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
@@ -23,16 +21,12 @@ const TIMEOUT_MS = 150_000;
 const EPOCHS = 12;
 
 let runtime: LocalRuntime;
-let trainRows: Row[];
-let testRows: Row[];
+let trainRows: readonly Row[];
+let testRows: readonly Row[];
 let baseline: { model: TFModel; accuracy: number } | undefined;
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "stf-digits-"));
-  const prepared = spawnSync(projectPython, ["demo/prepare_digits.py", dir, "--train-parts", "1"], { cwd: projectRoot, encoding: "utf8" });
-  assert.equal(prepared.status, 0, prepared.stderr);
-  trainRows = readdirSync(dir).filter((f) => f.startsWith("train-")).flatMap((f) => parseJsonLines(readFileSync(join(dir, f), "utf8"), schema));
-  testRows = parseJsonLines(readFileSync(join(dir, "test.jsonl"), "utf8"), schema);
+  ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-digits-"))));
   runtime = await LocalRuntime.start();
 });
 
