@@ -84,14 +84,21 @@ export async function serveScaleModel(options: {
 }
 
 /** Sends bodies 10 per batch, `parallel` batches at once; returns the SQS message id of each body, in order. */
-export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: readonly string[], parallel = 8): Promise<string[]> {
+export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: readonly string[], parallel = 8, window = 300): Promise<string[]> {
   const ids: string[] = new Array<string>(bodies.length);
   const chunks = Array.from({ length: Math.ceil(bodies.length / 10) }, (_, i) => i * 10);
   let next = 0;
+  // Keep at most about `window` messages waiting: moto scans a whole queue on every receive, so a
+  // backlog of 10,000 slows it to under a row per second (real SQS does not care). Traffic
+  // arrives over time, as it would from producers.
+  const backlog = async () => {
+    while ((await queueDepth(clients, queueUrl)).visible > window) await new Promise((r) => setTimeout(r, 200));
+  };
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       while (next < chunks.length) {
         const start = chunks[next++]!;
+        if ((start / 10) % 10 === 0) await backlog();
         const slice = bodies.slice(start, start + 10);
         const out = await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: slice.map((b, i) => ({ Id: String(i), MessageBody: b })) }));
         if (out.Failed?.length) throw new Error(`sending input failed: ${JSON.stringify(out.Failed)}`);
