@@ -92,9 +92,9 @@ interface Lost {
 }
 
 /**
- * Decides one round. Order: the job FAILED, a member FAILED, an exit before DONE, a lapsed
- * lease (the last two are losses, restarted while restarts are left), a hang, then completion,
- * then the deadline.
+ * Decides one round. Order: the job FAILED, a lost member (an exit before DONE without a
+ * reported failure, or a lapsed lease: restarted while restarts are left), a member FAILED, a
+ * hang, then completion, then the deadline.
  *
  * @example
  * const d = decideWatchRound({ now: Date.now(), job, members, exits: [], completion: PENDING }, state, DEFAULT_WATCH_POLICY);
@@ -105,24 +105,32 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
   const current = (m: MemberRecord) => m.epoch > (state.retired[memberName(m)] ?? 0);
   if (job?.state === "FAILED") return { kind: "fail", failure: { kind: "job-failed", reason: job.error ?? "no reason recorded" } };
 
-  const failed = members.find((m) => m.status === "FAILED" && current(m));
-  if (failed) return { kind: "fail", failure: { kind: "member-failed", member: memberName(failed), reason: failed.error ?? "no reason recorded" } };
-
+  // Losses are judged before reported failures: when a worker is killed, its peers' collective ops
+  // abort ("Connection reset by peer") and they report FAILED themselves, often before the dead
+  // worker's exit is seen. Their failure is a consequence; the loss is what a restart repairs.
   let lost: Lost | undefined;
+  const reported = new Map<string, string | undefined>(); // member -> stderr tail of a reported failure
   for (const exit of observation.exits) {
     const name = memberName(exit.member);
     const record = members.find((m) => memberName(m) === name);
     if (exit.code === 0 || record?.status === "DONE") continue;
     const again = (observation.membersAfterExit ?? members).find((m) => memberName(m) === name && current(m));
-    if (again?.status === "FAILED") return { kind: "fail", failure: { kind: "member-failed", member: name, reason: again.error ?? "", tail: exit.tail } };
-    lost = { member: name, reason: `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`, tail: exit.tail };
-    break;
+    if (again?.status === "FAILED") {
+      reported.set(name, exit.tail);
+      continue;
+    }
+    lost ??= { member: name, reason: `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`, tail: exit.tail };
   }
   if (!lost) {
     const lapsed = members.find((m) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + policy.leaseGraceMs < now);
     if (lapsed) {
       lost = { member: memberName(lapsed), reason: `no heartbeat since ${new Date(lapsed.heartbeatAt).toISOString()} (lease expired); last progress ${JSON.stringify(lapsed.progress ?? {})}` };
     }
+  }
+  const failed = (observation.membersAfterExit ?? members).find((m) => m.status === "FAILED" && current(m));
+  if (failed && !lost) {
+    const tail = reported.get(memberName(failed));
+    return { kind: "fail", failure: { kind: "member-failed", member: memberName(failed), reason: failed.error ?? "no reason recorded", ...(tail !== undefined ? { tail } : {}) } };
   }
   if (lost) {
     if (state.attempt >= policy.maxWorkerRestarts) {

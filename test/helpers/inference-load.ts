@@ -304,7 +304,7 @@ export async function runPoison(s: Served, good: number, bad: number, options: {
   await drain(s.clients, s.served.outputQueueUrl, (b, messageId) => {
     const id = (JSON.parse(b) as ResultMessage).id;
     seen.set(id, (seen.get(id) ?? new Set()).add(messageId));
-  }, () => seen.size >= good, { settleMs: 1_000, timeoutMs: 60_000 });
+  }, () => seen.size >= good, { settleMs: 1_000, timeoutMs: Math.max(60_000, good * 100) });
   const letters = new Map<string, RejectedMessage>();
   let dlqDuplicates = 0;
   let unreadable = 0;
@@ -320,7 +320,8 @@ export async function runPoison(s: Served, good: number, bad: number, options: {
     dlqByReason[key] = (dlqByReason[key] ?? 0) + 1;
     const kind = kindOf.get(r.messageId) ?? "unknown";
     byKind[kind] = (byKind[kind] ?? 0) + 1;
-  }, () => letters.size >= bad, { settleMs: 1_000, timeoutMs: 60_000 });
+  // Reading thousands of dead letters back from moto takes minutes, not seconds: allow for it.
+  }, () => letters.size >= bad, { settleMs: 1_000, timeoutMs: Math.max(60_000, bad * 200) });
   const goodIds = bodies.filter((b) => b.kind === "good").map((b) => b.id);
   const pidAfter = s.enginePid();
   return {

@@ -59,6 +59,16 @@ describe("decideWatchRound", () => {
     assert.deepEqual(decision, { kind: "fail", failure: { kind: "member-failed", member: "worker-1", reason: "ValueError: boom", tail: "Traceback ...\nValueError: boom" } });
   });
 
+  it("restarts when a worker was killed even though its peer already reported FAILED from the aborted collective", () => {
+    // Arrange: worker-1 SIGKILLed; worker-0's all-reduce aborted, it wrote FAILED and exited 1
+    const members = [member(0, { status: "FAILED", error: "Collective ops is aborted by: recvmsg:Connection reset by peer" }), member(1)];
+    // Act
+    const decision = decideWatchRound(observe({ members, exits: [exit(0, 1), exit(1, null)], membersAfterExit: members }), initialWatchState(T0), policy);
+    // Assert
+    assert.equal(decision.kind, "restart");
+    assert.ok(decision.kind === "restart" && decision.member === "worker-1", JSON.stringify(decision));
+  });
+
   it("ignores a zero exit and an exit of a member already DONE", () => {
     const decision = decideWatchRound(observe({ members: [member(0, { status: "DONE" }), member(1)], exits: [exit(0, 137), exit(1, 0)] }), initialWatchState(T0), policy);
     assert.equal(decision.kind, "continue");
