@@ -17,7 +17,9 @@ import { recordSoakFigures } from "./figures.ts";
 const SCRIPT = join(projectRoot, "test/integration/scripts/resume_digits.py");
 const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 const KILLS = Number(process.env.SOAK_KILLS ?? 20);
-const EPOCHS = 40; // room for 20 kill-restart cycles, each of which replays from the last checkpoint
+// Room for the kill-restart cycles: each costs a TensorFlow start and replays from the last
+// checkpoint, and 40 epochs (about 30 s of training on 2 cores) ended after 5 or 6 kills.
+const EPOCHS = Number(process.env.SOAK_EPOCHS ?? 160);
 
 it(`survives ${KILLS} random worker SIGKILLs and ends as accurate as an uninterrupted fit`, { timeout: 3_600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "stf-digits-"));
@@ -37,23 +39,28 @@ it(`survives ${KILLS} random worker SIGKILLs and ends as accurate as an uninterr
   };
   try {
     const baseline = await accuracy(await estimator().fit(Table.fromRows(schema, trainRows)));
-    // Seeded choice of victim and delay: kill a random worker 1-6 s after each restart's first epoch report.
+    // Seeded choice of victim and delay: kill a random worker 1-6 s after both workers of an attempt reported.
     let seed = 8030;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
     let kills = 0;
     let restarts = 0;
     let armed = true;
     const killedAtSteps: number[] = [];
+    let pids = new Map<number, { pid: number; step: number }>(); // this attempt's workers
     const model = await estimator().setMaxWorkerRestarts(KILLS + 5).fit(Table.fromRows(schema, trainRows), {
       onProgress: (p) => {
-        if (p.kind !== "pid" || !armed || kills >= KILLS || p.member.index !== Math.floor(rand() * 2)) return;
+        if (p.kind !== "pid") return;
+        pids.set(p.member.index, { pid: Number(p.pid), step: Number(p.step) });
+        // Once both workers of an attempt have reported, kill one of them, chosen at random.
+        if (!armed || kills >= KILLS || pids.size < 2) return;
         armed = false;
-        const pid = Number(p.pid);
+        const victim = pids.get(Math.floor(rand() * 2))!;
+        const pid = victim.pid;
         setTimeout(() => {
           try {
             process.kill(pid, "SIGKILL");
             kills += 1;
-            killedAtSteps.push(Number(p.step));
+            killedAtSteps.push(victim.step);
           } catch {
             armed = true; // that worker had already finished
           }
@@ -61,6 +68,7 @@ it(`survives ${KILLS} random worker SIGKILLs and ends as accurate as an uninterr
       },
       onRestart: () => {
         restarts += 1;
+        pids = new Map();
         armed = true;
       },
     });
