@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serverless_tf.aws import client
 from serverless_tf.coding import columns_from_json, encode_example, frame_records
 from serverless_tf.context import _zero_example
 from serverless_tf.feed import FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
@@ -148,18 +146,6 @@ def test_a_foreign_or_unknown_feed_message_is_refused_with_what_it_held(body, ma
 
 # -- spool and live dataset against the emulator ----------------------------------------------
 
-
-@pytest.fixture
-def queue_and_bucket():
-    sqs, s3 = client("sqs"), client("s3")
-    name = f"stf-feed-{uuid.uuid4().hex[:8]}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    s3.create_bucket(Bucket=name)
-    yield sqs, s3, url, name
-    sqs.delete_queue(QueueUrl=url)
-    for obj in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=obj["Key"])
-    s3.delete_bucket(Bucket=name)
 
 
 def send_rows(sqs: Any, url: str, member: str, seq: int, rs: list[dict[str, Any]], job: str = "fit-abc") -> None:

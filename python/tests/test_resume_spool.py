@@ -4,12 +4,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import uuid
 from typing import Any
 
 import pytest
 
-from serverless_tf.aws import client
 from serverless_tf.coding import columns_from_json, encode_example, frame_records
 from serverless_tf.feed import FeedQueue
 from serverless_tf.spool import END_OF_DATA_OBJECT, Spool, spool_bounded_feed, spool_prefix
@@ -23,18 +21,6 @@ def frames(start: int, n: int) -> bytes:
     return frame_records([encode_example({"x": i}, COLUMNS) for i in range(start, start + n)])
 
 
-@pytest.fixture
-def feed():
-    sqs, s3 = client("sqs"), client("s3")
-    name = f"stf-resume-{uuid.uuid4().hex[:8]}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    s3.create_bucket(Bucket=name)
-    yield sqs, s3, url, name
-    sqs.delete_queue(QueueUrl=url)
-    for obj in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=obj["Key"])
-    s3.delete_bucket(Bucket=name)
-
 
 def send_rows(sqs: Any, url: str, seq: int, start: int, n: int) -> None:
     body = {"v": 1, "kind": "rows", "job": JOB, "shard": "s0", "seq": seq, "member": MEMBER, "count": n, "data": base64.b64encode(frames(start, n)).decode()}
@@ -45,8 +31,8 @@ def send_end(sqs: Any, url: str, rows: int, messages: int) -> None:
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"v": 1, "kind": "end-of-data", "job": JOB, "member": MEMBER, "rows": rows, "messages": messages, "steps": 1}))
 
 
-def test_a_restarted_member_reloads_its_parts_skips_a_redelivered_message_and_reads_the_rest(feed, tmp_path):
-    sqs, s3, url, bucket = feed
+def test_a_restarted_member_reloads_its_parts_skips_a_redelivered_message_and_reads_the_rest(queue_and_bucket, tmp_path):
+    sqs, s3, url, bucket = queue_and_bucket
     # The first run spooled message 0 to S3, then died before deleting it: SQS redelivers it.
     Spool(s3, bucket, JOB, MEMBER, tmp_path / "first").append([_rows_message(0, 0, 3)])
     send_rows(sqs, url, 0, 0, 3)
@@ -61,8 +47,8 @@ def test_a_restarted_member_reloads_its_parts_skips_a_redelivered_message_and_re
     assert spool.path.read_bytes() == frames(0, 3) + frames(3, 2)
 
 
-def test_a_member_restarted_after_its_feed_ended_needs_no_message(feed, tmp_path):
-    sqs, s3, url, bucket = feed
+def test_a_member_restarted_after_its_feed_ended_needs_no_message(queue_and_bucket, tmp_path):
+    sqs, s3, url, bucket = queue_and_bucket
     send_rows(sqs, url, 0, 0, 4)
     send_end(sqs, url, rows=4, messages=1)
     spool_bounded_feed(FeedQueue(sqs, url, JOB, MEMBER), Spool(s3, bucket, JOB, MEMBER, tmp_path / "first"), idle_timeout_s=10)
