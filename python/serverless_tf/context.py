@@ -44,6 +44,7 @@ class Context:
 
     Attributes:
         job_id, mode, role, index: who this worker is (``mode`` is ``train`` or ``inference``).
+        epoch: the epoch of this member's registration; checkpoints are published under it.
         is_chief: worker 0, the one that uploads exports and checkpoints.
         cluster_spec: ``{"worker": ["host:port", ...], "ps": [...]}`` from the start barrier.
         hyper_params: ``spec.python.hyperParams``.
@@ -58,6 +59,7 @@ class Context:
     mode: str
     role: str
     index: int
+    epoch: int
     is_chief: bool
     cluster_spec: Mapping[str, list[str]]
     hyper_params: Mapping[str, Any]
@@ -233,9 +235,9 @@ class Context:
 
     def save_checkpoint(self, model: Any, step: int) -> Optional[str]:
         """Saves weights at ``step``; the chief uploads them and records the checkpoint in the registry."""
-        uri = save_checkpoint(self.s3, model, self.spec.bucket, self.job_id, self.is_chief, step)
-        if uri is not None:
-            self.registry.record_checkpoint(self.job_id, step=step, uri=uri, feed_position=self.rows_seen, member=self.member)
+        uri = save_checkpoint(self.s3, model, self.spec.bucket, self.job_id, self.is_chief, step, self.epoch)
+        if uri is not None:  # published only now that every file is there, and only under this member's lease
+            self.registry.record_checkpoint(self.job_id, step=step, uri=uri, feed_position=self.rows_seen, role=self.role, index=self.index, epoch=self.epoch)
         return uri
 
     def export(self, model: Any) -> Optional[dict[str, Any]]:

@@ -106,19 +106,23 @@ def load_saved_model(s3: Any, uri: Optional[str], job_id: str) -> Any:
     return model
 
 
-def checkpoint_prefix(bucket: str, job_id: str, step: int) -> str:
-    """Where the weights of a checkpoint at ``step`` live."""
-    return f"s3://{bucket}/jobs/{job_id}/checkpoints/step-{step:012d}/"
+def checkpoint_prefix(bucket: str, job_id: str, step: int, epoch: int) -> str:
+    """Where the weights of a checkpoint at ``step`` written by the chief holding ``epoch`` live.
+
+    The epoch keeps a restarted attempt that reaches the same step from overwriting, file by
+    file, the checkpoint in force: each upload goes to a fresh prefix, published only once complete.
+    """
+    return f"s3://{bucket}/jobs/{job_id}/checkpoints/step-{step:012d}-e{epoch}/"
 
 
-def save_checkpoint(s3: Any, model: Any, bucket: str, job_id: str, is_chief: bool, step: int) -> Optional[str]:
-    """Saves the model's weights; the chief uploads them and returns their S3 prefix."""
+def save_checkpoint(s3: Any, model: Any, bucket: str, job_id: str, is_chief: bool, step: int, epoch: int) -> Optional[str]:
+    """Saves the model's weights; the chief uploads them and returns their S3 prefix (not yet published)."""
     tmp = Path(tempfile.mkdtemp(prefix="stf-ckpt-"))
     try:
         model.save_weights(str(tmp / "weights"))
         if not is_chief:
             return None
-        uri = checkpoint_prefix(bucket, job_id, step)
+        uri = checkpoint_prefix(bucket, job_id, step, epoch)
         upload_dir(s3, tmp, uri)
         return uri
     finally:

@@ -612,8 +612,16 @@ class Registry:
 
     # -- checkpoints ----------------------------------------------------------------------------
 
-    def record_checkpoint(self, job_id: str, step: int, uri: str, feed_position: int, member: str) -> Checkpoint:
-        """Records a checkpoint under ``checkpoint#<step, 12 digits>``; the same step again replaces it."""
+    def record_checkpoint(self, job_id: str, step: int, uri: str, feed_position: int, role: str, index: int, epoch: int) -> Checkpoint:
+        """Publishes a checkpoint whose files are all uploaded under ``uri``, as ``checkpoint#<step, 12 digits>``.
+
+        One transaction: the checkpoint is written only while the writer still holds its lease
+        (``epoch``, ACTIVE, not lapsed), so a fenced worker cannot publish weights over those of
+        its replacement. The same step again replaces it (a restarted attempt reaching that step).
+
+        Raises:
+            FencedError: the writer's epoch moved on, it left ACTIVE, or its lease lapsed.
+        """
         now = self._now()
         sk = f"checkpoint#{_check_count('step', step):0{CHECKPOINT_STEP_DIGITS}d}"
         item = {
@@ -621,11 +629,27 @@ class Registry:
             "step": _n_value(step),
             "uri": {"S": _check_name("uri", uri)},
             "feedPosition": _n_value(_check_count("feed_position", feed_position)),
-            "member": {"S": _check_name("member", member)},
+            "member": {"S": f"{_check_role(role)}-{_check_count('index', index)}"},
             "createdAt": _n_value(now),
             "expiresAt": self._expires_at(now),
         }
-        self._ddb.put_item(TableName=self.table_name, Item=item)
+        member_key = self._key(job_id, self._member_sk(role, index))
+        try:
+            self._ddb.transact_write_items(TransactItems=[
+                {"ConditionCheck": {
+                    "TableName": self.table_name,
+                    "Key": member_key,
+                    "ConditionExpression": "#epoch = :epoch AND #status = :active AND #lease >= :now",
+                    "ExpressionAttributeNames": {"#epoch": "epoch", "#status": "status", "#lease": "leaseExpiresAt"},
+                    "ExpressionAttributeValues": {":epoch": _n_value(epoch), ":active": {"S": "ACTIVE"}, ":now": _n_value(now)},
+                }},
+                {"Put": {"TableName": self.table_name, "Item": item}},
+            ])
+        except ClientError as e:
+            reasons = e.response.get("CancellationReasons") or []
+            if e.response["Error"]["Code"] != "TransactionCanceledException" or not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+                raise
+            raise self._fenced(job_id, role, index, epoch, self._get_item(member_key), now) from None
         return _to_checkpoint(item)
 
     def latest_checkpoint(self, job_id: str) -> Optional[Checkpoint]:

@@ -154,7 +154,7 @@ def run(args: WorkerArgs) -> int:
                          progress=lambda: ctx_holder["ctx"].progress() if "ctx" in ctx_holder else None)
     keeper.start()
     try:
-        ctx = _prepare(args, spec, registry)
+        ctx = _prepare(args, spec, registry, lease.epoch)
         ctx_holder["ctx"] = ctx
         from .user_code import download_scripts, load_entry
 
@@ -178,7 +178,7 @@ def run(args: WorkerArgs) -> int:
     return 0
 
 
-def _prepare(args: WorkerArgs, spec: Any, registry: Registry) -> Any:
+def _prepare(args: WorkerArgs, spec: Any, registry: Registry, epoch: int) -> Any:
     """Start barrier, TF_CONFIG and strategy (before any other TensorFlow op), then the context."""
     from .context import Context
     from .strategy import make_strategy
@@ -186,7 +186,7 @@ def _prepare(args: WorkerArgs, spec: Any, registry: Registry) -> Any:
     cluster = registry.await_barrier(args.job_id, barrier_name(args.attempt), {"worker": spec.cluster.worker, "ps": spec.cluster.ps}, spec.barrier_deadline_ms)
     strategy = make_strategy(spec.cluster.worker, spec.cluster.ps, cluster, args.role, args.index)
     return Context(
-        job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index,
+        job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index, epoch=epoch,
         is_chief=args.role == "worker" and args.index == 0, cluster_spec=cluster,
         hyper_params=spec.python.hyper_params, spec=spec, registry=registry,
         s3=client("s3"), sqs=client("sqs"), strategy_object=strategy,

@@ -274,16 +274,42 @@ def test_latest_checkpoint_is_the_highest_step(table, job_id):
     # Arrange
     registry = Registry(table)
     assert registry.latest_checkpoint(job_id) is None
+    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 60_000)
 
     # Act: 120 after 30 in number, before it as unpadded text
     for step in (30, 120, 5):
-        registry.record_checkpoint(job_id, step, f"s3://b/jobs/{job_id}/checkpoints/ckpt-{step}", step * 64, "worker-0")
+        registry.record_checkpoint(job_id, step, f"s3://b/jobs/{job_id}/checkpoints/ckpt-{step}", step * 64, "worker", 0, lease.epoch)
     latest = registry.latest_checkpoint(job_id)
 
     # Assert
     assert (latest.step, latest.feed_position, latest.member) == (120, 120 * 64, "worker-0")
     raw = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"job#{job_id}"}, "sk": {"S": "checkpoint#000000000120"}}, ConsistentRead=True)
     assert raw["Item"]["uri"]["S"] == latest.uri
+
+
+@pytest.mark.parametrize("how", ["replaced", "lapsed", "done"])
+def test_a_checkpoint_is_refused_unless_its_writer_still_holds_the_lease(table, job_id, how):
+    # Arrange: worker-0 published step 10; then its lease is taken over, lapses, or it left ACTIVE.
+    clock = ManualClock()
+    registry = Registry(table, now=clock)
+    old = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 10_000)
+    registry.record_checkpoint(job_id, 10, f"s3://b/jobs/{job_id}/checkpoints/step-10-e1/", 640, "worker", 0, old.epoch)
+    if how == "replaced":
+        clock.advance(10_001)
+        registry.register(job_id, "worker", 0, "10.0.0.2:2222", 22, 10_000)
+    elif how == "lapsed":
+        clock.advance(10_001)
+    else:
+        registry.mark_member(job_id, "worker", 0, old.epoch, "DONE")
+
+    # Act
+    with pytest.raises(FencedError) as refused:
+        registry.record_checkpoint(job_id, 20, f"s3://b/jobs/{job_id}/checkpoints/step-20-e1/", 1280, "worker", 0, old.epoch)
+
+    # Assert
+    assert refused.value.epoch == old.epoch
+    assert "fenced" in str(refused.value)
+    assert registry.latest_checkpoint(job_id).step == 10, "the checkpoint in force is the last one its writer published under a live lease"
 
 
 def _wait_until(predicate, timeout_s: float) -> bool:

@@ -12,6 +12,8 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  TransactWriteItemsCommand,
+  TransactionCanceledException,
   UpdateItemCommand,
   type AttributeValue,
   type WriteRequest,
@@ -636,19 +638,46 @@ export class Registry {
     return (await this.queryAll(jobId, "shard#")).map(toShard);
   }
 
-  /** Records a checkpoint under `checkpoint#<step, 12 digits>`; recording the same step again replaces it. */
+  /**
+   * Publishes a checkpoint whose files are all uploaded under `uri`, as `checkpoint#<step, 12
+   * digits>`, in one transaction with a check that the writer still holds its lease (epoch,
+   * ACTIVE, not lapsed): a fenced worker cannot publish over its replacement. The same step again
+   * replaces it. Throws {@link FencedError} when the writer lost its lease.
+   */
   async recordCheckpoint(jobId: string, checkpoint: CheckpointInput): Promise<CheckpointRecord> {
     const now = this.now();
+    const { role, index, epoch } = checkpoint.writer;
     const item: Item = {
       ...key(jobId, checkpointSk(checkpoint.step)),
       step: { N: String(checkpoint.step) },
       uri: { S: checkName("uri", checkpoint.uri) },
       feedPosition: { N: String(checkCount("feedPosition", checkpoint.feedPosition)) },
-      member: { S: checkName("member", checkpoint.member) },
+      member: { S: memberName(role, index) },
       createdAt: { N: String(now) },
       expiresAt: this.expiresAt(now),
     };
-    await this.ddb.send(new PutItemCommand({ TableName: this.tableName, Item: item }));
+    const memberKey = key(jobId, memberSk(role, index));
+    try {
+      await this.ddb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: memberKey,
+                ConditionExpression: "#epoch = :epoch AND #status = :active AND #lease >= :now",
+                ExpressionAttributeNames: { "#epoch": "epoch", "#status": "status", "#lease": "leaseExpiresAt" },
+                ExpressionAttributeValues: { ":epoch": { N: String(epoch) }, ":active": { S: "ACTIVE" }, ":now": { N: String(now) } },
+              },
+            },
+            { Put: { TableName: this.tableName, Item: item } },
+          ],
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof TransactionCanceledException) || e.CancellationReasons?.[0]?.Code !== "ConditionalCheckFailed") throw e;
+      throw this.fenced({ jobId, role, index, epoch }, await this.getItem(memberKey), now);
+    }
     return toCheckpoint(item);
   }
 

@@ -82,17 +82,23 @@ export interface ShardRecord extends ShardProgress {
   readonly shardId: string;
 }
 
-export interface CheckpointInput {
+interface CheckpointFields {
   readonly step: number;
+  /** The prefix holding every file of the checkpoint. */
   readonly uri: string;
   /** Rows consumed when the checkpoint was taken. */
   readonly feedPosition: number;
-  /** `worker-0`, ... */
-  readonly member: string;
 }
 
-export interface CheckpointRecord extends CheckpointInput {
+export interface CheckpointInput extends CheckpointFields {
+  /** The member publishing it, with the epoch of its lease. */
+  readonly writer: { readonly role: MemberRole; readonly index: number; readonly epoch: number };
+}
+
+export interface CheckpointRecord extends CheckpointFields {
   readonly jobId: string;
+  /** `worker-0`, ... */
+  readonly member: string;
   readonly createdAt: number;
 }
 

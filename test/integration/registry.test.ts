@@ -129,8 +129,8 @@ describe("jobs", () => {
     const [jobId, other] = [newJobId(), newJobId()];
     for (const id of [jobId, other]) {
       await registry.createJob({ jobId: id, mode: "train", spec });
-      await registry.register({ jobId: id, role: "worker", index: 0, address: "127.0.0.1:1", pid: 1, leaseMs: 1000 });
-      await registry.recordCheckpoint(id, { step: 1, uri: "s3://b/c", feedPosition: 0, member: "worker-0" });
+      const lease = await registry.register({ jobId: id, role: "worker", index: 0, address: "127.0.0.1:1", pid: 1, leaseMs: 60_000 });
+      await registry.recordCheckpoint(id, { step: 1, uri: "s3://b/c", feedPosition: 0, writer: { role: "worker", index: 0, epoch: lease.epoch } });
     }
 
     // Act
@@ -325,15 +325,38 @@ describe("shards and checkpoints", () => {
     const registry = new Registry(clients, table);
     const jobId = newJobId();
     const empty = await registry.latestCheckpoint(jobId);
+    const lease = await registry.register({ jobId, role: "worker", index: 0, address: "10.0.0.1:2222", pid: 11, leaseMs: 60_000 });
+    const writer = { role: "worker" as const, index: 0, epoch: lease.epoch };
 
     // Act: 120 after 30 in number, before it as unpadded text
-    for (const step of [30, 120, 5]) await registry.recordCheckpoint(jobId, { step, uri: `s3://b/jobs/${jobId}/checkpoints/ckpt-${step}`, feedPosition: step * 64, member: "worker-0" });
+    for (const step of [30, 120, 5]) await registry.recordCheckpoint(jobId, { step, uri: `s3://b/jobs/${jobId}/checkpoints/ckpt-${step}`, feedPosition: step * 64, writer });
     const latest = await registry.latestCheckpoint(jobId);
 
     // Assert
     assert.equal(empty, undefined);
     assert.equal(latest?.step, 120);
     assert.equal(latest?.feedPosition, 120 * 64);
+    assert.equal(latest?.member, "worker-0");
     assert.equal(latest?.uri, `s3://b/jobs/${jobId}/checkpoints/ckpt-120`);
+  });
+
+  it("refuses a checkpoint from a writer whose lease was taken over, and keeps the one in force", async () => {
+    // Arrange
+    const clock = manualClock();
+    const registry = new Registry(clients, table, clock.now);
+    const jobId = newJobId();
+    const old = await registry.register({ jobId, role: "worker", index: 0, address: "10.0.0.1:2222", pid: 11, leaseMs: 5_000 });
+    const writer = { role: "worker" as const, index: 0, epoch: old.epoch };
+    await registry.recordCheckpoint(jobId, { step: 10, uri: `s3://b/jobs/${jobId}/checkpoints/step-10-e1/`, feedPosition: 640, writer });
+    clock.advance(5_001);
+    await registry.register({ jobId, role: "worker", index: 0, address: "10.0.0.2:2222", pid: 22, leaseMs: 5_000 });
+
+    // Act
+    const refused = await rejection(registry.recordCheckpoint(jobId, { step: 20, uri: `s3://b/jobs/${jobId}/checkpoints/step-20-e1/`, feedPosition: 1280, writer }));
+
+    // Assert
+    assert.ok(refused instanceof FencedError, String(refused));
+    assert.equal(refused.currentEpoch, old.epoch + 1);
+    assert.equal((await registry.latestCheckpoint(jobId))?.step, 10);
   });
 });
