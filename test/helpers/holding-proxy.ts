@@ -25,8 +25,12 @@
  * writer.kill("SIGKILL");
  * await proxy.close();
  */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { projectRoot } from "../../src/local/paths.ts";
 
 /** A request as the proxy received it, body read in full. */
 export interface ProxiedRequest {
@@ -147,4 +151,54 @@ export async function startHoldingProxy(target: string, holdWhen: HoldWhen): Pro
       await closed;
     },
   };
+}
+
+export interface ChildExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Starts `command args` in the project root with `env`, collecting its output. */
+export function startChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<ChildExit> } {
+  const child = spawn(command, args, { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = once(child, "close").then(([code, signal]) => ({ code, signal, stdout, stderr }) as ChildExit);
+  return { child, exited };
+}
+
+/**
+ * Runs a writer process whose AWS endpoint is a holding proxy in front of `target`, waits until
+ * the write `holdWhen` matches is held, and SIGKILLs the writer there. Fails when the writer exits
+ * first or makes no such write within `waitMs`.
+ */
+export async function killWriterAtWrite(
+  target: string,
+  holdWhen: HoldWhen,
+  writer: { readonly command: string; readonly args: readonly string[]; readonly env: NodeJS.ProcessEnv },
+  waitMs = 30_000,
+): Promise<{ held: ProxiedRequest; exit: ChildExit; forwarded: number; heldAfter: number }> {
+  const proxy = await startHoldingProxy(target, holdWhen);
+  const run = startChild(writer.command, writer.args, { ...writer.env, AWS_ENDPOINT_URL: proxy.endpoint });
+  try {
+    const held = await Promise.race([
+      proxy.held,
+      run.exited.then((e) => {
+        throw new Error(`the writer exited (code ${e.code}) before its write was held:\n${e.stderr}`);
+      }),
+      sleep(waitMs, undefined, { ref: false }).then(() => {
+        throw new Error(`the writer made no matching write within ${waitMs} ms`);
+      }),
+    ]);
+    run.child.kill("SIGKILL");
+    const exit = await run.exited;
+    return { held, exit, forwarded: proxy.forwarded, heldAfter: proxy.heldAfter };
+  } finally {
+    run.child.kill("SIGKILL"); // a no-op once it exited; frees the test if waiting failed
+    await proxy.close();
+  }
 }

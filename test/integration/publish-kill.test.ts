@@ -8,10 +8,7 @@
  * the process while that write hangs, so the write never happened, with no hook in product code.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
@@ -19,11 +16,10 @@ import { CreateBucketCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
 import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
 import { publishExport, readLatest } from "../../src/checkpoint/publish.ts";
 import { modelKeys, s3Uri, type S3Location } from "../../src/jobs/names.ts";
-import { projectRoot } from "../../src/local/paths.ts";
 import type { ModelMetadata } from "../../src/models/metadata.ts";
 import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
 import { getJson, getObject, putJson, putObject } from "../../src/storage/objects.ts";
-import { dynamoDbCall, s3PutEndingWith, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../helpers/holding-proxy.ts";
+import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../helpers/holding-proxy.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test -- test/integration/publish-kill.test.ts`");
 const clients = createAwsClients(); // straight to the emulator: the state the writer left
@@ -52,46 +48,13 @@ async function completeExport(version: string): Promise<{ jobId: string; prefix:
   return { jobId, prefix, manifestAt, uri: s3Uri(manifestAt) };
 }
 
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Starts publish-once.ts for `uri` with its AWS endpoint at `endpoint`. */
-function startPublisher(uri: string, endpoint: string) {
-  const child = spawn(process.execPath, ["--import", "tsx", publisherScript, uri], { cwd: projectRoot, env: { ...process.env, AWS_ENDPOINT_URL: endpoint }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = once(child, "close").then(([code, signal]) => ({ code, signal, stdout, stderr }) as Exit);
-  return { child, exited };
-}
-
-/** Runs a publisher through a proxy that holds the write `holdWhen` matches, and SIGKILLs it there. */
-async function killPublisherAt(uri: string, holdWhen: HoldWhen): Promise<{ held: ProxiedRequest; exit: Exit; forwarded: number; heldAfter: number }> {
-  const proxy = await startHoldingProxy(emulator, holdWhen);
-  const publisher = startPublisher(uri, proxy.endpoint);
-  try {
-    const held = await Promise.race([
-      proxy.held,
-      publisher.exited.then((e) => assert.fail(`the publisher exited (code ${e.code}) before its write was held:\n${e.stderr}`)),
-      sleep(30_000, undefined, { ref: false }).then(() => assert.fail("the publisher made no matching write within 30 s")),
-    ]);
-    publisher.child.kill("SIGKILL");
-    const exit = await publisher.exited;
-    return { held, exit, forwarded: proxy.forwarded, heldAfter: proxy.heldAfter };
-  } finally {
-    publisher.child.kill("SIGKILL"); // a no-op once it exited; frees the test if waiting failed
-    await proxy.close();
-  }
-}
+const publisher = (uri: string) => ({ command: process.execPath, args: ["--import", "tsx", publisherScript, uri], env: process.env });
+const killPublisherAt = (uri: string, holdWhen: HoldWhen) => killWriterAtWrite(emulator, holdWhen, publisher(uri));
 
 /** The redelivered event, taken by a fresh publisher talking to the emulator directly. */
 async function republish(uri: string): Promise<ModelMetadata> {
-  const exit = await startPublisher(uri, emulator).exited;
+  const { command, args, env } = publisher(uri);
+  const exit = await startChild(command, args, env).exited;
   assert.equal(exit.code, 0, `the redelivered publication failed:\n${exit.stderr}`);
   return JSON.parse(exit.stdout) as ModelMetadata;
 }
