@@ -52,8 +52,11 @@ const SQS_JOB_QUEUE_ACTIONS = {
   manage: ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue"],
   send: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
   consume: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
-  /** The job-watch stage finishes a job: it deletes the queues the coordinator made (by URL, from the spec). */
-  finish: ["sqs:DeleteQueue"],
+  /**
+   * The job-watch stage finishes a job: it moves an inference job's output queue to S3, then
+   * deletes the queues the coordinator made (by URL, from the spec).
+   */
+  finish: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"],
 } as const;
 
 export class ServerlessTfStack extends Stack {
@@ -181,7 +184,8 @@ export class ServerlessTfStack extends Stack {
       this.grantJobQueues(jobWatch.role, SQS_JOB_QUEUE_ACTIONS.finish);
       queues.jobWatch.queue.grantSendMessages(jobWatch.role);
       this.storage.grantObjects(jobWatch.role, ["GetObject"], ["models/*"]);
-      this.storage.grantList(jobWatch.role, ["models/"]);
+      this.storage.grantObjects(jobWatch.role, ["GetObject", "PutObject"], ["jobs/*/output/*"]);
+      this.storage.grantList(jobWatch.role, ["models/", "jobs/"]);
       this.grantRunWorkers(jobWatch.role);
       jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
     }

@@ -3,7 +3,8 @@
  * SQS message. A round reads the registry and the workers' tasks (one DescribeTasks), makes the
  * decision the local watch makes (`decideWatchRound`), and then either queues the next round with
  * the updated state and a delay, restarts the member set, or finishes the job: final state, the
- * job's queues deleted, its tasks stopped (`finishJob`, as `runJob` does locally).
+ * job's queues deleted, its tasks stopped (`finishJob`, as `runJob` does locally). An inference
+ * job's output queue is moved to S3 before that (src/jobs/output-store.ts).
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
@@ -16,6 +17,8 @@ import { FINAL_JOB_STATES } from "../registry/types.ts";
 import { JOB_WATCH } from "../resources/definitions.ts";
 import type { StageDeps } from "../stage/deps.ts";
 import { jobCompletion } from "./completion.ts";
+import { jobKeys } from "./names.ts";
+import { readSavedOutput, saveOutputQueue } from "./output-store.ts";
 import type { JobDeps } from "./deps.ts";
 import { allMembers, type JobSpec } from "./spec.ts";
 import { failureError, observeJob, restartMembers } from "./watch.ts";
@@ -27,6 +30,8 @@ export interface JobWatchPorts {
   /** Queues the next round of a job after `delaySeconds`. */
   readonly send: (message: JobWatchMessage, delaySeconds: number) => Promise<void>;
   readonly delaySeconds?: number;
+  /** How long a round may spend moving an inference job's output queue to S3. */
+  readonly outputBudgetMs?: number;
 }
 
 /** What a round did: the job goes on (with `attempt` after a restart) or has been finished. */
@@ -89,9 +94,24 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
   const policy = workers.restart ? message.policy : { ...message.policy, maxWorkerRestarts: 0 };
   const decision = decideWatchRound({ ...observed, completion: await jobCompletion(deps, spec, observed.members) }, message.state, policy);
   switch (decision.kind) {
-    case "succeed":
+    case "succeed": {
+      if (spec.mode === "inference") {
+        // Finishing deletes the output queue: its rows go to S3 first, over as many rounds as it takes.
+        const saved = await saveOutputQueue(deps.clients, spec, ports.outputBudgetMs ?? JOB_WATCH.outputBudgetMs);
+        if (!saved.drained) {
+          await ports.send({ ...message, workers: workers.handles?.() ?? [] }, 0);
+          return { jobId, status: "watching", attempt: message.state.attempt };
+        }
+        const output = await readSavedOutput(deps.clients, spec);
+        if (!output.complete) {
+          const error = `the output of job ${jobId} is incomplete after its queue was drained to s3://${spec.bucket}/${jobKeys.output(jobId)}: ${output.rows.size} rows saved of ${output.promised} announced; members without end-of-output: ${output.unfinished.join(", ") || "none"}. Look for the rest in the job's DLQ.`;
+          await finish({ ok: false, error });
+          return { jobId, status: "failed", error };
+        }
+      }
       await finish({ ok: true });
       return { jobId, status: "succeeded" };
+    }
     case "fail": {
       const error = (await failureError(deps, jobId, decision.failure)).message;
       await finish({ ok: false, error });

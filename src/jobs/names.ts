@@ -36,6 +36,9 @@ export const jobKeys = {
   prefix: (jobId: string) => `jobs/${jobId}/`,
   code: (jobId: string, fileName: string) => `jobs/${jobId}/code/${fileName}`,
   shard: (jobId: string, index: number) => `jobs/${jobId}/shards/part-${String(index).padStart(5, "0")}.jsonl`,
+  /** Saved output of an inference job: one part per batch of output messages, named by its first message id. */
+  output: (jobId: string) => `jobs/${jobId}/output/`,
+  outputPart: (jobId: string, firstMessageId: string) => `jobs/${jobId}/output/part-${firstMessageId}.json`,
 };
 
 export const modelKeys = {

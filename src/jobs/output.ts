@@ -1,7 +1,9 @@
 /**
- * Collects what inference workers write to a job's output queue: decodes each rows message
- * with the output columns, keeps one row per row id (a redelivered message adds nothing) and
- * knows the output is complete when every member has sent its end-of-output.
+ * What inference workers write to a job's output: decodes each rows message with the output
+ * columns, keeps one row per row id (a redelivered message adds nothing) and knows the output is
+ * complete when every member has sent its end-of-output and every row it announced has arrived.
+ * The messages come from the output queue (`pollOutput`, locally) or from the parts the job-watch
+ * stage saved to S3 (src/jobs/output-store.ts, on AWS).
  */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
@@ -13,44 +15,53 @@ import type { OutputMessage } from "../feed/messages.ts";
 
 export type OutputRow = Record<string, ColumnValue>;
 
-export class OutputCollector {
+export class OutputRows {
   readonly rows = new Map<bigint, OutputRow>();
   private readonly ended = new Map<string, number>();
   private readonly decoder;
 
   constructor(
-    private readonly clients: AwsClients,
-    private readonly queueUrl: string,
     columns: readonly Column[],
     private readonly members: readonly string[],
   ) {
     this.decoder = createDecoder([...columns, ROW_ID_COLUMN]);
   }
 
-  /** Receives one batch (long polling up to `waitSeconds`); returns how many messages it took. */
-  async poll(waitSeconds = 1): Promise<number> {
-    const { Messages = [] } = await this.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
-    for (const m of Messages) {
-      const message = JSON.parse(m.Body ?? "{}") as OutputMessage;
-      if (message.kind === "rows") {
-        for (const record of unframeRecords(new Uint8Array(Buffer.from(message.data, "base64")))) {
-          const row = this.decoder.decode(record);
-          this.rows.set(row[ROW_ID] as bigint, row);
-        }
-      } else if (message.kind === "end-of-output") {
-        this.ended.set(message.member, message.rows);
+  /** Takes one output message body. */
+  accept(body: string): void {
+    const message = JSON.parse(body) as OutputMessage;
+    if (message.kind === "rows") {
+      for (const record of unframeRecords(new Uint8Array(Buffer.from(message.data, "base64")))) {
+        const row = this.decoder.decode(record);
+        this.rows.set(row[ROW_ID] as bigint, row);
       }
+    } else if (message.kind === "end-of-output") {
+      this.ended.set(message.member, message.rows);
     }
-    if (Messages.length) {
-      await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-    }
-    return Messages.length;
+  }
+
+  /** Rows announced by the members whose end-of-output arrived. */
+  get promised(): number {
+    return [...this.ended.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /** Members whose end-of-output has not arrived. */
+  get unfinished(): string[] {
+    return this.members.filter((m) => !this.ended.has(m));
   }
 
   /** Every member said it is done, and every row it reported has arrived. */
   get complete(): boolean {
-    if (!this.members.every((m) => this.ended.has(m))) return false;
-    const promised = [...this.ended.values()].reduce((a, b) => a + b, 0);
-    return this.rows.size >= promised;
+    return this.unfinished.length === 0 && this.rows.size >= this.promised;
   }
+}
+
+/** Receives one batch from the output queue into `into` (long polling up to `waitSeconds`); returns how many messages it took. */
+export async function pollOutput(clients: AwsClients, queueUrl: string, into: OutputRows, waitSeconds = 1): Promise<number> {
+  const { Messages = [] } = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
+  for (const m of Messages) into.accept(m.Body ?? "{}");
+  if (Messages.length) {
+    await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+  }
+  return Messages.length;
 }

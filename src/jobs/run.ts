@@ -8,7 +8,7 @@ import { ROW_ID } from "../feed/shard-feed.ts";
 import type { WorkerProgress } from "../launch/launcher.ts";
 import type { ModelMetadata } from "../models/metadata.ts";
 import { trainCompletion } from "./completion.ts";
-import { OutputCollector, type OutputRow } from "./output.ts";
+import { OutputRows, pollOutput, type OutputRow } from "./output.ts";
 import type { JobRuntime } from "./runtime.ts";
 import { dataMembers } from "./spec.ts";
 import { JobFailedError, watchJob, type WatchOptions } from "./watch.ts";
@@ -41,9 +41,9 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
     const watch = { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart };
     let outcome: JobOutcome;
     if (spec.mode === "inference") {
-      const collector = new OutputCollector(runtime.deps.clients, spec.queues.output, spec.output!.columns, dataMembers(spec.cluster));
-      await watchJob(runtime.deps, started, { ...watch, pollMs: 0, done: async () => (await collector.poll(1), collector.complete) });
-      outcome = { mode: "inference", jobId: spec.jobId, rows: collector.rows };
+      const output = new OutputRows(spec.output!.columns, dataMembers(spec.cluster));
+      await watchJob(runtime.deps, started, { ...watch, pollMs: 0, done: async () => (await pollOutput(runtime.deps.clients, spec.queues.output, output), output.complete) });
+      outcome = { mode: "inference", jobId: spec.jobId, rows: output.rows };
     } else {
       let model: ModelMetadata | null = null;
       await watchJob(runtime.deps, started, {

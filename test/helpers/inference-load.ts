@@ -18,7 +18,7 @@ import type { RejectedMessage, ResultMessage } from "../../src/inference/message
 import type { ServiceTotals } from "../../src/inference/inference.ts";
 import { LocalRuntime, type ServedModel } from "../../src/local/runtime.ts";
 import { publishScaleModel, saveScaleModels } from "./models.ts";
-import { queueDepth } from "./queues.ts";
+import { queueDepth } from "../../src/jobs/queues.ts";
 
 /** Clients for the harness: the runtime's settings without the fault switch. */
 export function cleanClients(): AwsClients {

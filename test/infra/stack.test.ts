@@ -295,7 +295,7 @@ describe("job watch", () => {
     assert.deepEqual([...new Set(senders)].sort(), ["Coordinator", "JobWatch"]);
   });
 
-  it("gives job-watch least privilege: delete (not create) stf-* queues, the worker tasks, the registry, and only reads of models/", () => {
+  it("gives job-watch least privilege: drain and delete (not create) stf-* queues, the worker tasks, the registry, reads of models/ and the job output prefix", () => {
     // Arrange
     const statements = policyOfRole("JobWatchRole");
     const actions = new Set(statements.flatMap((s) => asList(s.Action) as string[]));
@@ -303,11 +303,12 @@ describe("job watch", () => {
     const jobQueues = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${JOB_QUEUE_PREFIX}*`));
     const s3 = statements.filter((s) => asList(s.Action).some((a: string) => a.startsWith("s3:")));
     // Assert
-    assert.deepEqual(jobQueues.flatMap((s) => asList(s.Action)), ["sqs:DeleteQueue"]);
+    assert.deepEqual(jobQueues.flatMap((s) => asList(s.Action)), ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"]);
     for (const needed of ["ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "iam:PassRole", "dynamodb:UpdateItem", "dynamodb:Query", "s3:GetObject", "s3:ListBucket"]) assert.ok(actions.has(needed), needed);
-    for (const refused of ["sqs:CreateQueue", "s3:PutObject", "s3:DeleteObject", "dynamodb:DeleteTable"]) assert.ok(!actions.has(refused), refused);
-    const objects = s3.filter((s) => asList(s.Action).includes("s3:GetObject")).flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
-    assert.deepEqual(objects, ["/models/*"]);
+    for (const refused of ["sqs:CreateQueue", "s3:DeleteObject", "dynamodb:DeleteTable"]) assert.ok(!actions.has(refused), refused);
+    const resourcesOf = (action: string) => s3.filter((s) => asList(s.Action).includes(action)).flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
+    assert.deepEqual(resourcesOf("s3:GetObject"), ["/models/*", "/jobs/*/output/*"]);
+    assert.deepEqual(resourcesOf("s3:PutObject"), ["/jobs/*/output/*"], "it writes only the output it saves");
     const run = statements.find((s) => asList(s.Action).includes("ecs:RunTask"));
     assert.ok(run.Condition.ArnEquals["ecs:cluster"], "RunTask on the worker cluster only");
   });

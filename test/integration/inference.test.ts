@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { InferenceClient, receiveRejected } from "../../src/inference/client.ts";
 import { LocalRuntime, type ServedModel } from "../../src/local/runtime.ts";
-import { queueDepth } from "../helpers/queues.ts";
+import { queueDepth } from "../../src/jobs/queues.ts";
 import { percentile, publishScaleModel, saveScaleModels } from "../helpers/models.ts";
 
 describe("inference function", () => {

@@ -2,7 +2,8 @@
  * The job-watch stage on AWS, driven through its Lambda handler against the emulator: one round
  * per SQS message. A job whose members are DONE with its model published ends SUCCEEDED with its
  * queues deleted; a job with a FAILED member ends FAILED with that member's reason; a job still
- * running is queued again with a delay and the state of the round.
+ * running is queued again with a delay and the state of the round. A finished inference job's
+ * output queue is moved to S3 first, over as many rounds as it takes.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -21,6 +22,16 @@ import { Registry, ensureRegistryTable, registryTableName } from "../../src/regi
 import { JOB_WATCH } from "../../src/resources/definitions.ts";
 import { resetStageDeps } from "../../src/stage/deps.ts";
 import { putJson, putObject } from "../../src/storage/objects.ts";
+import { createEncoder } from "../../src/coding/example.ts";
+import { frameRecords } from "../../src/coding/tfrecord.ts";
+import type { Column } from "../../src/coding/schema.ts";
+import { ROW_ID, ROW_ID_COLUMN } from "../../src/feed/shard-feed.ts";
+import type { OutputMessage } from "../../src/feed/messages.ts";
+import { runJobWatchRound } from "../../src/jobs/job-watch-stage.ts";
+import { readSavedOutput } from "../../src/jobs/output-store.ts";
+import { jobKeys } from "../../src/jobs/names.ts";
+import { listKeys } from "../../src/storage/objects.ts";
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 
 const clients = createAwsClients();
 const registry = new Registry(clients, registryTableName());
@@ -144,6 +155,85 @@ describe("job-watch handler", () => {
     assert.equal(Number(Attributes.ApproximateNumberOfMessages), 0);
     assert.equal((await existingQueues(jobId)).length, 4, "its queues stay while it runs");
     await clients.sqs.send(new PurgeQueueCommand({ QueueUrl: watchQueueUrl }));
+  });
+});
+
+const OUTPUT_COLUMNS: Column[] = [{ name: "y", dtype: "FLOAT32", shape: "scalar" }];
+
+/**
+ * An inference job whose two workers are DONE, with what they sent on its output queue: rows
+ * 0..n-1 in batches of 7, then end-of-output each; `lost` rows messages are left out from the start.
+ */
+async function finishedInferenceJob(name: string, rows: number, lost = 0) {
+  const jobId = `${name}-${run}`;
+  jobs.push(jobId);
+  const queues = await createJobQueues(clients, jobId, ["worker-0", "worker-1"]);
+  const spec = { version: 1, jobId, mode: "inference", cluster: { worker: 2, ps: 0 }, python: { scripts: [], entry: "infer", env: {} }, output: { columns: OUTPUT_COLUMNS }, queues, bucket, model: null, leaseMs: 60_000 };
+  await registry.createJob({ jobId, mode: "inference", spec });
+  await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
+  const encoder = createEncoder([...OUTPUT_COLUMNS, ROW_ID_COLUMN]);
+  const messages: OutputMessage[] = [];
+  const sent = { "worker-0": 0, "worker-1": 0 };
+  for (let start = 0, seq = 0; start < rows; start += 7, seq++) {
+    const member = seq % 2 === 0 ? "worker-0" : "worker-1";
+    const ids = Array.from({ length: Math.min(7, rows - start) }, (_, i) => start + i);
+    sent[member] += ids.length;
+    const data = Buffer.from(frameRecords(ids.map((i) => encoder.encode({ y: i / 2, [ROW_ID]: BigInt(i) })))).toString("base64");
+    messages.push({ v: 1, kind: "rows", job: jobId, seq, member, count: ids.length, data });
+  }
+  for (const member of ["worker-0", "worker-1"] as const) messages.push({ v: 1, kind: "end-of-output", job: jobId, member, rows: sent[member] });
+  const delivered = messages.slice(lost);
+  for (let i = 0; i < delivered.length; i += 10) {
+    await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queues.output, Entries: delivered.slice(i, i + 10).map((m, j) => ({ Id: String(j), MessageBody: JSON.stringify(m) })) }));
+  }
+  for (const index of [0, 1]) {
+    await registry.register({ jobId, role: "worker", index, address: `127.0.0.1:${2230 + index}`, pid: 1, leaseMs: 60_000 });
+    await mark(jobId, index, "DONE");
+  }
+  return { jobId, spec, messages: messages.length };
+}
+
+describe("job-watch of an inference job", () => {
+  it("moves the output queue to S3 over several rounds before finishing, so no row goes with the deleted queue", async () => {
+    // Arrange: 300 rows in 43 rows messages + 2 end-of-output; a budget that lets a round save only part of them.
+    const { jobId, spec, messages } = await finishedInferenceJob("watch-out", 300);
+    const sent: JobWatchMessage[] = [];
+    const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async (m: JobWatchMessage) => void sent.push(m), outputBudgetMs: 1 };
+
+    // Act: rounds until the job is finished.
+    const outcomes = [];
+    let next: JobWatchMessage | undefined = firstRound(jobId);
+    while (next && outcomes.length < 100) {
+      const outcome = await runJobWatchRound({ clients, registry }, next, ports);
+      outcomes.push(outcome.status);
+      next = outcome.status === "watching" ? sent.pop() : undefined;
+    }
+
+    // Assert
+    assert.ok(outcomes.length > 2, `several rounds drained the queue: ${outcomes.join(", ")}`);
+    assert.deepEqual(outcomes.slice(-1), ["succeeded"]);
+    assert.equal((await registry.getJob(jobId))?.state, "SUCCEEDED");
+    assert.deepEqual((await existingQueues(jobId)).map((u) => u.split("/").pop()), [queueName.dlq(jobId)], "the output queue was deleted only after it was saved");
+    const saved = await readSavedOutput(clients, spec as never);
+    assert.equal(saved.complete, true);
+    assert.deepEqual([...saved.rows.keys()].sort((a, b) => Number(a - b)), Array.from({ length: 300 }, (_, i) => BigInt(i)));
+    assert.equal(saved.rows.get(41n)?.y, 20.5);
+    const parts = await listKeys(clients, { bucket, key: jobKeys.output(jobId) });
+    assert.ok(parts.length >= Math.ceil(messages / 10), `${parts.length} parts`);
+  });
+
+  it("fails the job, naming what is missing, when the saved output lacks announced rows", async () => {
+    // Arrange: worker-0's first 7 rows never reached the queue.
+    const { jobId } = await finishedInferenceJob("watch-short", 20, 1);
+    const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async () => assert.fail("no next round") };
+
+    // Act
+    const outcome = await runJobWatchRound({ clients, registry }, firstRound(jobId), ports);
+
+    // Assert
+    assert.equal(outcome.status, "failed");
+    assert.match(outcome.status === "failed" ? outcome.error : "", /: 13 rows saved of 20 announced/);
+    assert.equal((await registry.getJob(jobId))?.state, "FAILED");
   });
 });
 
