@@ -12,6 +12,8 @@ const TYPE = "job-watch message";
 export interface JobWatchMessage {
   readonly v: 1;
   readonly jobId: string;
+  /** 0 for the first round; each round queues `round + 1`. A round is claimed once in the registry. */
+  readonly round: number;
   readonly state: WatchState;
   readonly policy: WatchPolicy;
   readonly workers: readonly WorkerHandle[];
@@ -43,6 +45,7 @@ export function parseJobWatchEvent(body: string): JobWatchMessage {
   return {
     v: 1,
     jobId: field<string>(o.jobId, "jobId", `a job id matching ${JOB_ID_PATTERN}`, (v) => typeof v === "string" && JOB_ID_PATTERN.test(v)),
+    round: field<number>(o.round, "round", "a non-negative integer", isCount),
     state: {
       attempt: field<number>(state.attempt, "state.attempt", "a non-negative integer", isCount),
       startedAt: field<number>(state.startedAt, "state.startedAt", "a time in ms since the epoch", isCount),

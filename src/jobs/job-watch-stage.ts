@@ -40,7 +40,9 @@ export type JobWatchOutcome =
   | { readonly jobId: string; readonly status: "succeeded" }
   | { readonly jobId: string; readonly status: "failed"; readonly error: string }
   /** Gone from the registry, or already final when the round came: the queues and tasks are cleaned up. */
-  | { readonly jobId: string; readonly status: "ended" };
+  | { readonly jobId: string; readonly status: "ended" }
+  /** Another message already claimed this round (a duplicated send): this one is dropped. */
+  | { readonly jobId: string; readonly status: "duplicate"; readonly round: number };
 
 /**
  * The first watch message of a started job.
@@ -49,7 +51,7 @@ export type JobWatchOutcome =
  * await sendJobWatchMessage(deps, firstWatchMessage(started), JOB_WATCH.roundDelaySeconds);
  */
 export function firstWatchMessage(started: Pick<StartedJob, "spec" | "workers">, policy: WatchPolicy = JOB_WATCH.policy, now = Date.now()): JobWatchMessage {
-  return { v: 1, jobId: started.spec.jobId, state: initialWatchState(now), policy, workers: started.workers.handles?.() ?? [] };
+  return { v: 1, jobId: started.spec.jobId, round: 0, state: initialWatchState(now), policy, workers: started.workers.handles?.() ?? [] };
 }
 
 /**
@@ -75,15 +77,17 @@ export async function watchStartedJob(deps: Pick<StageDeps, "clients" | "config"
   return true;
 }
 
-/** One watch round of one job. */
-export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, ports: JobWatchPorts): Promise<JobWatchOutcome> {
+/** One watch round of one job, delivered as the SQS message `messageId`. */
+export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, messageId: string, ports: JobWatchPorts): Promise<JobWatchOutcome> {
   const { jobId } = message;
   const job = await deps.registry.getJob(jobId);
   if (!job) return { jobId, status: "ended" };
+  if (!(await deps.registry.claimWatchRound(jobId, message.round, messageId))) return { jobId, status: "duplicate", round: message.round };
   const spec = job.spec as unknown as JobSpec;
   const members = allMembers(spec.cluster);
   const workers: LaunchedWorkers = ports.launcher.attach?.(spec, members, message.workers) ?? noWorkers;
   const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers }, outcome);
+  const next = (state: JobWatchMessage["state"]): JobWatchMessage => ({ ...message, round: message.round + 1, state, workers: workers.handles?.() ?? [] });
   if (FINAL_JOB_STATES.includes(job.state) && job.state !== "FAILED") {
     await finish({ ok: true }); // ended by someone else: what is left to clean up
     return { jobId, status: "ended" };
@@ -99,7 +103,7 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
         // Finishing deletes the output queue: its rows go to S3 first, over as many rounds as it takes.
         const saved = await saveOutputQueue(deps.clients, spec, ports.outputBudgetMs ?? JOB_WATCH.outputBudgetMs);
         if (!saved.drained) {
-          await ports.send({ ...message, workers: workers.handles?.() ?? [] }, 0);
+          await ports.send(next(message.state), 0);
           return { jobId, status: "watching", attempt: message.state.attempt };
         }
         const output = await readSavedOutput(deps.clients, spec);
@@ -123,7 +127,7 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
     case "continue":
       break;
   }
-  await ports.send({ ...message, state: decision.state, workers: workers.handles?.() ?? [] }, ports.delaySeconds ?? JOB_WATCH.roundDelaySeconds);
+  await ports.send(next(decision.state), ports.delaySeconds ?? JOB_WATCH.roundDelaySeconds);
   return { jobId, status: "watching", attempt: decision.state.attempt };
 }
 
@@ -136,7 +140,7 @@ export async function runJobWatchBatch(deps: JobDeps, event: SQSEvent, ports: Jo
   const outcomes: JobWatchOutcome[] = [];
   for (const record of event.Records) {
     try {
-      const outcome = await runJobWatchRound(deps, parseJobWatchEvent(record.body), ports);
+      const outcome = await runJobWatchRound(deps, parseJobWatchEvent(record.body), record.messageId, ports);
       if (outcome.status !== "watching") log(`[job-watch] job ${outcome.jobId} ${outcome.status}${outcome.status === "failed" ? `: ${outcome.error}` : ""}`);
       outcomes.push(outcome);
     } catch (e) {

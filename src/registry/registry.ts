@@ -386,6 +386,34 @@ export class Registry {
   }
 
   /**
+   * Claims round `round` of a job's watch for the message `token` (its SQS message id): the job
+   * item's `watchRound` moves from `round` to `round + 1`. The same message again (a redelivery
+   * after a failed round, or an SDK retry whose response was lost) is granted again; any other
+   * message for that round (a duplicated send) is refused, so a job has one chain of rounds.
+   * Returns false when refused; throws {@link JobNotFoundError} when the job is gone.
+   */
+  async claimWatchRound(jobId: string, round: number, token: string): Promise<boolean> {
+    const k = key(jobId, "job");
+    const values: Item = { ":next": { N: String(checkCount("round", round) + 1) }, ":token": { S: checkName("token", token) } };
+    if (round > 0) values[":round"] = { N: String(round) };
+    const r = await this.conditional(k, () =>
+      this.ddb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: k,
+          UpdateExpression: "SET #round = :next, #token = :token",
+          ConditionExpression: `attribute_exists(sk) AND (${round === 0 ? "attribute_not_exists(#round)" : "#round = :round"} OR (#round = :next AND #token = :token))`,
+          ExpressionAttributeNames: { "#round": "watchRound", "#token": "watchToken" },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+    if (r.ok) return true;
+    if (!r.current) throw new JobNotFoundError(jobId);
+    return false;
+  }
+
+  /**
    * Takes the slot `role-index` for `leaseMs`: allowed when the slot is empty, its lease has expired,
    * its member is no longer ACTIVE, or it is this same process (`address` and `pid` match, so an SDK retry
    * of a registration that already succeeded is not refused). The epoch becomes the previous one + 1.

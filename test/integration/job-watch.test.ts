@@ -193,6 +193,29 @@ async function finishedInferenceJob(name: string, rows: number, lost = 0) {
   return { jobId, spec, messages: messages.length };
 }
 
+describe("one chain of rounds per job", () => {
+  it("drops a duplicated watch message (another SQS message for the same round) and grants a redelivery of the one that claimed it", async () => {
+    // Arrange: a running job; its first round sent twice (an SDK retry after a lost response makes two messages).
+    const { jobId } = await runningJob("watch-dup");
+    await registry.heartbeat({ jobId, role: "worker", index: 0, epoch: 1, leaseMs: 60_000, progress: { step: 3, rowsConsumed: 9 } });
+    const sent: JobWatchMessage[] = [];
+    const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async (m: JobWatchMessage) => void sent.push(m) };
+    const round0 = firstRound(jobId);
+
+    // Act
+    const first = await runJobWatchRound({ clients, registry }, round0, "message-a", ports);
+    const duplicate = await runJobWatchRound({ clients, registry }, round0, "message-b", ports);
+    const redelivered = await runJobWatchRound({ clients, registry }, round0, "message-a", ports);
+    const second = await runJobWatchRound({ clients, registry }, sent[0]!, "message-c", ports);
+
+    // Assert
+    assert.deepEqual([first.status, duplicate.status, redelivered.status, second.status], ["watching", "duplicate", "watching", "watching"]);
+    assert.deepEqual(sent.map((m) => m.round), [1, 1, 2], "the duplicate queued nothing; the redelivery queued round 1 again, which only one message can claim");
+    const stale = await runJobWatchRound({ clients, registry }, sent[1]!, "message-d", ports);
+    assert.equal(stale.status, "duplicate", "the round-1 copy from the redelivery is refused once round 1 was claimed");
+  });
+});
+
 describe("job-watch of an inference job", () => {
   it("moves the output queue to S3 over several rounds before finishing, so no row goes with the deleted queue", async () => {
     // Arrange: 300 rows in 43 rows messages + 2 end-of-output; a budget that lets a round save only part of them.
@@ -204,7 +227,7 @@ describe("job-watch of an inference job", () => {
     const outcomes = [];
     let next: JobWatchMessage | undefined = firstRound(jobId);
     while (next && outcomes.length < 100) {
-      const outcome = await runJobWatchRound({ clients, registry }, next, ports);
+      const outcome = await runJobWatchRound({ clients, registry }, next, randomUUID(), ports);
       outcomes.push(outcome.status);
       next = outcome.status === "watching" ? sent.pop() : undefined;
     }
@@ -228,7 +251,7 @@ describe("job-watch of an inference job", () => {
     const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async () => assert.fail("no next round") };
 
     // Act
-    const outcome = await runJobWatchRound({ clients, registry }, firstRound(jobId), ports);
+    const outcome = await runJobWatchRound({ clients, registry }, firstRound(jobId), randomUUID(), ports);
 
     // Assert
     assert.equal(outcome.status, "failed");

@@ -140,16 +140,17 @@ describe("decideWatchRound", () => {
     const first = decideWatchRound(at(T0), initialWatchState(T0), policy);
     assert.equal(first.kind, "continue");
     if (first.kind !== "continue") return;
-    const body = JSON.stringify({ v: 1, jobId: "fit-watch", state: first.state, policy, workers: [{ member: { role: "worker", index: 0 }, id: "arn:aws:ecs:us-east-1:1:task/c/abc" }] });
+    const body = JSON.stringify({ v: 1, jobId: "fit-watch", round: 3, state: first.state, policy, workers: [{ member: { role: "worker", index: 0 }, id: "arn:aws:ecs:us-east-1:1:task/c/abc" }] });
     // Act
     const message = parseJobWatchEvent(body);
     // Assert
     assert.deepEqual(message.state, first.state);
+    assert.equal(message.round, 3);
     assert.deepEqual(decideWatchRound(at(T0 + 10_001), message.state, message.policy), decideWatchRound(at(T0 + 10_001), first.state, policy));
   });
 
   it("refuses a watch message with a broken state, naming the field", () => {
-    const body = JSON.stringify({ v: 1, jobId: "fit-watch", state: { attempt: -1, startedAt: T0, retired: {}, moved: {} }, policy, workers: [] });
+    const body = JSON.stringify({ v: 1, jobId: "fit-watch", round: 0, state: { attempt: -1, startedAt: T0, retired: {}, moved: {} }, policy, workers: [] });
     assert.throws(() => parseJobWatchEvent(body), (e: unknown) => e instanceof EventShapeError && e.field === "state.attempt");
   });
 });
