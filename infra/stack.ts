@@ -196,6 +196,8 @@ export class ServerlessTfStack extends Stack {
     this.grantJobQueues(taskRole, [...SQS_JOB_QUEUE_ACTIONS.consume, "sqs:SendMessage"]);
     this.storage.grantObjects(taskRole, ["GetObject"], ["jobs/*/code/*", "models/*"]);
     this.storage.grantObjects(taskRole, ["GetObject", "PutObject", "AbortMultipartUpload"], ["jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*"]);
+    // Spool parts and checkpoints are uploaded with their `stf-kind` tag, for the shorter lifecycle rules.
+    this.storage.grantObjects(taskRole, ["PutObjectTagging"], ["jobs/*/spool/*", "jobs/*/checkpoints/*"]);
     this.storage.grantObjects(taskRole, ["PutObject", "AbortMultipartUpload"], ["models/*/versions/*"]);
     this.storage.grantList(taskRole, ["jobs/", "models/"]);
 

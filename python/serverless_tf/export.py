@@ -123,7 +123,7 @@ def save_checkpoint(s3: Any, model: Any, bucket: str, job_id: str, is_chief: boo
         if not is_chief:
             return None
         uri = checkpoint_prefix(bucket, job_id, step, epoch)
-        upload_dir(s3, tmp, uri)
+        upload_dir(s3, tmp, uri, kind="checkpoint")
         return uri
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

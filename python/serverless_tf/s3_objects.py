@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,18 @@ def download_prefix(s3: Any, uri: str, dest: Path) -> list[Path]:
     return paths
 
 
-def upload_dir(s3: Any, local: Path, uri: str) -> list[dict[str, Any]]:
-    """Uploads every file under ``local`` to the prefix ``uri``.
+# The bucket's lifecycle rules expire objects by this tag sooner than the rest of ``jobs/``
+# (``LIFECYCLE`` in src/resources/definitions.ts).
+KIND_TAG = "stf-kind"
+
+
+def kind_tagging(kind: str) -> str:
+    """The ``Tagging`` argument of an upload that the lifecycle rule for ``kind`` acts on."""
+    return f"{KIND_TAG}={kind}"
+
+
+def upload_dir(s3: Any, local: Path, uri: str, kind: Optional[str] = None) -> list[dict[str, Any]]:
+    """Uploads every file under ``local`` to the prefix ``uri``, tagged ``stf-kind=<kind>`` when given.
 
     Returns:
         ``[{"key": <key relative to the prefix>, "size": <bytes>}, ...]`` sorted by key.
@@ -79,6 +89,6 @@ def upload_dir(s3: Any, local: Path, uri: str) -> list[dict[str, Any]]:
             path = Path(root) / name
             rel = path.relative_to(local).as_posix()
             target = loc.child(rel)
-            s3.upload_file(str(path), target.bucket, target.key)
+            s3.upload_file(str(path), target.bucket, target.key, ExtraArgs={"Tagging": kind_tagging(kind)} if kind else None)
             files.append({"key": rel, "size": path.stat().st_size})
     return sorted(files, key=lambda f: f["key"])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .feed import Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop, MAX_WAIT_SECONDS
+from .s3_objects import kind_tagging
 
 
 def spool_prefix(job_id: str, member: str) -> str:
@@ -110,7 +111,7 @@ class Spool:
             return
         data = b"".join(m.data for m in fresh)
         key = f"{spool_prefix(self.job_id, self.member)}part-{self.parts:06d}.tfrecord"
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh)})
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh)}, Tagging=kind_tagging("spool"))
         with self.path.open("ab") as f:
             f.write(data)
         self.parts += 1

@@ -45,6 +45,9 @@ def test_a_restarted_member_reloads_its_parts_skips_a_redelivered_message_and_re
 
     assert (eod.rows, spool.rows, spool.messages, spool.parts) == (5, 5, 2, 2)
     assert spool.path.read_bytes() == frames(0, 3) + frames(3, 2)
+    parts = s3.list_objects_v2(Bucket=bucket, Prefix=spool_prefix(JOB, MEMBER))["Contents"]
+    tags = [s3.get_object_tagging(Bucket=bucket, Key=p["Key"])["TagSet"] for p in parts if p["Key"].endswith(".tfrecord")]
+    assert tags == [[{"Key": "stf-kind", "Value": "spool"}]] * 2, "the lifecycle rule for spool parts acts on this tag"
 
 
 def test_a_member_restarted_after_its_feed_ended_needs_no_message(queue_and_bucket, tmp_path):

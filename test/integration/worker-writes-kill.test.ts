@@ -8,12 +8,13 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectTaggingCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
 import { publishExport, readLatest } from "../../src/checkpoint/publish.ts";
 import { modelKeys, parseS3Uri } from "../../src/jobs/names.ts";
 import { projectPython } from "../../src/local/paths.ts";
 import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
+import { LIFECYCLE } from "../../src/resources/definitions.ts";
 import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, type HoldWhen } from "../helpers/holding-proxy.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
@@ -139,5 +140,7 @@ describe("a training chief killed between its writes", () => {
     // Assert: it resumes from step 10 with exactly the weights saved then.
     assert.equal(restored.restored, 10);
     assert.equal(restored.checksum, saved.checksum);
+    const tags = await Promise.all([...inForceFiles.keys()].map(async (Key) => (await clients.s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key }))).TagSet));
+    assert.deepEqual(tags, [...inForceFiles.keys()].map(() => [{ Key: LIFECYCLE.tagKey, Value: "checkpoint" }]), "the lifecycle rule for checkpoints acts on this tag");
   });
 });
