@@ -6,13 +6,15 @@
  *   `status: "rejected"` and the typed error, so an asynchronous invocation is not retried;
  *   anything else is thrown, so Lambda reports and retries it.
  * - Either way, a started job is put under watch: its first job-watch round is queued
- *   (src/jobs/job-watch-stage.ts), which ends, restarts or finishes it.
+ *   (src/jobs/job-watch-stage.ts), which ends, restarts or finishes it. A start event's optional
+ *   `watch` ({ timeoutMs, maxWorkerRestarts, progressTimeoutMs }) and a trigger's estimator params
+ *   override the stack's defaults for that job.
  * - From the fit-triggers queue (S3 notifications for `training/`): each new data object starts a
  *   fit through src/triggers/fit-trigger.ts, the code the local runtime runs for the same queue,
  *   with partial batch failures.
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { trainRequestOf } from "../../src/api/train-request.ts";
+import { trainRequestOf, watchOverridesOf } from "../../src/api/train-request.ts";
 import { SchemaError } from "../../src/coding/errors.ts";
 import { startJob, type CoordinatorPorts } from "../../src/coordinator/coordinator.ts";
 import { ServerlessTfError, ConfigError } from "../../src/errors.ts";
@@ -48,14 +50,15 @@ export async function handler(event: unknown): Promise<CoordinatorResponse | SQS
     const deps = stageDeps();
     // The same start as a direct invocation; the job id is the trigger's (bucket, key, ETag), so a
     // repeated event is refused by the registry (JobConflictError) and reported as a duplicate.
-    const start: StartFit = async (params, table, jobId) => void (await watchStartedJob(deps, await startJob(deps, { ...trainRequestOf(params, table, deps.config.bucket), jobId }, portsOf(deps))));
+    const start: StartFit = async (params, table, jobId) =>
+      void (await watchStartedJob(deps, await startJob(deps, { ...trainRequestOf(params, table, deps.config.bucket), jobId }, portsOf(deps)), watchOverridesOf(params)));
     return runFitTriggerBatch(deps, event, start);
   }
   try {
     const deps = stageDeps();
-    const { request } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
+    const { request, watch } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
     const started = await startJob(deps, request, portsOf(deps));
-    await watchStartedJob(deps, started);
+    await watchStartedJob(deps, started, watch);
     const { spec } = started;
     return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => `${m.role}-${m.index}`), shards: started.shards.length };
   } catch (e) {

@@ -33,6 +33,11 @@ export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Colum
   };
 }
 
+/** The watch settings of an estimator's params (restarts, hang watchdog), as the job watch takes them. */
+export function watchOverridesOf(params: ParamMap): { readonly maxWorkerRestarts: number; readonly progressTimeoutMs: number } {
+  return { maxWorkerRestarts: params.get(ModelParams.maxWorkerRestarts), progressTimeoutMs: params.get(ModelParams.progressTimeoutMs) };
+}
+
 /**
  * What `TFEstimator.fit(table)` asks the coordinator for, with the job's artifacts in `bucket`.
  *

@@ -10,12 +10,16 @@ import { TABLE_FORMATS, type TableFormat } from "../feed/rows.ts";
 import { JOB_ID_PATTERN } from "../jobs/names.ts";
 import type { TableSource } from "../jobs/source.ts";
 import type { PythonConfig, RemainderPolicy } from "../jobs/spec.ts";
+import type { WatchPolicy } from "../jobs/watch-round.ts";
 import type { InferenceConfig } from "../models/metadata.ts";
 import { EventShapeError } from "./errors.ts";
 
 const TYPE = "coordinator event";
 
-export type CoordinatorEvent = { readonly action: "start"; readonly request: JobRequest };
+/** The watch settings a start may override (the rest are the stack's `JOB_WATCH.policy`). */
+export type WatchOverrides = Partial<Pick<WatchPolicy, "timeoutMs" | "maxWorkerRestarts" | "progressTimeoutMs">>;
+
+export type CoordinatorEvent = { readonly action: "start"; readonly request: JobRequest; readonly watch: WatchOverrides };
 
 type Json = Record<string, unknown>;
 
@@ -130,6 +134,14 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
   };
 }
 
+function watch(f: Fields): WatchOverrides {
+  const out: Record<string, number> = {};
+  for (const key of ["timeoutMs", "maxWorkerRestarts", "progressTimeoutMs"] as const) {
+    if (f.has(key)) out[key] = f.get(key, "a non-negative integer", isInt(0));
+  }
+  return out;
+}
+
 /**
  * Checks a coordinator invocation (an object, or its JSON text) and returns it typed.
  *
@@ -148,5 +160,5 @@ export function parseCoordinatorEvent(event: unknown, defaults: { readonly bucke
   }
   const f = Fields.of(json, "event");
   f.get("action", '"start"', (v): v is "start" => v === "start");
-  return { action: "start", request: request(f.object("request"), defaults) };
+  return { action: "start", request: request(f.object("request"), defaults), watch: f.has("watch") ? watch(f.object("watch")) : {} };
 }

@@ -45,13 +45,14 @@ export type JobWatchOutcome =
   | { readonly jobId: string; readonly status: "duplicate"; readonly round: number };
 
 /**
- * The first watch message of a started job.
+ * The first watch message of a started job, under the stack's `JOB_WATCH.policy` with the job's
+ * own settings over it.
  *
  * @example
- * await sendJobWatchMessage(deps, firstWatchMessage(started), JOB_WATCH.roundDelaySeconds);
+ * await sendJobWatchMessage(deps, firstWatchMessage(started, { maxWorkerRestarts: 0 }), JOB_WATCH.roundDelaySeconds);
  */
-export function firstWatchMessage(started: Pick<StartedJob, "spec" | "workers">, policy: WatchPolicy = JOB_WATCH.policy, now = Date.now()): JobWatchMessage {
-  return { v: 1, jobId: started.spec.jobId, round: 0, state: initialWatchState(now), policy, workers: started.workers.handles?.() ?? [] };
+export function firstWatchMessage(started: Pick<StartedJob, "spec" | "workers">, overrides: Partial<WatchPolicy> = {}, now = Date.now()): JobWatchMessage {
+  return { v: 1, jobId: started.spec.jobId, round: 0, state: initialWatchState(now), policy: { ...JOB_WATCH.policy, ...overrides }, workers: started.workers.handles?.() ?? [] };
 }
 
 /**
@@ -68,12 +69,13 @@ export async function sendJobWatchMessage(deps: Pick<StageDeps, "clients" | "con
 
 /**
  * Puts a job just started on AWS under watch: its first round, `JOB_WATCH.roundDelaySeconds` from
- * now. Without a job-watch queue configured (a coordinator run outside the stack) it does nothing:
- * the caller watches, as `runJob` does.
+ * now, with `JOB_WATCH.policy` overridden by the start's own settings. Without a job-watch queue
+ * configured (a coordinator run outside the stack) it does nothing: the caller watches, as
+ * `runJob` does.
  */
-export async function watchStartedJob(deps: Pick<StageDeps, "clients" | "config">, started: Pick<StartedJob, "spec" | "workers">): Promise<boolean> {
+export async function watchStartedJob(deps: Pick<StageDeps, "clients" | "config">, started: Pick<StartedJob, "spec" | "workers">, overrides: Partial<WatchPolicy> = {}): Promise<boolean> {
   if (!deps.config.jobWatchQueueUrl) return false;
-  await sendJobWatchMessage(deps, firstWatchMessage(started), JOB_WATCH.roundDelaySeconds);
+  await sendJobWatchMessage(deps, firstWatchMessage(started, overrides), JOB_WATCH.roundDelaySeconds);
   return true;
 }
 

@@ -7,6 +7,8 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { SQSEvent } from "aws-lambda";
 import { EventShapeError } from "../../src/events/errors.ts";
+import { parseCoordinatorEvent } from "../../src/events/coordinator-event.ts";
+import { parseJobWatchEvent } from "../../src/events/job-watch-event.ts";
 import { parseS3Notification } from "../../src/events/s3-event.ts";
 import { parseShardFeedEvent } from "../../src/events/shard-feed-event.ts";
 import { runCheckpointBatch } from "../../src/checkpoint/checkpoint-stage.ts";
@@ -18,6 +20,8 @@ const bodies = fc.oneof(
   fc.string(),
   fc.jsonValue().map((v) => JSON.stringify({ jobId: "fit-abc", shard: v })),
   fc.jsonValue().map((v) => JSON.stringify({ Records: [{ s3: { bucket: { name: v }, object: { key: v } } }] })),
+  fc.jsonValue().map((v) => JSON.stringify({ action: "start", request: { mode: "train", cluster: v }, watch: v })),
+  fc.jsonValue().map((v) => JSON.stringify({ v: 1, jobId: "fit-abc", round: v, state: v, policy: v, workers: v })),
   fc.nat(20_000).map((depth) => "[".repeat(depth) + "]".repeat(depth)),
 );
 
@@ -43,6 +47,24 @@ describe("event parsing under arbitrary input", () => {
 
   it("parses an S3 notification or rejects it with EventShapeError, never anything else", () => {
     fc.assert(fc.property(bodies, onlyTyped(parseS3Notification)), { numRuns: 500 });
+  });
+
+  it("parses a coordinator start or rejects it with EventShapeError, never anything else", () => {
+    fc.assert(fc.property(bodies, onlyTyped((body) => parseCoordinatorEvent(body, { bucket: "artifacts" }))), { numRuns: 500 });
+  });
+
+  it("parses a job-watch message or rejects it with EventShapeError, never anything else", () => {
+    fc.assert(fc.property(bodies, onlyTyped(parseJobWatchEvent)), { numRuns: 500 });
+  });
+
+  it("takes a start's watch overrides and names a bad one", () => {
+    const request = {
+      mode: "train", cluster: { worker: 1 }, python: { scripts: ["s3://artifacts/code/m.py"], entry: "train" }, input: { columns: [{ name: "x", dtype: "FLOAT32", shape: "scalar" }] },
+      batchSize: 4, remainder: { policy: "drop" }, source: { kind: "s3", uri: "s3://artifacts/input/" },
+    };
+    assert.deepEqual(parseCoordinatorEvent({ action: "start", request }, { bucket: "artifacts" }).watch, {});
+    assert.deepEqual(parseCoordinatorEvent({ action: "start", request, watch: { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 } }, { bucket: "artifacts" }).watch, { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 });
+    assert.throws(() => parseCoordinatorEvent({ action: "start", request, watch: { maxWorkerRestarts: -1 } }, { bucket: "artifacts" }), (e: unknown) => e instanceof EventShapeError && /maxWorkerRestarts/.test(e.message));
   });
 
   it("accepts a well-formed shard-feed request and names the field of a bad one", () => {

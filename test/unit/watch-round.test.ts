@@ -9,6 +9,8 @@ import { EventShapeError } from "../../src/events/errors.ts";
 import type { WorkerExit } from "../../src/launch/launcher.ts";
 import type { MemberRecord } from "../../src/registry/types.ts";
 import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation, type WatchPolicy, type WatchState } from "../../src/jobs/watch-round.ts";
+import { firstWatchMessage } from "../../src/jobs/job-watch-stage.ts";
+import { JOB_WATCH } from "../../src/resources/definitions.ts";
 
 const T0 = 1_700_000_000_000;
 const policy: WatchPolicy = { timeoutMs: 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 1, progressTimeoutMs: 10_000 };
@@ -147,6 +149,15 @@ describe("decideWatchRound", () => {
     assert.deepEqual(message.state, first.state);
     assert.equal(message.round, 3);
     assert.deepEqual(decideWatchRound(at(T0 + 10_001), message.state, message.policy), decideWatchRound(at(T0 + 10_001), first.state, policy));
+  });
+
+  it("starts a job's watch at round 0 under the stack's policy with the job's own settings over it", () => {
+    // Act
+    const message = firstWatchMessage({ spec: { jobId: "fit-watch" } as never, workers: { exits: [], relaunch: async () => undefined, stop: async () => undefined } }, { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 }, T0);
+    // Assert
+    assert.deepEqual([message.round, message.state], [0, initialWatchState(T0)]);
+    assert.deepEqual(message.policy, { ...JOB_WATCH.policy, maxWorkerRestarts: 0, progressTimeoutMs: 5_000 });
+    assert.notDeepEqual(message.policy, JOB_WATCH.policy, "the overrides differ from the defaults, so the merge is seen");
   });
 
   it("refuses a watch message with a broken state, naming the field", () => {
