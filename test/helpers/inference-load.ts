@@ -84,13 +84,14 @@ export async function serveScaleModel(options: {
 }
 
 /** Sends bodies 10 per batch, `parallel` batches at once; returns the SQS message id of each body, in order. */
-export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: readonly string[], parallel = 8, window = 300): Promise<string[]> {
+export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: readonly string[], parallel = 8, window = 200): Promise<string[]> {
   const ids: string[] = new Array<string>(bodies.length);
   const chunks = Array.from({ length: Math.ceil(bodies.length / 10) }, (_, i) => i * 10);
   let next = 0;
-  // Keep at most about `window` messages waiting: moto scans a whole queue on every receive, so a
-  // backlog of 10,000 slows it to under a row per second (real SQS does not care). Traffic
-  // arrives over time, as it would from producers.
+  // Keep at most about `window` messages waiting: moto recomputes a queue's attributes (a scan of
+  // every message) for each message it receives or sends, so a receive costs the square of the
+  // backlog and 10,000 waiting slows it to under a row per second (real SQS does not care).
+  // Traffic arrives over time, as it would from producers.
   const backlog = async () => {
     while ((await queueDepth(clients, queueUrl)).visible > window) await new Promise((r) => setTimeout(r, 200));
   };
@@ -98,7 +99,7 @@ export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: 
     Array.from({ length: parallel }, async () => {
       while (next < chunks.length) {
         const start = chunks[next++]!;
-        if ((start / 10) % 10 === 0) await backlog();
+        if ((start / 10) % 2 === 0) await backlog();
         const slice = bodies.slice(start, start + 10);
         const out = await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: slice.map((b, i) => ({ Id: String(i), MessageBody: b })) }));
         if (out.Failed?.length) throw new Error(`sending input failed: ${JSON.stringify(out.Failed)}`);
@@ -293,35 +294,45 @@ export async function runPoison(s: Served, good: number, bad: number, options: {
       g++;
     }
   }
+  // Dead letters are read while the run goes on: moto's send and receive cost grows with the
+  // queue's length (its attributes are recomputed per message), so a 10,000-letter DLQ read
+  // afterwards takes most of the run. The DLQ is a standard queue: reading early changes nothing
+  // but the time.
+  const letters = new Map<string, RejectedMessage>();
+  let dlqDuplicates = 0;
+  let handledAt: number | undefined;
+  // Once the input is handled, every letter is on the DLQ: a missing one fails the count after a grace, not a hang.
+  const lettersIn = () => handledAt !== undefined && (letters.size >= bad || Date.now() - handledAt > Math.max(60_000, bad * 20));
+  const deadLetters = drain(s.clients, s.served.dlqUrl, (b) => {
+    const r = JSON.parse(b) as RejectedMessage;
+    if (letters.has(r.messageId)) return void dlqDuplicates++;
+    letters.set(r.messageId, r);
+  }, lettersIn, { settleMs: 1_000, timeoutMs: options.timeoutMs + Math.max(60_000, bad * 200), parallel: 2 });
   const messageIds = await sendBodies(s.clients, s.served.inputQueueUrl, bodies.map((b) => b.body), 4);
   const kindOf = new Map(messageIds.map((m, i) => [m, bodies[i]!.kind]));
   // Done when the input queue holds nothing visible or in flight: every message was answered,
   // rejected to the DLQ or dropped; what went where is counted from the queues below. (Counting
   // handled rows instead never finished: a body rejected before it parses into a row is no row.)
   await untilHandled(s.clients, s.served.inputQueueUrl, () => true, options.timeoutMs);
+  handledAt = Date.now();
   const seconds = (Date.now() - started) / 1000;
   const seen = new Map<string, Set<string>>();
   await drain(s.clients, s.served.outputQueueUrl, (b, messageId) => {
     const id = (JSON.parse(b) as ResultMessage).id;
     seen.set(id, (seen.get(id) ?? new Set()).add(messageId));
   }, () => seen.size >= good, { settleMs: 1_000, timeoutMs: Math.max(60_000, good * 100) });
-  const letters = new Map<string, RejectedMessage>();
-  let dlqDuplicates = 0;
+  await deadLetters;
   let unreadable = 0;
   const dlqByReason: Record<string, number> = {};
   const byKind: Record<string, number> = {};
-  await drain(s.clients, s.served.dlqUrl, (b) => {
-    const r = JSON.parse(b) as RejectedMessage;
-    if (letters.has(r.messageId)) return void dlqDuplicates++;
-    letters.set(r.messageId, r);
+  for (const r of letters.values()) {
     const { error, column, expected, received } = r.reason ?? {};
     if (!error || !column || !expected || received === undefined) unreadable++;
     const key = `${error}:${column}`;
     dlqByReason[key] = (dlqByReason[key] ?? 0) + 1;
     const kind = kindOf.get(r.messageId) ?? "unknown";
     byKind[kind] = (byKind[kind] ?? 0) + 1;
-  // Reading thousands of dead letters back from moto takes minutes, not seconds: allow for it.
-  }, () => letters.size >= bad, { settleMs: 1_000, timeoutMs: Math.max(60_000, bad * 200) });
+  }
   const goodIds = bodies.filter((b) => b.kind === "good").map((b) => b.id);
   const pidAfter = s.enginePid();
   return {
