@@ -115,9 +115,13 @@ export async function sendBodies(clients: AwsClients, queueUrl: string, bodies: 
  * until `enough()` has held for `settleMs` (late duplicates have time to show) or `timeoutMs`
  * passed. A message can reach two receivers (moto's receive is not atomic across threads, and
  * SQS is at-least-once): a copy sent twice has two message ids, a message received twice one.
+ *
+ * With `holdSeconds`, a message is taken only once it has been in the queue that long; a younger
+ * one is left invisible for the rest of that time and taken when it comes back.
  */
-export async function drain(clients: AwsClients, queueUrl: string, onBody: (body: string, messageId: string) => void, enough: () => boolean, options: { settleMs: number; timeoutMs: number; parallel?: number }): Promise<void> {
+export async function drain(clients: AwsClients, queueUrl: string, onBody: (body: string, messageId: string) => void, enough: () => boolean, options: { settleMs: number; timeoutMs: number; parallel?: number; holdSeconds?: number }): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
+  const holdMs = (options.holdSeconds ?? 0) * 1000;
   let enoughSince: number | undefined;
   await Promise.all(
     Array.from({ length: options.parallel ?? 4 }, async () => {
@@ -125,9 +129,12 @@ export async function drain(clients: AwsClients, queueUrl: string, onBody: (body
         const now = Date.now();
         if (enough()) enoughSince ??= now;
         if (now > deadline || (enoughSince !== undefined && now - enoughSince >= options.settleMs)) return;
-        const { Messages = [] } = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-        for (const m of Messages) onBody(m.Body ?? "", m.MessageId ?? "");
-        if (Messages.length) await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+        const { Messages = [] } = await clients.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, ...(holdMs ? { VisibilityTimeout: options.holdSeconds, MessageSystemAttributeNames: ["SentTimestamp"] } : {}) }),
+        );
+        const taken = Messages.filter((m) => !holdMs || Date.now() - Number(m.Attributes?.SentTimestamp) >= holdMs);
+        for (const m of taken) onBody(m.Body ?? "", m.MessageId ?? "");
+        if (taken.length) await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: taken.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
       }
     }),
   );
@@ -164,14 +171,18 @@ export interface ExactlyOnceFigures {
 }
 
 /**
- * The output is read once the input is handled, not while it is: moto drops a repeated FIFO
- * deduplication id only while the first copy is still in the queue (moto/sqs/models.py
- * `add_message`), where SQS drops it for 5 minutes whether or not the first copy was deleted.
- * Leaving the copies in the queue while the function sends gives moto SQS's behaviour.
+ * The output is read while the function serves, but each result only once it has been in the
+ * queue for {@link DEDUPE_HOLD_SECONDS}: moto drops a repeated FIFO deduplication id only while the
+ * first copy is still in the queue (moto/sqs/models.py `add_message`), where SQS drops it for 5
+ * minutes whether or not the first copy was deleted. The function's only resend of a served row is
+ * an SDK retry within its retry budget (seconds), so holding each copy that long gives moto SQS's
+ * behaviour where it matters, and keeps the output queue short (moto's cost per message grows with
+ * the queue's length).
  *
- * Sends `rows` rows `{v:1, id:"<prefix><i>", row:{x:i}}` (prefix default `r-`; ids are served once per model, so a second run needs another prefix) while the model serves them, drains the
- * output, and compares id sets. Throughput counts from the first send until every row is answered
- * and the input queue is empty.
+ * Sends `rows` rows `{v:1, id:"<prefix><i>", row:{x:i}}` (prefix default `r-`; ids are served once
+ * per model, so a second run needs another prefix) while the model serves them, and compares id
+ * sets. Throughput counts from the first send until every row is answered and the input queue is
+ * empty.
  */
 export async function runExactlyOnce(s: Served, rows: number, options: { timeoutMs: number; settleMs: number; prefix?: string }): Promise<ExactlyOnceFigures> {
   const prefix = options.prefix ?? "r-";
@@ -179,13 +190,11 @@ export async function runExactlyOnce(s: Served, rows: number, options: { timeout
   const seen = new Map<string, Set<string>>();
   let received = 0;
   let wrong = 0;
+  let handled = false;
   const injectedBefore = totalInjected();
   const startedAt = Date.now();
   const before = s.served.service.totals.results;
-  await sendBodies(s.clients, s.served.inputQueueUrl, ids.map((id, i) => JSON.stringify({ v: 1, id, row: { x: i } })));
-  await untilHandled(s.clients, s.served.inputQueueUrl, () => s.served.service.totals.results - before >= rows, options.timeoutMs);
-  const seconds = (Date.now() - startedAt) / 1000;
-  await drain(
+  const output = drain(
     s.clients,
     s.served.outputQueueUrl,
     (body, messageId) => {
@@ -195,9 +204,14 @@ export async function runExactlyOnce(s: Served, rows: number, options: { timeout
       if (!result.id.startsWith(prefix) || result.row.y !== i) wrong += 1;
       seen.set(result.id, (seen.get(result.id) ?? new Set()).add(messageId));
     },
-    () => seen.size >= rows,
-    { settleMs: options.settleMs, timeoutMs: 60_000 + rows * 10 },
+    () => handled && seen.size >= rows,
+    { settleMs: options.settleMs, timeoutMs: options.timeoutMs + 60_000 + rows * 10, holdSeconds: DEDUPE_HOLD_SECONDS },
   );
+  await sendBodies(s.clients, s.served.inputQueueUrl, ids.map((id, i) => JSON.stringify({ v: 1, id, row: { x: i } })));
+  await untilHandled(s.clients, s.served.inputQueueUrl, () => s.served.service.totals.results - before >= rows, options.timeoutMs);
+  const seconds = (Date.now() - startedAt) / 1000;
+  handled = true;
+  await output;
   const dlq: RejectedMessage[] = [];
   await drain(s.clients, s.served.dlqUrl, (b) => void dlq.push(JSON.parse(b) as RejectedMessage), () => true, { settleMs: 1_000, timeoutMs: 5_000, parallel: 1 });
   const duplicates = [...seen.values()].reduce((n, c) => n + c.size - 1, 0);
@@ -216,6 +230,9 @@ export async function runExactlyOnce(s: Served, rows: number, options: { timeout
     inputLeft: await queueDepth(s.clients, s.served.inputQueueUrl),
   };
 }
+
+/** How long a result stays in the output queue before the harness takes it (see {@link runExactlyOnce}). */
+export const DEDUPE_HOLD_SECONDS = 10;
 
 /** The input columns of the poison scenario besides `x`: a BYTES and a STRING column, so base64 and UTF-8 are checked too. */
 export const POISON_EXTRA_INPUTS: readonly Column[] = [
