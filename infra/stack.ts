@@ -185,7 +185,7 @@ export class ServerlessTfStack extends Stack {
       queues.jobWatch.queue.grantSendMessages(jobWatch.role);
       this.storage.grantObjects(jobWatch.role, ["GetObject"], ["models/*"]);
       this.storage.grantObjects(jobWatch.role, ["GetObject", "PutObject"], ["jobs/*/output/*"]);
-      this.storage.grantList(jobWatch.role, ["models/", "jobs/"]);
+      this.storage.grantList(jobWatch.role, ["models/", "jobs/*/output/"]);
       this.grantRunWorkers(jobWatch.role);
       jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
     }

@@ -30,6 +30,8 @@ from .aws import client
 log = logging.getLogger(__name__)
 
 DEFAULT_REGISTRY_TABLE = "serverless-tf-registry"
+# Tries of a transaction cancelled for a reason other than its condition (conflict, throttling).
+TRANSACTION_ATTEMPTS = 5
 #: How long items stay after their last write before DynamoDB TTL may delete them (as in TS).
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 JOB_STATES = ("CREATED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPING", "STOPPED")
@@ -634,23 +636,35 @@ class Registry:
             "expiresAt": self._expires_at(now),
         }
         member_key = self._key(job_id, self._member_sk(role, index))
-        try:
-            self._ddb.transact_write_items(TransactItems=[
-                {"ConditionCheck": {
-                    "TableName": self.table_name,
-                    "Key": member_key,
-                    "ConditionExpression": "#epoch = :epoch AND #status = :active AND #lease >= :now",
-                    "ExpressionAttributeNames": {"#epoch": "epoch", "#status": "status", "#lease": "leaseExpiresAt"},
-                    "ExpressionAttributeValues": {":epoch": _n_value(epoch), ":active": {"S": "ACTIVE"}, ":now": _n_value(now)},
-                }},
-                {"Put": {"TableName": self.table_name, "Item": item}},
-            ])
-        except ClientError as e:
-            reasons = e.response.get("CancellationReasons") or []
-            if e.response["Error"]["Code"] != "TransactionCanceledException" or not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
-                raise
-            raise self._fenced(job_id, role, index, epoch, self._get_item(member_key), now) from None
-        return _to_checkpoint(item)
+        transaction = [
+            {"ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": member_key,
+                "ConditionExpression": "#epoch = :epoch AND #status = :active AND #lease >= :now",
+                "ExpressionAttributeNames": {"#epoch": "epoch", "#status": "status", "#lease": "leaseExpiresAt"},
+                "ExpressionAttributeValues": {":epoch": _n_value(epoch), ":active": {"S": "ACTIVE"}, ":now": _n_value(now)},
+            }},
+            {"Put": {"TableName": self.table_name, "Item": item}},
+        ]
+        attempt = 0
+        while True:
+            try:
+                # botocore keeps one ClientRequestToken across its own retries, so a retry after a
+                # lost response is answered with the first outcome instead of running twice.
+                self._ddb.transact_write_items(TransactItems=transaction)
+                return _to_checkpoint(item)
+            except ClientError as e:
+                reasons = [r.get("Code") for r in e.response.get("CancellationReasons") or []]
+                if e.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    raise self._fenced(job_id, role, index, epoch, self._get_item(member_key), now) from None
+                # A heartbeat of the same member updating its item at the same moment
+                # (TransactionConflict) or a throttled part: nothing was written; try again.
+                attempt += 1
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
 
     def latest_checkpoint(self, job_id: str) -> Optional[Checkpoint]:
         """The checkpoint with the highest step, or None."""

@@ -33,9 +33,13 @@ export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Colum
   };
 }
 
-/** The watch settings of an estimator's params (restarts, hang watchdog), as the job watch takes them. */
-export function watchOverridesOf(params: ParamMap): { readonly maxWorkerRestarts: number; readonly progressTimeoutMs: number } {
-  return { maxWorkerRestarts: params.get(ModelParams.maxWorkerRestarts), progressTimeoutMs: params.get(ModelParams.progressTimeoutMs) };
+/**
+ * The watch settings of an estimator's params (deadline, restarts, hang watchdog), as the job watch
+ * takes them: a fit triggered on AWS is watched as the same estimator's fit is locally, defaults
+ * included.
+ */
+export function watchOverridesOf(params: ParamMap): { readonly timeoutMs: number; readonly maxWorkerRestarts: number; readonly progressTimeoutMs: number } {
+  return { timeoutMs: params.get(ModelParams.timeoutMs), maxWorkerRestarts: params.get(ModelParams.maxWorkerRestarts), progressTimeoutMs: params.get(ModelParams.progressTimeoutMs) };
 }
 
 /**

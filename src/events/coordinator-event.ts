@@ -57,6 +57,13 @@ class Fields {
     return this.has(key) ? this.get(key, expected, ok) : undefined;
   }
 
+  /** Refuses a key outside `known`, naming it: a typo would otherwise be a setting silently ignored. */
+  only(known: readonly string[]): this {
+    const unknown = Object.keys(this.o).find((k) => !known.includes(k));
+    if (unknown !== undefined) throw new EventShapeError(TYPE, this.name(unknown), this.o[unknown], `absent (known keys: ${known.join(", ")})`);
+    return this;
+  }
+
   object(key: string): Fields {
     return Fields.of(this.o[key], this.name(key));
   }
@@ -135,11 +142,12 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
 }
 
 function watch(f: Fields): WatchOverrides {
-  const out: Record<string, number> = {};
-  for (const key of ["timeoutMs", "maxWorkerRestarts", "progressTimeoutMs"] as const) {
-    if (f.has(key)) out[key] = f.get(key, "a non-negative integer", isInt(0));
-  }
-  return out;
+  f.only(["timeoutMs", "maxWorkerRestarts", "progressTimeoutMs"]);
+  return {
+    ...(f.has("timeoutMs") ? { timeoutMs: f.get("timeoutMs", "an integer of at least 1000 (ms)", isInt(1_000)) } : {}),
+    ...(f.has("maxWorkerRestarts") ? { maxWorkerRestarts: f.get("maxWorkerRestarts", "a non-negative integer", isInt(0)) } : {}),
+    ...(f.has("progressTimeoutMs") ? { progressTimeoutMs: f.get("progressTimeoutMs", "a non-negative integer (ms; 0: never)", isInt(0)) } : {}),
+  };
 }
 
 /**

@@ -12,8 +12,10 @@ const TYPE = "job-watch message";
 export interface JobWatchMessage {
   readonly v: 1;
   readonly jobId: string;
-  /** 0 for the first round; each round queues `round + 1`. A round is claimed once in the registry. */
+  /** 0 for the first round (and for messages queued before rounds were numbered); each round queues `round + 1`. A round is claimed once in the registry. */
   readonly round: number;
+  /** When a finished inference job's saved output was first found short of what its workers announced (ms). */
+  readonly outputShortSince?: number;
   readonly state: WatchState;
   readonly policy: WatchPolicy;
   readonly workers: readonly WorkerHandle[];
@@ -45,7 +47,8 @@ export function parseJobWatchEvent(body: string): JobWatchMessage {
   return {
     v: 1,
     jobId: field<string>(o.jobId, "jobId", `a job id matching ${JOB_ID_PATTERN}`, (v) => typeof v === "string" && JOB_ID_PATTERN.test(v)),
-    round: field<number>(o.round, "round", "a non-negative integer", isCount),
+    round: o.round === undefined ? 0 : field<number>(o.round, "round", "a non-negative integer", isCount),
+    ...(o.outputShortSince === undefined ? {} : { outputShortSince: field<number>(o.outputShortSince, "outputShortSince", "a time in ms since the epoch", isCount) }),
     state: {
       attempt: field<number>(state.attempt, "state.attempt", "a non-negative integer", isCount),
       startedAt: field<number>(state.startedAt, "state.startedAt", "a time in ms since the epoch", isCount),

@@ -18,7 +18,7 @@ import { JOB_WATCH } from "../resources/definitions.ts";
 import type { StageDeps } from "../stage/deps.ts";
 import { jobCompletion } from "./completion.ts";
 import { jobKeys } from "./names.ts";
-import { readSavedOutput, saveOutputQueue } from "./output-store.ts";
+import { saveOutputQueue, tallySavedOutput } from "./output-store.ts";
 import type { JobDeps } from "./deps.ts";
 import { allMembers, type JobSpec } from "./spec.ts";
 import { failureError, observeJob, restartMembers } from "./watch.ts";
@@ -32,6 +32,8 @@ export interface JobWatchPorts {
   readonly delaySeconds?: number;
   /** How long a round may spend moving an inference job's output queue to S3. */
   readonly outputBudgetMs?: number;
+  /** How long saved output may stay short of what was announced before the job fails. */
+  readonly outputSettleMs?: number;
 }
 
 /** What a round did: the job goes on (with `attempt` after a restart) or has been finished. */
@@ -108,9 +110,18 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
           await ports.send(next(message.state), 0);
           return { jobId, status: "watching", attempt: message.state.attempt };
         }
-        const output = await readSavedOutput(deps.clients, spec);
-        if (!output.complete) {
-          const error = `the output of job ${jobId} is incomplete after its queue was drained to s3://${spec.bucket}/${jobKeys.output(jobId)}: ${output.rows.size} rows saved of ${output.promised} announced; members without end-of-output: ${output.unfinished.join(", ") || "none"}. Look for the rest in the job's DLQ.`;
+        const tally = await tallySavedOutput(deps.clients, spec);
+        if (tally.rows < tally.promised || tally.unfinished.length || tally.unreadable) {
+          // SQS's counts are approximate: messages can be in flight while both read 0. Look again
+          // after they would be visible again before judging the output short.
+          const since = message.outputShortSince ?? Date.now();
+          if (Date.now() - since < (ports.outputSettleMs ?? JOB_WATCH.outputSettleMs)) {
+            await ports.send({ ...next(message.state), outputShortSince: since }, ports.delaySeconds ?? JOB_WATCH.roundDelaySeconds);
+            return { jobId, status: "watching", attempt: message.state.attempt };
+          }
+          const error =
+            `the output of job ${jobId} is incomplete after its queue was drained to s3://${spec.bucket}/${jobKeys.output(jobId)}: ${tally.rows} rows saved of ${tally.promised} announced` +
+            `; members without end-of-output: ${tally.unfinished.join(", ") || "none"}; unreadable messages: ${tally.unreadable}. Rows that failed to send are in the job's DLQ (${spec.queues.dlq}, kept 14 days) or, if they never reached SQS, only in the workers' logs.`;
           await finish({ ok: false, error });
           return { jobId, status: "failed", error };
         }

@@ -5,13 +5,13 @@
  * The messages come from the output queue (`pollOutput`, locally) or from the parts the job-watch
  * stage saved to S3 (src/jobs/output-store.ts, on AWS).
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
 import { createDecoder } from "../coding/example.ts";
 import type { Column, ColumnValue } from "../coding/schema.ts";
 import { unframeRecords } from "../coding/tfrecord.ts";
 import { ROW_ID, ROW_ID_COLUMN } from "../feed/shard-feed.ts";
 import type { OutputMessage } from "../feed/messages.ts";
+import { takeMessages } from "./queues.ts";
 
 export type OutputRow = Record<string, ColumnValue>;
 
@@ -57,11 +57,6 @@ export class OutputRows {
 }
 
 /** Receives one batch from the output queue into `into` (long polling up to `waitSeconds`); returns how many messages it took. */
-export async function pollOutput(clients: AwsClients, queueUrl: string, into: OutputRows, waitSeconds = 1): Promise<number> {
-  const { Messages = [] } = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
-  for (const m of Messages) into.accept(m.Body ?? "{}");
-  if (Messages.length) {
-    await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-  }
-  return Messages.length;
+export function pollOutput(clients: AwsClients, queueUrl: string, into: OutputRows, waitSeconds = 1): Promise<number> {
+  return takeMessages(clients, queueUrl, (messages) => messages.forEach((m) => into.accept(m.Body ?? "{}")), waitSeconds);
 }

@@ -2,7 +2,7 @@
  * The queues a job owns: one feed queue per data member, an output queue, and one
  * dead-letter queue that every other queue redrives to.
  */
-import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, QueueDoesNotExist } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, GetQueueAttributesCommand, QueueDoesNotExist, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
 import { queueName, type MemberKey } from "./names.ts";
 import type { JobQueues } from "./spec.ts";
@@ -56,4 +56,18 @@ export async function queueDepth(clients: AwsClients, queueUrl: string): Promise
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
   );
   return { visible: Number(Attributes.ApproximateNumberOfMessages), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible) };
+}
+
+/**
+ * Receives up to 10 messages (long polling up to `waitSeconds`), hands them to `handle`, and
+ * deletes them once it returned: a `handle` that throws leaves them to come back. Returns how many
+ * were received. A delete that fails leaves that message to come back too, so `handle` must
+ * tolerate seeing a message again.
+ */
+export async function takeMessages(clients: AwsClients, queueUrl: string, handle: (messages: readonly Message[]) => void | Promise<void>, waitSeconds = 1): Promise<number> {
+  const { Messages = [] } = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
+  if (!Messages.length) return 0;
+  await handle(Messages);
+  await clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+  return Messages.length;
 }

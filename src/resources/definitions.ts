@@ -66,6 +66,8 @@ export const JOB_WATCH = {
   roundDelaySeconds: 30,
   /** Of the function's 120 s: the rest is for reading the registry and finishing the job. */
   outputBudgetMs: 60_000,
+  /** Twice a job queue's visibility timeout: output still in flight is back on the queue by then. */
+  outputSettleMs: 120_000,
   policy: { timeoutMs: 24 * 3600_000, leaseGraceMs: 30_000, maxWorkerRestarts: 2, progressTimeoutMs: 30 * 60_000 },
 } as const;
 

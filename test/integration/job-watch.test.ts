@@ -28,7 +28,7 @@ import type { Column } from "../../src/coding/schema.ts";
 import { ROW_ID, ROW_ID_COLUMN } from "../../src/feed/shard-feed.ts";
 import type { OutputMessage } from "../../src/feed/messages.ts";
 import { runJobWatchRound } from "../../src/jobs/job-watch-stage.ts";
-import { readSavedOutput } from "../../src/jobs/output-store.ts";
+import { readSavedOutput, tallySavedOutput } from "../../src/jobs/output-store.ts";
 import { jobKeys } from "../../src/jobs/names.ts";
 import { listKeys } from "../../src/storage/objects.ts";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
@@ -190,7 +190,7 @@ async function finishedInferenceJob(name: string, rows: number, lost = 0) {
     await registry.register({ jobId, role: "worker", index, address: `127.0.0.1:${2230 + index}`, pid: 1, leaseMs: 60_000 });
     await mark(jobId, index, "DONE");
   }
-  return { jobId, spec, messages: messages.length };
+  return { jobId, spec, messages };
 }
 
 describe("one chain of rounds per job", () => {
@@ -220,6 +220,8 @@ describe("job-watch of an inference job", () => {
   it("moves the output queue to S3 over several rounds before finishing, so no row goes with the deleted queue", async () => {
     // Arrange: 300 rows in 43 rows messages + 2 end-of-output; a budget that lets a round save only part of them.
     const { jobId, spec, messages } = await finishedInferenceJob("watch-out", 300);
+    // A worker's send retried after a lost response: the same rows message twice.
+    await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: spec.queues.output, Entries: [{ Id: "0", MessageBody: JSON.stringify(messages[0]) }] }));
     const sent: JobWatchMessage[] = [];
     const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async (m: JobWatchMessage) => void sent.push(m), outputBudgetMs: 1 };
 
@@ -238,24 +240,32 @@ describe("job-watch of an inference job", () => {
     assert.equal((await registry.getJob(jobId))?.state, "SUCCEEDED");
     assert.deepEqual((await existingQueues(jobId)).map((u) => u.split("/").pop()), [queueName.dlq(jobId)], "the output queue was deleted only after it was saved");
     const saved = await readSavedOutput(clients, spec as never);
+    const tally = await tallySavedOutput(clients, spec as never);
     assert.equal(saved.complete, true);
+    assert.deepEqual([tally.rows, tally.promised, tally.unfinished, tally.unreadable], [300, 300, [], 0], "the repeated message counts once");
     assert.deepEqual([...saved.rows.keys()].sort((a, b) => Number(a - b)), Array.from({ length: 300 }, (_, i) => BigInt(i)));
     assert.equal(saved.rows.get(41n)?.y, 20.5);
     const parts = await listKeys(clients, { bucket, key: jobKeys.output(jobId) });
-    assert.ok(parts.length >= Math.ceil(messages / 10), `${parts.length} parts`);
+    assert.equal(parts.length, tally.parts);
+    assert.ok(parts.length >= Math.ceil((messages.length + 1) / 10), `${parts.length} parts`);
   });
 
-  it("fails the job, naming what is missing, when the saved output lacks announced rows", async () => {
+  it("looks again after the queue's visibility timeout, then fails the job naming what is missing, when the saved output lacks announced rows", async () => {
     // Arrange: worker-0's first 7 rows never reached the queue.
     const { jobId } = await finishedInferenceJob("watch-short", 20, 1);
-    const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async () => assert.fail("no next round") };
+    const sent: JobWatchMessage[] = [];
+    const ports = { launcher: { launch: async () => assert.fail("no launch") } as never, send: async (m: JobWatchMessage) => void sent.push(m), outputSettleMs: 60_000 };
 
-    // Act
-    const outcome = await runJobWatchRound({ clients, registry }, firstRound(jobId), randomUUID(), ports);
+    // Act: the first look finds it short; a look after the settle time still does.
+    const first = await runJobWatchRound({ clients, registry }, firstRound(jobId), randomUUID(), ports);
+    const later = { ...sent[0]!, outputShortSince: sent[0]!.outputShortSince! - 60_001 };
+    const outcome = await runJobWatchRound({ clients, registry }, later, randomUUID(), ports);
 
     // Assert
+    assert.equal(first.status, "watching", "short output is looked at again before the job fails");
+    assert.ok(sent[0]?.outputShortSince, "the next round carries when it was first found short");
     assert.equal(outcome.status, "failed");
-    assert.match(outcome.status === "failed" ? outcome.error : "", /: 13 rows saved of 20 announced/);
+    assert.match(outcome.status === "failed" ? outcome.error : "", /: 13 rows saved of 20 announced; members without end-of-output: none; unreadable messages: 0\. .*DLQ \(http/);
     assert.equal((await registry.getJob(jobId))?.state, "FAILED");
   });
 });

@@ -64,7 +64,9 @@ describe("event parsing under arbitrary input", () => {
     };
     assert.deepEqual(parseCoordinatorEvent({ action: "start", request }, { bucket: "artifacts" }).watch, {});
     assert.deepEqual(parseCoordinatorEvent({ action: "start", request, watch: { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 } }, { bucket: "artifacts" }).watch, { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 });
-    assert.throws(() => parseCoordinatorEvent({ action: "start", request, watch: { maxWorkerRestarts: -1 } }, { bucket: "artifacts" }), (e: unknown) => e instanceof EventShapeError && /maxWorkerRestarts/.test(e.message));
+    assert.throws(() => parseCoordinatorEvent({ action: "start", request, watch: { maxWorkerRestarts: -1 } }, { bucket: "artifacts" }), (e: unknown) => e instanceof EventShapeError && e.field === "event.watch.maxWorkerRestarts");
+    assert.throws(() => parseCoordinatorEvent({ action: "start", request, watch: { timeoutMs: 0 } }, { bucket: "artifacts" }), (e: unknown) => e instanceof EventShapeError && e.field === "event.watch.timeoutMs");
+    assert.throws(() => parseCoordinatorEvent({ action: "start", request, watch: { timeoutMS: 5_000 } }, { bucket: "artifacts" }), (e: unknown) => e instanceof EventShapeError && e.field === "event.watch.timeoutMS", "a misspelt setting is named, not ignored");
   });
 
   it("accepts a well-formed shard-feed request and names the field of a bad one", () => {
