@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { startEmulator, type RunningEmulator } from "../src/local/emulator.ts";
 import { projectPython, projectRoot } from "../src/local/paths.ts";
@@ -75,7 +75,8 @@ async function main(): Promise<number> {
   const requested = process.argv.slice(2);
   const tsFiles = requested.length ? requested.filter((f) => f.endsWith(".ts")) : listTests(join(projectRoot, "test"), (n) => n.endsWith(".test.ts"));
   const pyFiles = requested.length ? requested.filter((f) => f.endsWith(".py")) : ["python/tests"];
-  const reports = join(projectRoot, ".tmp", "reports");
+  // One folder per run: two runs at once (a full suite and a single file) must not read each other's counts.
+  const reports = join(projectRoot, ".tmp", "reports", String(process.pid));
   mkdirSync(reports, { recursive: true });
 
   let emulator: RunningEmulator | undefined;
@@ -121,6 +122,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await emulator?.stop();
+    rmSync(reports, { recursive: true, force: true });
   }
   if (emulator) {
     console.log(`[test] canary secret: ${canaryLeaks === 0 ? "never appeared in the output" : `LEAKED in ${canaryLeaks} line(s) (shown masked above)`}`);
