@@ -213,20 +213,21 @@ def test_lease_keeper_extends_the_lease_then_stops_and_reports_when_fenced(table
     # Arrange
     registry = Registry(table)
     put_job(table, job_id, "RUNNING")
-    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 300)
+    # A lease long enough that a loaded machine (2 cores, the soak beside the suite) still renews it in time.
+    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 1_500)
     lost = threading.Event()
     losses: list = []
-    keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 300, on_loss=lambda loss: (losses.append(loss), lost.set()),
+    keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 1_500, on_loss=lambda loss: (losses.append(loss), lost.set()),
                          progress=lambda: Progress(step=1, rows_consumed=32)).start()
     # a member that sees the lease as expired: its clock is ahead by more than the lease
     taker = Registry(table, now=lambda: now_ms() + 10_000)
 
     # Act
-    assert _wait_until(lambda: keeper.heartbeats >= 2, 5.0), "the keeper heartbeats every lease_ms / 3"
+    assert _wait_until(lambda: keeper.heartbeats >= 2, 15.0), "the keeper heartbeats every lease_ms / 3"
     extended = registry.members(job_id)[0].lease_expires_at
-    taken = taker.register(job_id, "worker", 0, "10.0.0.2:2222", 22, 300)
-    reported = lost.wait(5.0)
-    keeper.wait(5.0)
+    taken = taker.register(job_id, "worker", 0, "10.0.0.2:2222", 22, 1_500)
+    reported = lost.wait(15.0)
+    keeper.wait(15.0)
 
     # Assert
     assert extended > lease.lease_expires_at
@@ -241,14 +242,14 @@ def test_lease_keeper_stops_and_reports_when_the_job_reaches_a_final_state(table
     # Arrange
     registry = Registry(table)
     put_job(table, job_id, "RUNNING")
-    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 300)
+    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 1_500)
     lost = threading.Event()
-    keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 300, on_loss=lambda loss: lost.set()).start()
+    keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 1_500, on_loss=lambda loss: lost.set()).start()
 
     # Act
     registry.transition_job(job_id, ["RUNNING"], "STOPPED")
-    reported = lost.wait(5.0)
-    keeper.wait(5.0)
+    reported = lost.wait(15.0)
+    keeper.wait(15.0)
 
     # Assert
     assert reported and not keeper.running
