@@ -135,7 +135,11 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
       return { jobId, status: "failed", error };
     }
     case "restart":
-      await restartMembers(deps, jobId, workers, decision);
+      // A round delivered again after it restarted the set decides the same restart from the same
+      // state: the set of that attempt is running, so it is not fenced; RunTask's client token
+      // gives its tasks back for the next round's handles.
+      if (await deps.registry.claimWatchAttempt(jobId, decision.attempt)) await restartMembers(deps, jobId, workers, decision);
+      else await workers.restart!(decision.attempt);
       break;
     case "continue":
       break;

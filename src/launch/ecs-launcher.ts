@@ -85,6 +85,10 @@ export class EcsLauncher implements WorkerLauncher {
       count: 1,
       // At most 128 characters; a job id is at most 40 (docs/protocol.md).
       startedBy: `stf-${spec.jobId}`,
+      // One task per job, attempt and member: RunTask repeated with this token within 24 h returns
+      // the task it started (a job-watch round that restarted the set and is delivered again).
+      // At most 64 characters: 4 + 40 + 2 + 3 + 1 + 9.
+      clientToken: `stf-${spec.jobId}-a${attempt}-${memberName(member)}`,
       group: `stf:${spec.jobId}`,
       propagateTags: "TASK_DEFINITION" as const,
       networkConfiguration: {

@@ -414,6 +414,30 @@ export class Registry {
   }
 
   /**
+   * Claims restart `attempt` of a job's member set: the job item's `watchAttempt` moves up to
+   * `attempt`. False when it is already there (an earlier try of the same watch round restarted
+   * the set): the caller must not fence the members that attempt registered.
+   */
+  async claimWatchAttempt(jobId: string, attempt: number): Promise<boolean> {
+    const k = key(jobId, "job");
+    const r = await this.conditional(k, () =>
+      this.ddb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: k,
+          UpdateExpression: "SET #attempt = :attempt",
+          ConditionExpression: "attribute_exists(sk) AND (attribute_not_exists(#attempt) OR #attempt < :attempt)",
+          ExpressionAttributeNames: { "#attempt": "watchAttempt" },
+          ExpressionAttributeValues: { ":attempt": { N: String(checkCount("attempt", attempt, 1)) } },
+        }),
+      ),
+    );
+    if (r.ok) return true;
+    if (!r.current) throw new JobNotFoundError(jobId);
+    return false;
+  }
+
+  /**
    * Takes the slot `role-index` for `leaseMs`: allowed when the slot is empty, its lease has expired,
    * its member is no longer ACTIVE, or it is this same process (`address` and `pid` match, so an SDK retry
    * of a registration that already succeeded is not refused). The epoch becomes the previous one + 1.

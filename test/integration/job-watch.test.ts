@@ -216,6 +216,33 @@ describe("one chain of rounds per job", () => {
   });
 });
 
+describe("a restart round delivered again", () => {
+  it("does not fence the member set its first delivery started, and asks for that attempt's tasks again", async () => {
+    // Arrange: worker-1's task stopped with 137 (a launcher that can take the tasks over and restart them).
+    const { jobId } = await runningJob("watch-restart");
+    const restarts: number[] = [];
+    const launcher = {
+      launch: async () => assert.fail("no launch"),
+      attach: () => ({ exits: [{ member: { role: "worker" as const, index: 1 }, code: 137, signal: null, tail: "OutOfMemoryError" }], relaunch: async () => undefined, restart: async (attempt: number) => void restarts.push(attempt), stop: async () => undefined, handles: () => [] }),
+    };
+    const sent: JobWatchMessage[] = [];
+    const ports = { launcher, send: async (m: JobWatchMessage) => void sent.push(m) };
+    const round0 = firstRound(jobId);
+
+    // Act: the round restarts the set as attempt 1; the set registers; the same message comes again.
+    const first = await runJobWatchRound({ clients, registry }, round0, "message-a", ports);
+    for (const index of [0, 1]) await registry.register({ jobId, role: "worker", index, address: `127.0.0.1:${2240 + index}`, pid: 2, leaseMs: 60_000 });
+    const again = await runJobWatchRound({ clients, registry }, round0, "message-a", ports);
+
+    // Assert
+    assert.deepEqual([first.status, again.status], ["watching", "watching"]);
+    assert.deepEqual(restarts, [1, 1], "the second delivery asks for attempt 1 again (RunTask's client token returns its tasks)");
+    const members = await registry.members(jobId);
+    assert.deepEqual(members.map((m) => [m.epoch, m.status]), [[2, "ACTIVE"], [2, "ACTIVE"]], "attempt 1's members were not fenced by the second delivery");
+    assert.deepEqual(sent.map((m) => [m.round, m.state.attempt]), [[1, 1], [1, 1]], "both queue round 1 of attempt 1; only one can claim it");
+  });
+});
+
 describe("job-watch of an inference job", () => {
   it("moves the output queue to S3 over several rounds before finishing, so no row goes with the deleted queue", async () => {
     // Arrange: 300 rows in 43 rows messages + 2 end-of-output; a budget that lets a round save only part of them.

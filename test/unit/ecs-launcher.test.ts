@@ -53,6 +53,7 @@ describe("EcsLauncher", () => {
       launchType: "FARGATE",
       count: 1,
       startedBy: "stf-fit-3f9a2c1b04",
+      clientToken: "stf-fit-3f9a2c1b04-a0-worker-1",
       group: "stf:fit-3f9a2c1b04",
       propagateTags: "TASK_DEFINITION",
       networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-a", "subnet-b"], securityGroups: ["sg-1"], assignPublicIp: "DISABLED" } },
@@ -126,6 +127,7 @@ describe("EcsLauncher restart", () => {
     assert.equal(ecs.commandCalls(StopTaskCommand)[0]?.args[0].input.task, taskArn(0));
     assert.deepEqual(workers.exits.map((e) => e.code), [137]);
     assert.deepEqual(ecs.commandCalls(RunTaskCommand)[1]?.args[0].input.overrides?.containerOverrides?.[0]?.command, ["--job-id", "fit-3f9a2c1b04", "--role", "worker", "--index", "0", "--attempt", "2"]);
+    assert.equal(ecs.commandCalls(RunTaskCommand)[1]?.args[0].input.clientToken, "stf-fit-3f9a2c1b04-a2-worker-0", "a repeated restart of attempt 2 gets the same task back");
   });
 });
 
