@@ -101,9 +101,11 @@ class FencedError(RegistryError):
             )
             return
         where = "gone" if current_epoch is None else f"at epoch {current_epoch}, status {current_status}"
+        why = ("Its member left ACTIVE (the watch restarted the member set, or it already finished)" if current_epoch == epoch
+               else "Another registration took over")
         super().__init__(
             f"{role}-{index} of job {job_id} was fenced: this process holds epoch {epoch} but the slot is {where}. "
-            "Another registration took over; this process must stop working for the job and exit."
+            f"{why}; this process must stop working for the job and exit."
         )
 
 

@@ -76,7 +76,9 @@ export class FencedError extends ServerlessTfError {
             `so the process was paused or cut off longer than the lease; it may have been replaced and must stop working for the job and exit.`
         : `${role}-${index} of job ${jobId} was fenced: this process holds epoch ${epoch} but the slot is ` +
             (currentEpoch === undefined ? "gone" : `at epoch ${currentEpoch}, status ${currentStatus}`) +
-            `. Another registration took over; this process must stop working for the job and exit.`,
+            (currentEpoch === epoch
+              ? ". Its member left ACTIVE (the watch restarted the member set, or it already finished); this process must stop working for the job and exit."
+              : ". Another registration took over; this process must stop working for the job and exit."),
     );
   }
 }
