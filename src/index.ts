@@ -11,3 +11,4 @@ export type { Column, Row } from "./coding/schema.ts";
 export { LocalRuntime, defaultRuntime } from "./local/runtime.ts";
 export { JobFailedError, JobTimeoutError, JobHangError, WorkerLostError } from "./jobs/watch.ts";
 export { ServerlessTfError, ConfigError } from "./errors.ts";
+export { readJobOutput } from "./jobs/output-store.ts";

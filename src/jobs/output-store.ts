@@ -16,7 +16,9 @@ import { ConfigError } from "../errors.ts";
 import type { OutputMessage } from "../feed/messages.ts";
 import { getJson, isPreconditionFailed, listKeys, putJson } from "../storage/objects.ts";
 import { jobKeys } from "./names.ts";
-import { OutputRows } from "./output.ts";
+import { OutputRows, type OutputRow } from "./output.ts";
+import type { JobDeps } from "./deps.ts";
+import { JobNotFoundError } from "../registry/errors.ts";
 import { queueDepth, takeMessages } from "./queues.ts";
 import { dataMembers, type JobSpec } from "./spec.ts";
 
@@ -124,4 +126,18 @@ export async function readSavedOutput(clients: AwsClients, spec: Pick<JobSpec, "
   const output = new OutputRows(spec.output.columns, dataMembers(spec.cluster));
   await eachSavedBody(clients, spec, (body) => output.accept(body));
   return output;
+}
+
+/**
+ * The rows an inference job started on AWS left in S3, one per row id, its spec read from the
+ * registry. Call it once the job is SUCCEEDED: before, the output may still be on its queue.
+ *
+ * @throws JobNotFoundError when the registry does not know `jobId`.
+ * @example
+ * const rows = await readJobOutput({ clients: createAwsClients(), registry }, "transform-2f9c1a");
+ */
+export async function readJobOutput(deps: JobDeps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
+  const job = await deps.registry.getJob(jobId);
+  if (!job) throw new JobNotFoundError(jobId);
+  return (await readSavedOutput(deps.clients, job.spec as unknown as JobSpec)).rows;
 }
