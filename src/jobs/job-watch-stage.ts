@@ -91,7 +91,9 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
   const members = allMembers(spec.cluster);
   const workers: LaunchedWorkers = ports.launcher.attach?.(spec, members, message.workers) ?? noWorkers;
   const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers }, outcome);
-  const next = (state: JobWatchMessage["state"]): JobWatchMessage => ({ ...message, round: message.round + 1, state, workers: workers.handles?.() ?? [] });
+  // The next round starts from this one; a short-output mark is carried only where it is set again.
+  const { outputShortSince: _shortSince, ...carried } = message;
+  const next = (state: JobWatchMessage["state"]): JobWatchMessage => ({ ...carried, round: message.round + 1, state, workers: workers.handles?.() ?? [] });
   if (FINAL_JOB_STATES.includes(job.state) && job.state !== "FAILED") {
     await finish({ ok: true }); // ended by someone else: what is left to clean up
     return { jobId, status: "ended" };
