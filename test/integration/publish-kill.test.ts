@@ -10,24 +10,22 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { CreateBucketCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
+import { HeadBucketCommand } from "@aws-sdk/client-s3";
 import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
 import { publishExport, readLatest } from "../../src/checkpoint/publish.ts";
 import { modelKeys, s3Uri, type S3Location } from "../../src/jobs/names.ts";
 import type { ModelMetadata } from "../../src/models/metadata.ts";
-import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
+import { registryTableName } from "../../src/registry/index.ts";
 import { getJson, getObject, putJson, putObject } from "../../src/storage/objects.ts";
 import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../helpers/holding-proxy.ts";
+import { modelStoreFixture } from "../helpers/model-store.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test -- test/integration/publish-kill.test.ts`");
-const clients = createAwsClients(); // straight to the emulator: the state the writer left
-const registry = new Registry(clients, registryTableName());
-const bucket = `publish-kill-${randomUUID().slice(0, 8)}`;
+const { clients, registry, bucket, jobs } = modelStoreFixture("publish-kill"); // straight to the emulator: the state the writer left
 const modelId = `mk-${randomUUID().slice(0, 6)}`;
 const publisherScript = fileURLToPath(new URL("./scripts/publish-once.ts", import.meta.url));
-const jobs: string[] = [];
 let clean: ModelMetadata;
 
 /** A training job whose export of `version` is complete: artifact files, then export.json. */
@@ -65,14 +63,8 @@ const metadataOf = async (prefix: string) => (await getJson<ModelMetadata>(clien
 const cleanMetadataFor = (version: string, jobId: string, prefix: string, createdAt: string): ModelMetadata => ({ ...clean, version, jobId, artifactUri: `s3://${bucket}/${prefix}artifact/`, createdAt });
 
 before(async () => {
-  await ensureRegistryTable(clients, registryTableName());
-  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   // The version in force that every crash below must leave in force: 0001, published cleanly.
   clean = await publishExport({ clients, registry }, (await completeExport("0001")).manifestAt);
-});
-after(async () => {
-  await Promise.all(jobs.map((id) => registry.deleteJob(id)));
-  destroyAwsClients(clients);
 });
 
 describe("a publisher process killed between its writes", () => {

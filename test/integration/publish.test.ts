@@ -5,21 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
+import { describe, it } from "node:test";
 import { IncompleteExportError, publishExport, readLatest, moveLatest } from "../../src/checkpoint/publish.ts";
 import { modelKeys } from "../../src/jobs/names.ts";
 import type { ModelMetadata } from "../../src/models/metadata.ts";
-import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
 import { getJson, putJson, putObject } from "../../src/storage/objects.ts";
+import { modelStoreFixture } from "../helpers/model-store.ts";
 
-const clients = createAwsClients();
-const registry = new Registry(clients, registryTableName());
+const { clients, registry, bucket, jobs } = modelStoreFixture("publish");
 const deps = { clients, registry };
-const bucket = `publish-${randomUUID().slice(0, 8)}`;
 const modelId = `m-${randomUUID().slice(0, 6)}`;
-const jobs: string[] = [];
 
 async function trainJobExportingTo(version: string): Promise<{ jobId: string; prefix: string }> {
   const jobId = `pub-${randomUUID().slice(0, 8)}`;
@@ -42,15 +37,6 @@ async function uploadArtifact(prefix: string): Promise<{ key: string; size: numb
 
 const manifest = (jobId: string, files: { key: string; size: number }[]) => ({ jobId, member: "worker-0", step: 10, files, createdAt: Date.now() });
 const latestVersion = async () => (await readLatest(clients, bucket, modelId))?.version;
-
-before(async () => {
-  await ensureRegistryTable(clients, registryTableName());
-  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-});
-after(async () => {
-  await Promise.all(jobs.map((id) => registry.deleteJob(id)));
-  destroyAwsClients(clients);
-});
 
 describe("atomic model versions", () => {
   it("publishes a complete export: metadata.json written once, latest moved to it", async () => {

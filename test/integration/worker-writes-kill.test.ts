@@ -7,24 +7,20 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, it } from "node:test";
-import { CreateBucketCommand, GetObjectTaggingCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
+import { describe, it } from "node:test";
+import { GetObjectTaggingCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { publishExport, readLatest } from "../../src/checkpoint/publish.ts";
 import { modelKeys, parseS3Uri } from "../../src/jobs/names.ts";
 import { projectPython } from "../../src/local/paths.ts";
-import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
 import { LIFECYCLE } from "../../src/resources/definitions.ts";
 import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, type HoldWhen } from "../helpers/holding-proxy.ts";
+import { modelStoreFixture } from "../helpers/model-store.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
-const clients = createAwsClients();
-const registry = new Registry(clients, registryTableName());
-const bucket = `chief-kill-${randomUUID().slice(0, 8)}`;
+const { clients, registry, bucket, jobs } = modelStoreFixture("chief-kill");
 const modelId = `ck-${randomUUID().slice(0, 6)}`;
 const script = fileURLToPath(new URL("./scripts/chief_writes.py", import.meta.url));
 const env = { ...process.env, TF_CPP_MIN_LOG_LEVEL: "2", PYTHONUNBUFFERED: "1" };
-const jobs: string[] = [];
 /** Python with TensorFlow takes seconds to reach its first write. */
 const WRITER_WAIT_MS = 120_000;
 
@@ -72,15 +68,6 @@ async function objectsUnder(prefix: string): Promise<Map<string, string>> {
 
 const latestVersion = async () => (await readLatest(clients, bucket, modelId))?.version;
 const checkpointPrefix = (uri: string) => parseS3Uri(uri, "checkpoint uri").key;
-
-before(async () => {
-  await ensureRegistryTable(clients, registryTableName());
-  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-});
-after(async () => {
-  await Promise.all(jobs.map((id) => registry.deleteJob(id)));
-  destroyAwsClients(clients);
-});
 
 describe("a training chief killed between its writes", () => {
   it("leaves no announced export when killed before export.json; the previous version stays in force and a re-run publishes", { timeout: 600_000 }, async () => {
