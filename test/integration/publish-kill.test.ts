@@ -23,7 +23,7 @@ import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHold
 import { modelStoreFixture } from "../helpers/model-store.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test -- test/integration/publish-kill.test.ts`");
-const { clients, registry, bucket, jobs } = modelStoreFixture("publish-kill"); // straight to the emulator: the state the writer left
+const { clients, registry, bucket, jobs, ready } = modelStoreFixture("publish-kill"); // straight to the emulator: the state the writer left
 const modelId = `mk-${randomUUID().slice(0, 6)}`;
 const publisherScript = fileURLToPath(new URL("./scripts/publish-once.ts", import.meta.url));
 let clean: ModelMetadata;
@@ -63,6 +63,7 @@ const metadataOf = async (prefix: string) => (await getJson<ModelMetadata>(clien
 const cleanMetadataFor = (version: string, jobId: string, prefix: string, createdAt: string): ModelMetadata => ({ ...clean, version, jobId, artifactUri: `s3://${bucket}/${prefix}artifact/`, createdAt });
 
 before(async () => {
+  await ready();
   // The version in force that every crash below must leave in force: 0001, published cleanly.
   clean = await publishExport({ clients, registry }, (await completeExport("0001")).manifestAt);
 });
