@@ -8,7 +8,7 @@ import time
 
 import tensorflow as tf
 
-from serverless_tf.context import progress_line
+from serverless_tf.worker.progress import progress_line
 
 
 def train(ctx):

@@ -15,23 +15,26 @@ Requests and answers::
     -> {"id": 2, "ok": true, "version": V, "data": "<base64 frames, output cols + __row_id>", "ms": 3.1}
     -> {"id": 2, "ok": false, "error": "...", "type": "OutputError"}
 
-The user's prints go to stderr: stdout carries only answers.
+The user's prints go to stderr: stdout carries only answers. ``ctx.dataset()`` / ``ctx.write``
+are the worker's own (:mod:`serverless_tf.worker.output`), so an entry meets the same checks here.
 """
 from __future__ import annotations
 
-import os
-
-os.environ["TF_USE_LEGACY_KERAS"] = "1"  # as in worker.py: tf.keras must be tf_keras, before TensorFlow loads
-
 import base64
 import json
+import os
 import sys
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, TextIO
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO
+
+from .aws import client
+from .protocol.schema import ROW_ID_COLUMN, Column, columns_from_json
+from .protocol.tfrecord import frame_records, unframe_records
+from .worker.output import BatchAnswers, encode_rows
 
 
 class ServeError(RuntimeError):
@@ -46,11 +49,11 @@ class ServeContext:
     hyper_params: Mapping[str, Any]
     artifact_uri: str
     s3: Any = field(repr=False)
-    output_columns: Any = field(repr=False)
+    output_columns: Sequence[Column] = field(repr=False)
     batch: Optional[dict[str, Any]] = field(default=None, repr=False)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     row_ids: list[int] = field(default_factory=list, repr=False)
-    _pending_ids: Optional[list[int]] = field(default=None, repr=False)
+    _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     mode: str = "inference"
     role: str = "worker"
     index: int = 0
@@ -63,28 +66,21 @@ class ServeContext:
 
     def load_model(self) -> Any:
         """The SavedModel of the version being served (loaded once per process and version)."""
-        from .export import load_saved_model
+        from .worker.export import load_saved_model
 
         return load_saved_model(self.s3, self.artifact_uri, "inference-server")
 
-    def dataset(self) -> Iterator[dict[str, Any]]:
+    def dataset(self) -> Iterator[Mapping[str, Any]]:
         """The one batch of this request (a dict of tensors with ``__row_id``)."""
-        from .spec import ROW_ID
-
-        if self.batch is not None:
-            self._pending_ids = [int(v) for v in self.batch[ROW_ID].numpy().tolist()]
-            yield self.batch
+        return self._answers.track([] if self.batch is None else [self.batch])
 
     def write(self, outputs: Any) -> int:
-        from .output import OutputError, rows_from_outputs
+        """Keeps the results of the batch; the server answers the request with them (see ``Context.write``)."""
+        return self._answers.answer(outputs, self.output_columns, self._keep)
 
-        if self._pending_ids is None:
-            raise OutputError("ctx.write was called before ctx.dataset() yielded a batch, or twice for one batch; write once per batch")
-        rows = rows_from_outputs(outputs, self.output_columns, len(self._pending_ids))
+    def _keep(self, rows: list[dict[str, Any]], row_ids: list[int]) -> None:
         self.rows.extend(rows)
-        self.row_ids.extend(self._pending_ids)
-        self._pending_ids = None
-        return len(rows)
+        self.row_ids.extend(row_ids)
 
 
 @dataclass
@@ -100,21 +96,18 @@ class Server:
     """Holds the version being served and answers requests (see the module docstring)."""
 
     def __init__(self) -> None:
-        from .aws import client
-
         self.s3 = client("s3")
         self.loaded: Optional[Loaded] = None
 
     def load(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        from . import coding
-        from .output import row_id_column
-        from .user_code import download_scripts, load_entry
+        from .protocol.example import parse_rows
+        from .worker.user_code import download_scripts, load_entry
 
         version = str(request["version"])
         if self.loaded is not None and self.loaded.version == version:
             return {"version": version}
-        inputs = coding.columns_from_json(list(request["input"])) + [row_id_column(coding)]
-        outputs = coding.columns_from_json(list(request["output"]))
+        inputs = columns_from_json(list(request["input"])) + [ROW_ID_COLUMN]
+        outputs = columns_from_json(list(request["output"]))
         scripts = download_scripts(self.s3, list(request["scripts"]), Path(tempfile.mkdtemp(prefix="stf-serve-code-")))
         entry = load_entry(scripts, str(request["entry"]))
         artifact, hyper = str(request["artifactUri"]), dict(request.get("hyperParams") or {})
@@ -122,14 +115,8 @@ class Server:
         def make_ctx() -> ServeContext:
             return ServeContext(hyper, artifact, self.s3, outputs)
 
-        from .live_feed import parse_rows
-
-        all_out = outputs + [row_id_column(coding)]
-
         def encode(rows: list[dict[str, Any]], ids: list[int]) -> bytes:
-            from .spec import ROW_ID
-
-            return coding.frame_records([coding.encode_example({**r, ROW_ID: i}, all_out) for r, i in zip(rows, ids)])
+            return frame_records(encode_rows(rows, ids, outputs))
 
         candidate = Loaded(version, entry, make_ctx, parse_rows(inputs), encode)
         make_ctx().load_model()  # download and load now, so the first predict of this version is fast
@@ -137,12 +124,10 @@ class Server:
         return {"version": version}
 
     def predict(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        from . import coding
-
         loaded = self.loaded
         if loaded is None or loaded.version != request.get("version"):
             raise ServeError(f"predict for version {request.get('version')!r}, but the server holds {loaded.version if loaded else 'none'}; send load first")
-        records = coding.unframe_records(base64.b64decode(request["data"]))
+        records = unframe_records(base64.b64decode(request["data"]))
         ctx = loaded.make_ctx()
         ctx.batch = loaded.parse(records)
         loaded.entry(ctx)

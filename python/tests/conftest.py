@@ -4,6 +4,15 @@ import uuid
 import pytest
 
 from serverless_tf.aws import client
+from serverless_tf.registry import table_name_from_env
+
+from registry_helpers import ensure_registry_table
+
+
+@pytest.fixture(scope="module")
+def table():
+    """The registry table of the environment (``SERVERLESS_TF_TABLE``), created if missing."""
+    return ensure_registry_table(table_name_from_env())
 
 
 @pytest.fixture

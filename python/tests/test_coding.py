@@ -1,4 +1,4 @@
-"""serverless_tf.coding against TensorFlow and against the TypeScript coding (shared vectors)."""
+"""serverless_tf.protocol's coding (schema, example, tfrecord) against TensorFlow and against the TypeScript coding (shared vectors)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,10 @@ from typing import Any
 import pytest
 import tensorflow as tf
 
-from serverless_tf.coding import (
-    Column,
-    DecodeError,
-    Fixed,
-    SchemaError,
-    columns_from_json,
-    decode_example,
-    encode_example,
-    feature_spec,
-    frame_records,
-    parse_examples,
-    unframe_records,
-)
+from serverless_tf.protocol.errors import DecodeError, SchemaError
+from serverless_tf.protocol.example import decode_example, encode_example, feature_spec, parse_examples
+from serverless_tf.protocol.schema import Column, Fixed, columns_from_json
+from serverless_tf.protocol.tfrecord import frame_records, unframe_records
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((ROOT / "test/vectors/examples.json").read_text())["vectors"]

@@ -1,4 +1,4 @@
-"""Hypothesis properties of serverless_tf.coding: round trips and only typed errors on hostile bytes."""
+"""Hypothesis properties of serverless_tf.protocol's coding: round trips and only typed errors on hostile bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_tf.coding import DTYPES, Column, DecodeError, Fixed, SchemaError, decode_example, encode_example, frame_records, unframe_records
+from serverless_tf.protocol.errors import DecodeError, SchemaError
+from serverless_tf.protocol.example import decode_example, encode_example
+from serverless_tf.protocol.schema import DTYPES, Column, Fixed
+from serverless_tf.protocol.tfrecord import frame_records, unframe_records
 
 VALUES = {
     "FLOAT32": st.floats(width=32),  # NaN, ±inf, -0.0 and subnormals included; all exact in float32

@@ -3,7 +3,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from serverless_tf.feed import FeedError, parse_feed_message
+from serverless_tf.input.feed import FeedError, parse_feed_message
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -5,15 +5,10 @@ import uuid
 import pytest
 
 from serverless_tf.aws import client
-from serverless_tf.faults import FaultInjector, install
-from serverless_tf.registry import Registry, ensure_registry_table, table_name_from_env
+from serverless_tf.aws.faults import FaultInjector, install
+from serverless_tf.registry import Registry
 
-from test_registry import put_job
-
-
-@pytest.fixture(scope="module")
-def table():
-    return ensure_registry_table(table_name_from_env())
+from registry_helpers import put_job, transition_job
 
 
 def faulty(service: str, faults: FaultInjector):
@@ -44,7 +39,7 @@ def test_registrations_barrier_and_status_are_unchanged_by_faults(table):
         for i, lease in enumerate(leases):
             registry.heartbeat(job_id, "worker", i, lease.epoch, 60_000)
             registry.mark_member(job_id, "worker", i, lease.epoch, "DONE")
-        registry.transition_job(job_id, ["RUNNING"], "SUCCEEDED")
+        transition_job(registry, job_id, ["RUNNING"], "SUCCEEDED")
         specs[job_id] = results
 
     # Assert

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from serverless_tf.coding import columns_from_json, encode_example, frame_records
-from serverless_tf.context import _zero_example
-from serverless_tf.feed import FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
-from serverless_tf.live_feed import LiveBatches, parse_rows
-from serverless_tf.output import OutputError, rows_from_outputs
-from serverless_tf.remainder import RemainderError, batch_sizes, spool_dataset
-from serverless_tf.spec import JobSpec, SpecError
-from serverless_tf.spool import Spool, spool_bounded_feed
+from serverless_tf.input.feed import FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
+from serverless_tf.input.live_feed import LiveBatches
+from serverless_tf.input.remainder import RemainderError, batch_sizes, spool_dataset
+from serverless_tf.input.spool import Spool, spool_bounded_feed
+from serverless_tf.protocol.example import encode_example, parse_rows
+from serverless_tf.protocol.schema import columns_from_json
+from serverless_tf.protocol.spec import JobSpec, SpecError
+from serverless_tf.protocol.tfrecord import frame_records
+from serverless_tf.worker.output import OutputError, rows_from_outputs
 
 COLUMNS = columns_from_json([
     {"name": "x", "dtype": "FLOAT32", "shape": {"fixed": 2}},
@@ -61,7 +62,7 @@ def test_counts_the_steps_cannot_hold_fail_quoting_them(policy, rows_n, steps):
 def test_the_pad_dataset_masks_padding_and_keeps_var_len_columns(tmp_path):
     path = tmp_path / "spool.tfrecord"
     path.write_bytes(frames(rows(4)))
-    ds = spool_dataset(path, COLUMNS, "pad", 4, 3, 3, _zero_example(COLUMNS))
+    ds = spool_dataset(path, COLUMNS, "pad", 4, 3, 3)
     batches = list(ds)
     assert len(batches) == 3
     assert [b["__mask"].numpy().tolist() for b in batches] == [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
@@ -72,7 +73,7 @@ def test_the_pad_dataset_masks_padding_and_keeps_var_len_columns(tmp_path):
 def test_the_flush_dataset_keeps_spool_order_across_short_batches(tmp_path):
     path = tmp_path / "spool.tfrecord"
     path.write_bytes(frames(rows(10)))
-    ds = spool_dataset(path, COLUMNS, "flush", 10, 3, 5, _zero_example(COLUMNS))
+    ds = spool_dataset(path, COLUMNS, "flush", 10, 3, 5)
     firsts = [b["x"].numpy()[:, 0].tolist() for b in ds]
     assert firsts == [[0, 1, 2], [3, 4, 5], [6, 7], [8], [9]]
 

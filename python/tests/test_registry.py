@@ -13,16 +13,15 @@ from serverless_tf.aws import client
 from serverless_tf.registry import (
     BarrierTimeoutError,
     FencedError,
-    JobStateError,
     LeaseKeeper,
     LeaseLoss,
     MemberConflictError,
     Progress,
     Registry,
-    ensure_registry_table,
     now_ms,
-    table_name_from_env,
 )
+
+from registry_helpers import JobStateError, put_job, transition_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,11 +39,6 @@ class ManualClock:
         self.t += ms
 
 
-@pytest.fixture(scope="module")
-def table():
-    return ensure_registry_table(table_name_from_env())
-
-
 @pytest.fixture
 def job_id(table):
     """A fresh job id; every item of the job is deleted after the test."""
@@ -54,15 +48,6 @@ def job_id(table):
     items = ddb.query(TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": f"job#{jid}"}}, ConsistentRead=True)["Items"]
     for item in items:
         ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-
-
-def put_job(table: str, job_id: str, state: str = "CREATED") -> None:
-    """A job item as the TS coordinator writes it (docs/protocol.md)."""
-    client("dynamodb").put_item(TableName=table, Item={
-        "pk": {"S": f"job#{job_id}"}, "sk": {"S": "job"}, "state": {"S": state}, "mode": {"S": "train"},
-        "spec": {"S": json.dumps({"version": 1, "jobId": job_id, "cluster": {"worker": 1, "ps": 0}})},
-        "rev": {"N": "1"}, "createdAt": {"N": str(now_ms())}, "updatedAt": {"N": str(now_ms())},
-    })
 
 
 def run_ts(source: str) -> str:
@@ -125,10 +110,10 @@ def test_job_moves_only_from_an_expected_state(table, job_id):
     put_job(table, job_id)
 
     # Act
-    running = registry.transition_job(job_id, ["CREATED"], "RUNNING")
+    running = transition_job(registry, job_id, ["CREATED"], "RUNNING")
     with pytest.raises(JobStateError) as refused:
-        registry.transition_job(job_id, ["CREATED"], "STOPPED")
-    failed = registry.transition_job(job_id, ["RUNNING"], "FAILED", error="worker-0 ran out of memory")
+        transition_job(registry, job_id, ["CREATED"], "STOPPED")
+    failed = transition_job(registry, job_id, ["RUNNING"], "FAILED", error="worker-0 ran out of memory")
 
     # Assert
     assert (running.state, running.rev) == ("RUNNING", 2)
@@ -247,7 +232,7 @@ def test_lease_keeper_stops_and_reports_when_the_job_reaches_a_final_state(table
     keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 1_500, on_loss=lambda loss: lost.set()).start()
 
     # Act
-    registry.transition_job(job_id, ["RUNNING"], "STOPPED")
+    transition_job(registry, job_id, ["RUNNING"], "STOPPED")
     reported = lost.wait(15.0)
     keeper.wait(15.0)
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from serverless_tf.coding import columns_from_json, encode_example, frame_records
-from serverless_tf.feed import FeedQueue
-from serverless_tf.spool import END_OF_DATA_OBJECT, Spool, spool_bounded_feed, spool_prefix
+from serverless_tf.input.feed import FeedQueue
+from serverless_tf.input.spool import END_OF_DATA_OBJECT, Spool, spool_bounded_feed, spool_prefix
+from serverless_tf.protocol.example import encode_example
+from serverless_tf.protocol.schema import columns_from_json
+from serverless_tf.protocol.tfrecord import frame_records
 
 pytestmark = pytest.mark.skipif(not os.environ.get("AWS_ENDPOINT_URL"), reason="needs the emulator (run through npm test)")
 COLUMNS = columns_from_json([{"name": "x", "dtype": "INT64", "shape": "scalar"}])
@@ -66,6 +68,6 @@ def test_a_member_restarted_after_its_feed_ended_needs_no_message(queue_and_buck
 
 
 def _rows_message(seq: int, start: int, n: int) -> Any:
-    from serverless_tf.feed import RowsMessage
+    from serverless_tf.input.feed import RowsMessage
 
     return RowsMessage(f"s0:{seq}:{MEMBER}", "s0", seq, MEMBER, n, frames(start, n))

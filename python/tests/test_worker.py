@@ -23,8 +23,13 @@ from typing import Any, Optional
 import pytest
 
 from serverless_tf.aws import client
-from serverless_tf.coding import columns_from_json, decode_example, encode_example, frame_records, unframe_records
-from serverless_tf.registry import Registry, ensure_registry_table
+from serverless_tf.input.remainder import plan_steps
+from serverless_tf.protocol.example import decode_example, encode_example
+from serverless_tf.protocol.schema import columns_from_json
+from serverless_tf.protocol.tfrecord import frame_records, unframe_records
+from serverless_tf.registry import Registry
+
+from registry_helpers import ensure_registry_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("SERVERLESS_TF_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
@@ -201,12 +206,6 @@ def rows_xy(n: int, start: int = 0) -> list[dict[str, Any]]:
 # (a) remainder policies: two workers, MultiWorkerMirroredStrategy, 1,000 rows, batch size 3
 
 
-def steps_for(policy: str, per_member: list[int], batch_size: int) -> int:
-    if policy == "drop":
-        return min(n // batch_size for n in per_member)
-    return max(math.ceil(n / batch_size) for n in per_member)
-
-
 @pytest.fixture(scope="module")
 def policy_runs(env, tmp_path_factory):
     """One two-worker job per policy, all three running at once; the rows split 501 / 499 so the
@@ -218,7 +217,7 @@ def policy_runs(env, tmp_path_factory):
         job = create_job(env, workers=2, policy=policy, after_ms=100, hyper={"epochs": 2}, prefix=f"pol-{policy}")
         made.append(job)
         per_member = {"worker-0": rows_xy(501), "worker-1": rows_xy(499, start=501)}
-        steps = steps_for(policy, [len(r) for r in per_member.values()], 3)
+        steps = plan_steps([len(r) for r in per_member.values()], 3, policy).steps
         for member, rows in per_member.items():
             messages = job.feed(member, rows, per_message=40)
             job.end_of_data(member, len(rows), len(messages), steps)

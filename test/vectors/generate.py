@@ -6,7 +6,7 @@ or the strings "NaN", "Infinity", "-Infinity", "-0"; INT32 as numbers; INT64 as 
 STRING as strings; BYTES as base64.
 
 The encoder here builds the protos with TensorFlow's own classes and shares no code with
-``serverless_tf.coding``, so the vectors check that module rather than echo it.
+``serverless_tf.protocol.example``, so the vectors check that module rather than echo it.
 
 Run: ``.venv/bin/python test/vectors/generate.py`` from the repository root.
 """

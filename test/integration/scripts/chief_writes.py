@@ -20,9 +20,9 @@ import sys
 import time
 
 from serverless_tf.aws import client  # first: the package makes tf.keras tf-keras before TensorFlow loads
-from serverless_tf.context import Context
+from serverless_tf.protocol.spec import JobSpec
 from serverless_tf.registry import LeaseKeeper, MemberConflictError, Registry, table_name_from_env
-from serverless_tf.spec import JobSpec
+from serverless_tf.worker.context import Context
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

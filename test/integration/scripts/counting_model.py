@@ -7,7 +7,7 @@ Hyper-parameters: ``units`` (outputs of the Dense layer, default 1), ``export`` 
 """
 import tensorflow as tf
 
-from serverless_tf.context import progress_line
+from serverless_tf.worker.progress import progress_line
 
 
 def train(ctx):

@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from serverless_tf.context import progress_line
+from serverless_tf.worker.progress import progress_line
 
 
 def _report(ctx, **values):
@@ -63,7 +63,7 @@ def train(ctx):
     first = next(iter(ds.take(1)))
     loss_before = _loss(model, first)
     if hp.get("report_source"):  # warm start test: the source model itself and a fresh one on the same batch
-        from serverless_tf.export import load_saved_model
+        from serverless_tf.worker.export import load_saved_model
 
         source = load_saved_model(ctx.s3, hp["report_source"], ctx.job_id)
         _report(ctx, kind="source", first_batch_loss=_loss(source, first), fresh_first_batch_loss=_loss(build_model(hp), first))

@@ -1,4 +1,10 @@
-"""``ctx.write``: encode result rows with the output columns + ``__row_id`` and send them at once.
+"""``ctx.write``: match result rows to the batch they answer, encode them with the output columns
++ ``__row_id``, and send them at once.
+
+One implementation for both ``ctx`` objects: the worker's (:mod:`.context`) and the inference
+server's (:mod:`serverless_tf.serve`). :class:`BatchAnswers` ties a write to the batch
+``ctx.dataset()`` yielded last, :func:`rows_from_outputs` turns what the user wrote into rows,
+:func:`encode_rows` makes their examples.
 
 Output messages follow docs/protocol.md "Output messages": ``rows`` messages (split to stay
 under the SQS body limit) as soon as ``write`` is called, ``end-of-output`` when the entry returns.
@@ -7,15 +13,15 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
-from .spec import ROW_ID
+from ..protocol.schema import ROW_ID, ROW_ID_COLUMN, Column
+from ..protocol.tfrecord import FRAME_OVERHEAD, frame_records
 
 # SQS's default and maximum body size; the envelope budget leaves room for the JSON around `data`.
 SQS_MAX_MESSAGE_BYTES = 262_144
 ENVELOPE_BYTES = 1_024
-FRAME_OVERHEAD = 16  # TFRecord: 8-byte length, 4-byte length CRC, 4-byte data CRC
 
 
 class OutputError(ValueError):
@@ -58,13 +64,13 @@ def _to_python(value: Any) -> Any:
     return value
 
 
-def rows_from_outputs(outputs: Any, columns: Sequence[Any], count: int) -> list[dict[str, Any]]:
+def rows_from_outputs(outputs: Any, columns: Sequence[Column], count: int) -> list[dict[str, Any]]:
     """Turns what the user passed to ``ctx.write`` into ``count`` row dicts.
 
     Args:
         outputs: a dict column -> array-like with the batch dimension first; a list of row
             dicts; or, with exactly one output column, that column's array-like.
-        columns: the output columns (``coding.Column``).
+        columns: the output columns.
         count: rows of the batch being answered.
 
     Returns:
@@ -113,12 +119,60 @@ def _is_scalar(column: Any) -> bool:
     return getattr(column, "shape", None) == "scalar" or getattr(column, "is_scalar", False) is True
 
 
+class BatchAnswers:
+    """The ``__row_id`` values of the batch ``ctx.dataset()`` yielded last: what the next ``ctx.write`` answers.
+
+    Example:
+        >>> answers = BatchAnswers()
+        >>> for batch in answers.track(batches):  # doctest: +SKIP
+        ...     answers.answer(model(batch), columns, deliver=writer.send)
+    """
+
+    def __init__(self) -> None:
+        self._row_ids: Optional[list[int]] = None
+
+    def track(self, batches: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        """Yields ``batches``, remembering the ``__row_id`` of each one yielded."""
+        for batch in batches:
+            if ROW_ID in batch:
+                self._row_ids = [int(v) for v in batch[ROW_ID].numpy().tolist()]
+            yield batch
+
+    def answer(self, outputs: Any, columns: Sequence[Column], deliver: Callable[[list[dict[str, Any]], list[int]], Any]) -> int:
+        """Turns ``outputs`` into one row per row of the last batch and hands them with its row ids to ``deliver``.
+
+        The batch counts as answered once ``deliver`` returned: after an error (bad outputs, a
+        failed send) the same batch can be written again.
+
+        Returns:
+            Rows written.
+
+        Raises:
+            OutputError: no batch to answer (none yielded yet, or already answered), a missing column, or a row count other than the batch's.
+        """
+        if self._row_ids is None:
+            raise OutputError("ctx.write was called before ctx.dataset() yielded a batch, or twice for one batch; write once per batch")
+        row_ids = self._row_ids
+        rows = rows_from_outputs(outputs, columns, len(row_ids))
+        deliver(rows, row_ids)
+        self._row_ids = None
+        return len(rows)
+
+
+def encode_rows(rows: Sequence[Mapping[str, Any]], row_ids: Sequence[int], columns: Sequence[Column]) -> list[bytes]:
+    """Serialized examples of ``rows`` with the output ``columns`` and each row's ``__row_id``."""
+    from ..protocol.example import encode_example  # TensorFlow: loaded only once there is output to encode
+
+    all_columns = list(columns) + [ROW_ID_COLUMN]
+    return [encode_example({**row, ROW_ID: int(rid)}, all_columns) for row, rid in zip(rows, row_ids)]
+
+
 @dataclass
 class OutputWriter:
     """Sends output rows of one member to the output queue.
 
     Example:
-        >>> writer = OutputWriter(client("sqs"), url, "tr-1", "worker-0", columns, row_id_column)  # doctest: +SKIP
+        >>> writer = OutputWriter(client("sqs"), url, "tr-1", "worker-0", columns)  # doctest: +SKIP
         >>> writer.send([{"digit": 3, "score": 0.9}], row_ids=[41])
     """
 
@@ -126,12 +180,10 @@ class OutputWriter:
     url: str
     job_id: str
     member: str
-    columns: Sequence[Any]
-    row_id_column: Any
+    columns: Sequence[Column]
     seq: int = 0
     rows: int = 0
     max_body_bytes: int = SQS_MAX_MESSAGE_BYTES
-    sent_message_ids: list[str] = field(default_factory=list)
 
     def send(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[int]) -> int:
         """Encodes ``rows`` with their ``__row_id`` and sends them now, split under the size limit.
@@ -139,18 +191,14 @@ class OutputWriter:
         Returns:
             The number of output messages sent.
         """
-        from .coding import encode_example, frame_records
-
-        all_columns = list(self.columns) + [self.row_id_column]
-        records = [encode_example({**row, ROW_ID: int(rid)}, all_columns) for row, rid in zip(rows, row_ids)]
+        records = encode_rows(rows, row_ids, self.columns)
         sent = 0
         for group in pack(records, self.max_body_bytes - ENVELOPE_BYTES):
             body = {
                 "v": 1, "kind": "rows", "job": self.job_id, "member": self.member, "seq": self.seq,
                 "count": len(group), "data": base64.b64encode(frame_records(group)).decode("ascii"),
             }
-            response = self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
-            self.sent_message_ids.append(response.get("MessageId", ""))
+            self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
             self.seq += 1
             self.rows += len(group)
             sent += 1
@@ -160,9 +208,3 @@ class OutputWriter:
         """Sends ``end-of-output`` with the total rows written."""
         body = {"v": 1, "kind": "end-of-output", "job": self.job_id, "member": self.member, "rows": self.rows}
         self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
-
-
-def row_id_column(coding: Any) -> Any:
-    """The reserved ``__row_id`` column (INT64 scalar) as a ``coding.Column``."""
-    return coding.columns_from_json([{"name": ROW_ID, "dtype": "INT64", "shape": "scalar"}])[0]
-

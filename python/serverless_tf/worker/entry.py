@@ -1,6 +1,7 @@
 """The worker's entry point: ``python -m serverless_tf.worker --job-id J --role worker --index 0``.
 
-Reads the job from the registry, registers with a lease, waits at the ``start`` barrier, sets
+Reads the job from the registry, applies the spec's ``python.env`` (before TensorFlow loads),
+registers with a lease, waits at the ``start`` barrier, sets
 TF_CONFIG and the strategy, imports the user's scripts and calls the entry function with
 ``ctx``. Marks the member DONE or FAILED and always exits:
 
@@ -16,24 +17,25 @@ code  meaning
 """
 from __future__ import annotations
 
-import os
-
-# Before TensorFlow is imported anywhere (coding, strategy, user code): tf.keras must be tf_keras.
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-
 import argparse
 import json
-import urllib.request
+import os
 import socket
 import sys
 import tempfile
 import traceback
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-from .aws import client
-from .registry import FINAL_JOB_STATES, LeaseKeeper, LeaseLoss, Registry, RegistryError, table_name_from_env
+from ..aws import client
+from ..protocol.names import member_name
+from ..protocol.spec import JobSpec, SpecError
+from ..registry import JOB_ENDING_STATES, LeaseKeeper, LeaseLoss, Registry, RegistryError, table_name_from_env
+
+if TYPE_CHECKING:
+    from .context import Context
 
 TRACEBACK_TAIL_LINES = 30
 EXIT_FAILED, EXIT_USAGE, EXIT_FENCED, EXIT_JOB_ENDED = 1, 2, 3, 4
@@ -96,13 +98,9 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def apply_user_env(raw_spec: Mapping[str, Any]) -> None:
-    """Sets ``spec.python.env`` in ``os.environ`` before TensorFlow or the user's code is imported."""
-    env = (raw_spec.get("python") or {}).get("env") or {}
-    if isinstance(env, Mapping):
-        for k, v in env.items():
-            if isinstance(k, str) and isinstance(v, str):
-                os.environ[k] = v
+def apply_user_env(env: Mapping[str, str]) -> None:
+    """Sets ``spec.python.env`` in ``os.environ``: before TensorFlow or the user's code is imported, so both see it."""
+    os.environ.update(env)
 
 
 def traceback_tail(text: str, lines: int = TRACEBACK_TAIL_LINES) -> str:
@@ -117,22 +115,20 @@ def _say(message: str) -> None:
 def run(args: WorkerArgs) -> int:
     """Runs one member to the end; returns the exit code (see the module docstring)."""
     registry = Registry(args.table)
-    member = f"{args.role}-{args.index}"
+    member = member_name(args.role, args.index)
     job = registry.get_job(args.job_id)
     if job is None:
         _say(f"job {args.job_id!r} is not in the registry table {args.table}; check --job-id and --table / SERVERLESS_TF_TABLE")
         return EXIT_USAGE
-    if job.state in FINAL_JOB_STATES or job.state == "STOPPING":
+    if job.state in JOB_ENDING_STATES:
         _say(f"job {args.job_id} is already {job.state}; nothing to run for {member}")
         return EXIT_USAGE
-    apply_user_env(job.spec)
-    from .spec import JobSpec, SpecError
-
     try:
-        spec = JobSpec.from_dict(job.spec)
+        spec = JobSpec.from_dict(job.spec)  # no TensorFlow in the parser: it loads only after the user's env is set
     except SpecError as e:
         _say(f"the spec of job {args.job_id} is invalid: {e}")
         return EXIT_USAGE
+    apply_user_env(spec.python.env)
     count = spec.cluster.worker if args.role == "worker" else spec.cluster.ps
     if args.index >= count:
         _say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
@@ -178,7 +174,7 @@ def run(args: WorkerArgs) -> int:
     return 0
 
 
-def _prepare(args: WorkerArgs, spec: Any, registry: Registry, epoch: int) -> Any:
+def _prepare(args: WorkerArgs, spec: JobSpec, registry: Registry, epoch: int) -> "Context":
     """Start barrier, TF_CONFIG and strategy (before any other TensorFlow op), then the context."""
     from .context import Context
     from .strategy import make_strategy
@@ -209,10 +205,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _say(f"{args.role}-{args.index} of job {args.job_id}: {e}")
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # os._exit: TensorFlow's collective and gRPC threads can stall interpreter teardown after the work is done.
-    os._exit(code)

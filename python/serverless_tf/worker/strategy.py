@@ -1,8 +1,8 @@
 """The distribution strategy of a job and the TF_CONFIG it needs.
 
 Multi-worker jobs use MultiWorkerMirroredStrategy through tf_keras (``TF_USE_LEGACY_KERAS=1``,
-set by the worker before TensorFlow is imported): Keras 3 fails under it with "PerReplica
-unsupported type" (measured here) and has no ParameterServerStrategy (keras#18624).
+set by ``serverless_tf/__init__.py`` before TensorFlow is imported): Keras 3 fails under it with
+"PerReplica unsupported type" (measured here) and has no ParameterServerStrategy (keras#18624).
 """
 from __future__ import annotations
 

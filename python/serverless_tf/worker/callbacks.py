@@ -7,17 +7,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import tensorflow as tf
 
-from .context import progress_line
+from .progress import model_step, progress_line
 
 if TYPE_CHECKING:
     from .context import Context
-
-
-def _iterations(model: Any) -> int:
-    try:
-        return int(model.optimizer.iterations.numpy())
-    except Exception:  # no optimizer: not compiled
-        return 0
 
 
 class ProgressCallback(tf.keras.callbacks.Callback):
@@ -36,12 +29,12 @@ class ProgressCallback(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
         # Every step, not every epoch: the coordinator's hang watchdog reads it from the heartbeats.
-        self._ctx.step = _iterations(self.model)
+        self._ctx.step = model_step(self.model)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         logs = logs or {}
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        step = _iterations(self.model)
+        step = model_step(self.model)
         self._ctx.step = step
         accuracy = logs.get("accuracy", logs.get("acc"))
         values = {
@@ -78,7 +71,7 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
         every = self._ctx.spec.checkpoint.every_steps
         if every > 0:
-            step = _iterations(self.model)
+            step = model_step(self.model)
             self._ctx.step = step
             if step % every == 0:
                 self._save(step)
@@ -86,7 +79,7 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         every = self._ctx.spec.checkpoint.every_seconds
         if every > 0 and time.monotonic() - self._last_at >= every:
-            self._save(_iterations(self.model))
+            self._save(model_step(self.model))
 
 
 class ExportCallback(tf.keras.callbacks.Callback):
@@ -102,7 +95,7 @@ class ExportCallback(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
         rule = self._ctx.spec.export
-        step = _iterations(self.model)
+        step = model_step(self.model)
         self._ctx.step = step
         due = (rule.every_steps > 0 and step % rule.every_steps == 0) or (rule.every_seconds > 0 and time.monotonic() - self._last_at >= rule.every_seconds)
         if due and step != self._last_step:

@@ -7,16 +7,14 @@ add some); missing required fields are errors.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Sequence
+
+from .names import JOB_ID_PATTERN, member_name
+from .schema import Column, columns_from_json
 
 Mode = Literal["train", "inference"]
 Policy = Literal["drop", "pad", "flush"]
-
-JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{2,39}$")
-ROW_ID = "__row_id"
-MASK = "__mask"
 
 
 class SpecError(ValueError):
@@ -30,7 +28,7 @@ class ClusterSpec:
 
     def members(self) -> list[str]:
         """Member names (``worker-0``, ..., ``ps-0``, ...) in cluster order."""
-        return [f"worker-{i}" for i in range(self.worker)] + [f"ps-{i}" for i in range(self.ps)]
+        return [member_name("worker", i) for i in range(self.worker)] + [member_name("ps", i) for i in range(self.ps)]
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class ExportSpec:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A parsed, validated JobSpec. Column lists hold ``coding.Column`` objects.
+    """A parsed, validated JobSpec. Column lists hold :class:`~serverless_tf.protocol.schema.Column` objects.
 
     Example:
         >>> spec = JobSpec.from_json(item["spec"]["S"])  # doctest: +SKIP
@@ -92,8 +90,8 @@ class JobSpec:
     mode: Mode
     cluster: ClusterSpec
     python: PythonSpec
-    input_columns: tuple[Any, ...]
-    output_columns: Optional[tuple[Any, ...]]
+    input_columns: tuple[Column, ...]
+    output_columns: Optional[tuple[Column, ...]]
     batch_size: int
     remainder: Remainder
     bounded: bool
@@ -105,9 +103,9 @@ class JobSpec:
     lease_ms: int
     export: ExportSpec = ExportSpec()
     model_artifact_uri: Optional[str] = None
+    #: Optional ``feedIdleMs`` / ``barrierTimeoutMs``: override the deadlines derived from ``leaseMs`` below.
     feed_idle_ms: Optional[int] = None
     barrier_timeout_ms: Optional[int] = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def feed_idle_timeout_ms(self) -> int:
@@ -141,8 +139,6 @@ class JobSpec:
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> "JobSpec":
         """Validates a decoded JobSpec. See :meth:`from_json`."""
-        from . import coding  # imported here: coding imports TensorFlow, which must see the worker's env first
-
         if not isinstance(data, Mapping):
             raise SpecError(f"the job spec must be a JSON object. Received: {type(data).__name__}")
         version = _int(data, "version", minimum=1)
@@ -170,9 +166,9 @@ class JobSpec:
             raise SpecError(f"python.hyperParams must be a JSON object. Received: {hyper!r}")
         python = PythonSpec(tuple(scripts), _str(py, "entry", "python."), dict(hyper), dict(env))
 
-        input_columns = _columns(coding, _obj(data, "input").get("columns"), "input.columns")
+        input_columns = _columns(_obj(data, "input").get("columns"), "input.columns")
         output_raw = data.get("output")
-        output_columns = None if output_raw is None else _columns(coding, _obj(data, "output").get("columns"), "output.columns")
+        output_columns = None if output_raw is None else _columns(_obj(data, "output").get("columns"), "output.columns")
         if mode == "inference" and not output_columns:
             raise SpecError("an inference job needs output.columns (what ctx.write sends). Received: output=" + json.dumps(output_raw))
 
@@ -235,7 +231,6 @@ class JobSpec:
             model_artifact_uri=_opt_str(data, "modelArtifactUri"),
             feed_idle_ms=_int(data, "feedIdleMs", minimum=1) if data.get("feedIdleMs") is not None else None,
             barrier_timeout_ms=_int(data, "barrierTimeoutMs", minimum=1) if data.get("barrierTimeoutMs") is not None else None,
-            raw=dict(data),
         )
 
     def feed_queue(self, member: str) -> str:
@@ -280,10 +275,10 @@ def _int(data: Mapping[str, Any], key: str, prefix: str = "", minimum: int = 0) 
     return int(value)
 
 
-def _columns(coding: Any, raw: Any, name: str) -> tuple[Any, ...]:
+def _columns(raw: Any, name: str) -> tuple[Column, ...]:
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
         raise SpecError(f"{name} must be a non-empty list of columns. Received: {name}={raw!r}")
     try:
-        return tuple(coding.columns_from_json(list(raw)))
-    except Exception as e:  # coding raises its own typed error; keep it as the cause
+        return tuple(columns_from_json(list(raw)))
+    except Exception as e:  # the schema raises its own typed error; keep it as the cause
         raise SpecError(f"{name} is not a valid column list: {e}") from e

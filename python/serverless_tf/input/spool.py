@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .feed import Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop, MAX_WAIT_SECONDS
-from .s3_objects import kind_tagging
+from ..aws.s3 import kind_tagging
+from ..protocol.tfrecord import unframe_records
+from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop
 
 
 def spool_prefix(job_id: str, member: str) -> str:
@@ -66,8 +67,6 @@ class Spool:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(o["Key"] for o in page.get("Contents", []))
         eod: Optional[EndOfData] = None
-        from .coding import unframe_records
-
         with self.path.open("ab") as f:
             for key in sorted(k for k in keys if k.endswith(".tfrecord")):
                 obj = self.s3.get_object(Bucket=self.bucket, Key=key)
@@ -97,8 +96,6 @@ class Spool:
         Raises:
             FeedError: when a message's frames do not match its ``count``.
         """
-        from .coding import unframe_records
-
         fresh: list[RowsMessage] = []
         for m in group:
             if m.feed_id in self.feed_ids or any(m.feed_id == f.feed_id for f in fresh):

@@ -1,4 +1,4 @@
-"""tf.Example coding from a column schema: the Python half of ``src/coding/`` (see docs/protocol.md).
+"""tf.Example coding from a column schema: the Python half of ``src/coding/example.ts`` (see docs/protocol.md).
 
 Both halves produce the same bytes as TensorFlow's ``Example.SerializeToString(deterministic=True)``;
 the shared vectors in ``test/vectors/examples.json`` prove it from both sides.
@@ -15,118 +15,17 @@ Mapping of dtypes to tf.Example lists:
 
 from __future__ import annotations
 
-import math
 import struct
-from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import tensorflow as tf
 
-DTYPES = ("FLOAT32", "FLOAT64", "INT32", "INT64", "STRING", "BYTES")
-Dtype = Literal["FLOAT32", "FLOAT64", "INT32", "INT64", "STRING", "BYTES"]
-Shape = Union[Literal["scalar", "var"], "Fixed"]
+from .errors import DecodeError, SchemaError
+from .schema import Column, Fixed
+from .tfrecord import DEFAULT_MAX_EXAMPLE_BYTES
 
-DEFAULT_MAX_EXAMPLE_BYTES = 4 * 1024 * 1024
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-class SchemaError(ValueError):
-    """A value does not fit its column (or a column definition is invalid).
-
-    Attributes:
-        column: the column name (or ``#i`` for an unnamed column definition).
-        row_index: the row, or ``None`` for a column definition.
-        expected: what was allowed.
-        received: what was received.
-    """
-
-    def __init__(self, column: str, row_index: int | None, expected: str, received: Any, hint: str = "fix the value or the column schema so that they agree") -> None:
-        self.column, self.row_index, self.expected, self.received = column, row_index, expected, received
-        where = f'column "{column}"' if row_index is None else f'column "{column}" of row {row_index}'
-        text = repr(received)
-        text = text if len(text) <= 120 else text[:117] + "..."
-        super().__init__(f"{where}: expected {expected}. Received: {text}. To fix: {hint}.")
-
-
-class DecodeError(ValueError):
-    """Bytes are not a well-formed tf.Example or TFRecord stream. ``offset`` is where decoding stopped."""
-
-    def __init__(self, offset: int, reason: str, column: str | None = None) -> None:
-        self.offset, self.reason, self.column = offset, reason, column
-        where = f"at byte {offset}" if column is None else f'at byte {offset} (column "{column}")'
-        super().__init__(
-            f"cannot decode {where}: {reason}. The payload is not a valid tf.Example/TFRecord for this schema; "
-            "check that producer and consumer use the same columns and that the bytes were not truncated or altered."
-        )
-
-
-@dataclass(frozen=True)
-class Fixed:
-    """A fixed-length list shape: exactly ``n`` values."""
-
-    fixed: int
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a schema: ``{"name", "dtype", "shape"}`` in JSON.
-
-    Example:
-        >>> Column("pixels", "FLOAT32", Fixed(64)).to_json()
-        {'name': 'pixels', 'dtype': 'FLOAT32', 'shape': {'fixed': 64}}
-    """
-
-    name: str
-    dtype: Dtype
-    shape: Shape = "scalar"
-
-    def to_json(self) -> dict[str, Any]:
-        shape = {"fixed": self.shape.fixed} if isinstance(self.shape, Fixed) else self.shape
-        return {"name": self.name, "dtype": self.dtype, "shape": shape}
-
-
-def columns_from_json(items: list[Any]) -> list[Column]:
-    """Validates a JSON column list (as in a JobSpec) into :class:`Column` objects.
-
-    Raises:
-        SchemaError: naming the column, the field, the value received and what is allowed.
-
-    Example:
-        >>> columns_from_json([{"name": "label", "dtype": "INT64", "shape": "scalar"}])
-        [Column(name='label', dtype='INT64', shape='scalar')]
-    """
-    if not isinstance(items, list):
-        raise SchemaError("<columns>", None, "a list of {name, dtype, shape}", items, "pass the column list as a JSON array")
-    out: list[Column] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise SchemaError(f"#{i}", None, "an object {name, dtype, shape}", item, "describe every column as an object")
-        name, dtype, shape = item.get("name"), item.get("dtype"), item.get("shape")
-        if not isinstance(name, str) or not name:
-            raise SchemaError(f"#{i}", None, "field name: a non-empty string", name, "give the column a name")
-        if name in seen:
-            raise SchemaError(name, None, "field name: unique within the column list", name, "remove or rename the duplicate column")
-        seen.add(name)
-        if dtype not in DTYPES:
-            raise SchemaError(name, None, f"field dtype: one of {', '.join(DTYPES)}", dtype, "use one of the allowed dtypes")
-        parsed: Shape
-        if shape in ("scalar", "var"):
-            parsed = shape
-        elif (
-            isinstance(shape, dict)
-            and list(shape) == ["fixed"]
-            and isinstance(shape["fixed"], int)
-            and not isinstance(shape["fixed"], bool)
-            and shape["fixed"] >= 0
-        ):
-            parsed = Fixed(shape["fixed"])
-        else:
-            raise SchemaError(name, None, 'field shape: "scalar", "var" or {"fixed": n} with n >= 0', shape, "set the column's shape to one of the allowed forms")
-        out.append(Column(name, dtype, parsed))
-    return out
-
 
 _WIRE_DTYPE = {"FLOAT32": tf.float32, "FLOAT64": tf.int64, "INT32": tf.int64, "INT64": tf.int64, "STRING": tf.string, "BYTES": tf.string}
 
@@ -173,6 +72,15 @@ def parse_examples(serialized: tf.Tensor, columns: Iterable[Column]) -> dict[str
             t = t.with_flat_values(tf.bitcast(t.flat_values, tf.float64)) if isinstance(t, tf.RaggedTensor) else tf.bitcast(t, tf.float64)
         out[c.name] = t
     return out
+
+
+def parse_rows(columns: Sequence[Column]) -> Callable[[list[bytes]], dict[str, Any]]:
+    """A parser of a list of serialized examples into a dict of eager tensors (:func:`parse_examples`)."""
+
+    def parse(rows: list[bytes]) -> dict[str, Any]:
+        return dict(parse_examples(tf.constant(rows, dtype=tf.string), columns))
+
+    return parse
 
 
 def _values(c: Column, raw: Any, row_index: int | None) -> list[Any]:
@@ -323,88 +231,14 @@ def decode_example(data: bytes, columns: Iterable[Column], row_index: int | None
     return row
 
 
-# --- TFRecord framing ------------------------------------------------------------------------------
-# Pure-Python CRC32C (Castagnoli): no extra dependency. Workers frame only their small outputs; about
-# 15 ms per 256 KiB feed message to verify, measured here.
-
-def _crc_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
+_ZERO = {"FLOAT32": 0.0, "FLOAT64": 0.0, "INT32": 0, "INT64": 0, "STRING": "", "BYTES": b""}
 
 
-_CRC_TABLE = _crc_table()
-
-
-def crc32c(data: bytes | memoryview) -> int:
-    """CRC32C of ``data``.
-
-    Example:
-        >>> hex(crc32c(b"123456789"))
-        '0xe3069283'
-    """
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for b in bytes(data):
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes | memoryview) -> int:
-    """TFRecord's masked CRC: rotate right by 15 bits and add a constant (tensorflow/core/lib/hash/crc32c.h)."""
-    crc = crc32c(data)
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_records(records: Iterable[bytes]) -> bytes:
-    """Frames records as a TFRecord stream (``tf.data.TFRecordDataset`` reads it unchanged).
-
-    Example:
-        >>> unframe_records(frame_records([b"a", b""]))
-        [b'a', b'']
-    """
-    parts: list[bytes] = []
-    for r in records:
-        header = struct.pack("<Q", len(r))
-        parts += [header, struct.pack("<I", masked_crc32c(header)), bytes(r), struct.pack("<I", masked_crc32c(r))]
-    return b"".join(parts)
-
-
-def unframe_records(data: bytes, max_record_bytes: int = DEFAULT_MAX_EXAMPLE_BYTES) -> list[bytes]:
-    """Splits a TFRecord stream into its records, verifying both CRCs of every frame.
-
-    Raises:
-        DecodeError: on truncation, a CRC mismatch or a record larger than ``max_record_bytes``.
-
-    Example:
-        >>> unframe_records(frame_records([b"x"]))
-        [b'x']
-    """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(0, f"expected bytes, received {type(data).__name__}")
-    view = memoryview(bytes(data))
-    out: list[bytes] = []
-    p = 0
-    while p < len(view):
-        if len(view) - p < 12:
-            raise DecodeError(p, f"truncated frame header ({len(view) - p} bytes left, 12 needed)")
-        (length,) = struct.unpack_from("<Q", view, p)
-        (length_crc,) = struct.unpack_from("<I", view, p + 8)
-        if length_crc != masked_crc32c(view[p : p + 8]):
-            raise DecodeError(p, "length CRC mismatch (corrupt frame)")
-        if length > max_record_bytes:
-            raise DecodeError(p, f"record length {length} exceeds max_record_bytes ({max_record_bytes})")
-        start = p + 12
-        if len(view) - start < length + 4:
-            raise DecodeError(p, f"truncated record: {length} data bytes + 4 CRC bytes declared, {len(view) - start} left")
-        record = bytes(view[start : start + length])
-        (data_crc,) = struct.unpack_from("<I", view, start + length)
-        if data_crc != masked_crc32c(record):
-            raise DecodeError(start, "data CRC mismatch (corrupt record)")
-        out.append(record)
-        p = start + length + 4
-    return out
+def zero_example(columns: Iterable[Column]) -> bytes:
+    """A serialized example with every column at zero (empty for ``var``): the padding rows of a batch."""
+    columns = list(columns)
+    row: dict[str, Any] = {}
+    for c in columns:
+        z = _ZERO[c.dtype]
+        row[c.name] = z if c.shape == "scalar" else [z] * c.shape.fixed if isinstance(c.shape, Fixed) else []
+    return encode_example(row, columns)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .s3_objects import S3Uri, download_file
+from ..aws.s3 import S3Uri, download_file
 
 
 class UserCodeError(RuntimeError):

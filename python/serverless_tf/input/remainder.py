@@ -2,15 +2,21 @@
 
 Every member runs the same number of steps, announced by end-of-data, because collective ops
 (MultiWorkerMirroredStrategy) hang when one worker sees fewer batches than another
-(ARCHITECTURE.md §5). :func:`batch_sizes` is the pure plan; :func:`spool_dataset` turns a
-spool file into the tf.data pipeline that follows it.
+(ARCHITECTURE.md §5). :func:`plan_steps` is the plan over all members (what the feed sender
+announces as ``steps``), :func:`batch_sizes` one member's part of it, and :func:`spool_dataset`
+turns a spool file into the tf.data pipeline that follows it. The cases of
+``test/vectors/remainder.json`` hold this planner and ``planSteps`` in src/jobs/remainder.ts to one
+specification.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .spec import MASK
+from ..protocol.names import member_name
+from ..protocol.schema import MASK
 
 
 class RemainderError(ValueError):
@@ -68,6 +74,51 @@ def batch_sizes(policy: str, rows: int, batch_size: int, steps: int) -> list[int
     raise RemainderError(f"unknown remainder policy. {context}; expected drop, pad or flush")
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """What a bounded feed of several members runs: as ``StepPlan`` in src/jobs/remainder.ts, plus each member's batch sizes."""
+
+    #: Steps (batches) every member runs: the end-of-data ``steps``.
+    steps: int
+    #: Real rows that reach training per pass, over all members.
+    rows_seen: int
+    #: Per member, the real rows of each of its ``steps`` batches (:func:`batch_sizes`).
+    batch_sizes: tuple[tuple[int, ...], ...]
+
+
+def plan_steps(rows_per_member: Sequence[int], batch_size: int, policy: str) -> StepPlan:
+    """The steps every member runs under ``policy``, and the rows that reach training.
+
+    ``drop``: the fewest full batches of any member. ``pad`` and ``flush``: the most batches any
+    member needs (``ceil(rows / batch_size)``); ``flush`` then needs every member to have at least
+    that many rows (each batch holds one or more).
+
+    Raises:
+        RemainderError: ``batch_size`` below 1, an unknown policy, or (``flush``) a member with fewer rows than steps.
+
+    Example:
+        >>> plan_steps([17, 13], 4, "flush")
+        StepPlan(steps=5, rows_seen=30, batch_sizes=((4, 4, 4, 4, 1), (4, 4, 2, 2, 1)))
+    """
+    if batch_size < 1:
+        raise RemainderError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if not rows_per_member:
+        return StepPlan(0, 0, ())
+    if policy == "drop":
+        steps = min(n // batch_size for n in rows_per_member)
+    elif policy in ("pad", "flush"):
+        steps = max(math.ceil(n / batch_size) for n in rows_per_member)
+    else:
+        raise RemainderError(f"unknown remainder policy. Received: policy={policy!r}; expected drop, pad or flush")
+    sizes: list[tuple[int, ...]] = []
+    for index, rows in enumerate(rows_per_member):
+        try:
+            sizes.append(tuple(batch_sizes(policy, rows, batch_size, steps)))
+        except RemainderError as e:
+            raise RemainderError(f"{member_name('worker', index)} cannot run the {steps} steps of the plan: {e}") from None
+    return StepPlan(steps, sum(sum(s) for s in sizes), tuple(sizes))
+
+
 def spool_dataset(
     path: Path,
     columns: Sequence[Any],
@@ -75,16 +126,16 @@ def spool_dataset(
     rows: int,
     batch_size: int,
     steps: int,
-    zero_example: bytes,
 ) -> Any:
     """A re-iterable ``tf.data.Dataset`` of exactly ``steps`` parsed batches over a spool file.
 
     Args:
         path: the local TFRecord spool.
-        columns: the input columns (``coding.Column``).
+        columns: the input columns (:class:`~serverless_tf.protocol.schema.Column`).
         policy, rows, batch_size, steps: as in :func:`batch_sizes`.
-        zero_example: a serialized example of zero values, used as padding (``pad``) or as
-            a placeholder filtered out after batching (``flush``).
+
+    Padding rows (``pad``) and the placeholders filtered out after batching (``flush``) are
+    examples of zero values (:func:`~serverless_tf.protocol.example.zero_example`).
 
     Returns:
         Batches as dicts of feature tensors (var-len columns as ``tf.RaggedTensor``); under
@@ -92,11 +143,11 @@ def spool_dataset(
     """
     import tensorflow as tf
 
-    from .coding import parse_examples
+    from ..protocol.example import parse_examples, zero_example
 
     sizes = batch_sizes(policy, rows, batch_size, steps)
     real = tf.data.TFRecordDataset(str(path)).map(lambda s: (s, tf.constant(1.0)))
-    padding = tf.data.Dataset.from_tensors((tf.constant(zero_example), tf.constant(0.0))).repeat()
+    padding = tf.data.Dataset.from_tensors((tf.constant(zero_example(columns)), tf.constant(0.0))).repeat()
     if policy == "drop":
         ds = real.take(steps * batch_size)
     elif policy == "pad":

@@ -16,22 +16,24 @@ Example (the user's model.py)::
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
+from ..input.feed import FeedQueue
+from ..input.live_feed import LiveBatches
+from ..input.remainder import batch_sizes, spool_dataset
+from ..input.spool import Spool, spool_bounded_feed
+from ..protocol.names import member_name
+from ..protocol.schema import ROW_ID_COLUMN
+from ..protocol.spec import JobSpec
+from ..registry import JOB_ENDING_STATES, Progress, Registry
 from .export import export_model, load_saved_model, next_version, restore_weights, save_checkpoint
-from .feed import FeedQueue
-from .live_feed import LiveBatches, parse_rows
-from .output import OutputError, OutputWriter, row_id_column, rows_from_outputs
-from .registry import Progress, Registry
-from .remainder import batch_sizes, spool_dataset
-from .spec import ROW_ID, JobSpec
-from .spool import Spool, spool_bounded_feed
+from .output import BatchAnswers, OutputWriter
+from .progress import model_step
 
 
 class ContextError(RuntimeError):
@@ -73,15 +75,14 @@ class Context:
     steps: Optional[int] = None
     step: int = 0
     _dataset: Any = field(default=None, repr=False)
-    _live: Optional[LiveBatches] = field(default=None, repr=False)
-    _last_row_ids: Optional[list[int]] = field(default=None, repr=False)
+    _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     _writer: Optional[OutputWriter] = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def member(self) -> str:
         """``<role>-<index>``, the member's name in queues, spool keys and progress."""
-        return f"{self.role}-{self.index}"
+        return member_name(self.role, self.index)
 
     def strategy(self) -> Any:
         """The job's ``tf.distribute.Strategy``: MultiWorkerMirroredStrategy for several workers, else the default."""
@@ -127,8 +128,7 @@ class Context:
             if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
                 _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
             eod = spool_bounded_feed(queue, spool, idle_s, on_progress)
-            zero = _zero_example(spec.input_columns)
-            self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps, zero)
+            self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps)
             with self._lock:
                 self.steps = eod.steps
                 self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
@@ -136,23 +136,23 @@ class Context:
                  f"{eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}: {self.rows_seen} rows per pass")
             return self._dataset
 
-        from . import coding
+        from ..protocol.example import parse_rows  # TensorFlow: the user's environment is set by now
 
-        columns = list(spec.input_columns) + ([row_id_column(coding)] if spec.mode == "inference" else [])
+        columns = list(spec.input_columns) + ([ROW_ID_COLUMN] if spec.mode == "inference" else [])
         flush_after = spec.remainder.after_ms if spec.remainder.policy == "flush" and spec.remainder.after_ms is not None else 0
 
         def on_batch(n: int) -> None:
             with self._lock:
                 self.rows_seen += n
 
-        self._live = LiveBatches(queue, parse_rows(columns), spec.batch_size, flush_after, spec.bounded, idle_s,
-                                 should_stop=self._job_stopping, on_batch=on_batch)
-        self._dataset = _RowIdTracker(self._live, self)
+        live = LiveBatches(queue, parse_rows(columns), spec.batch_size, flush_after, spec.bounded, idle_s,
+                           should_stop=self._job_stopping, on_batch=on_batch)
+        self._dataset = _LiveDataset(live, self._answers)
         return self._dataset
 
     def _job_stopping(self) -> bool:
         job = self.registry.get_job(self.job_id)
-        return job is None or job.state in ("STOPPING", "STOPPED", "FAILED", "SUCCEEDED")
+        return job is None or job.state in JOB_ENDING_STATES
 
     # -- output -------------------------------------------------------------------------------
 
@@ -172,26 +172,18 @@ class Context:
         spec = self.spec
         if spec.mode != "inference" or not spec.output_columns or not spec.queues.output:
             raise ContextError(f"ctx.write needs an inference job with output columns. Received: mode={spec.mode!r}, output columns={spec.output_columns}")
-        if self._last_row_ids is None:
-            raise OutputError("ctx.write was called before ctx.dataset() yielded a batch, or twice for one batch; write once per batch")
-        row_ids = self._last_row_ids
-        rows = rows_from_outputs(outputs, spec.output_columns, len(row_ids))
-        if self._writer is None:
-            from . import coding
-
-            self._writer = OutputWriter(self.sqs, spec.queues.output, self.job_id, self.member, spec.output_columns, row_id_column(coding))
-        self._writer.send(rows, row_ids)
-        self._last_row_ids = None
-        return len(rows)
+        return self._answers.answer(outputs, spec.output_columns, self._output().send)
 
     def end_output(self) -> int:
         """Sends end-of-output (called by the worker after the entry returns); returns the rows written."""
-        if self._writer is None:
-            from . import coding
+        writer = self._output()
+        writer.end()
+        return writer.rows
 
-            self._writer = OutputWriter(self.sqs, self.spec.queues.output, self.job_id, self.member, self.spec.output_columns or (), row_id_column(coding))
-        self._writer.end()
-        return self._writer.rows
+    def _output(self) -> OutputWriter:
+        if self._writer is None:
+            self._writer = OutputWriter(self.sqs, self.spec.queues.output, self.job_id, self.member, self.spec.output_columns or ())
+        return self._writer
 
     # -- training helpers ---------------------------------------------------------------------
 
@@ -250,7 +242,7 @@ class Context:
         Returns:
             The manifest (chief), else ``None``.
         """
-        step = _model_step(model, self.step)
+        step = model_step(model, self.step)
         m = self.spec.model
         uri = None if m is None else m.export_uri if self.spec.bounded or m.versions_uri is None else m.versions_uri + next_version(self.job_id) + "/"
         manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step)
@@ -263,47 +255,20 @@ class Context:
         return load_saved_model(self.s3, self.spec.model_artifact_uri, self.job_id)
 
 
-class _RowIdTracker:
-    """Iterates a live dataset and remembers each yielded batch's ``__row_id`` for ``ctx.write``."""
+class _LiveDataset:
+    """A live dataset as ``ctx.dataset()`` returns it: its batches, each remembered for ``ctx.write``."""
 
-    def __init__(self, live: LiveBatches, ctx: Context):
+    def __init__(self, live: LiveBatches, answers: BatchAnswers):
         self._live = live
-        self._ctx = ctx
+        self._answers = answers
 
-    def __iter__(self) -> Any:
-        for batch in self._live:
-            if ROW_ID in batch:
-                self._ctx._last_row_ids = [int(v) for v in batch[ROW_ID].numpy().tolist()]
-            yield batch
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return self._answers.track(self._live)
 
     @property
     def rows_yielded(self) -> int:
         return self._live.rows_yielded
 
 
-def _model_step(model: Any, fallback: int) -> int:
-    try:
-        return int(model.optimizer.iterations.numpy())
-    except Exception:  # an uncompiled model has no optimizer
-        return int(fallback)
-
-
-def _zero_example(columns: Any) -> bytes:
-    """A serialized example with every column at zero: padding rows."""
-    from .coding import Fixed, encode_example
-
-    zero_of = {"FLOAT32": 0.0, "FLOAT64": 0.0, "INT32": 0, "INT64": 0, "STRING": "", "BYTES": b""}
-    row: dict[str, Any] = {}
-    for c in columns:
-        z = zero_of[c.dtype]
-        row[c.name] = z if c.shape == "scalar" else [z] * c.shape.fixed if isinstance(c.shape, Fixed) else []
-    return encode_example(row, columns)
-
-
 def _log(message: str) -> None:
     print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)
-
-
-def progress_line(values: Mapping[str, Any]) -> str:
-    """The ``STF_PROGRESS {json}`` line the progress callback prints."""
-    return "STF_PROGRESS " + json.dumps(dict(values), separators=(",", ":"))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .s3_objects import S3Uri, download_file, download_prefix, upload_dir
+from ..aws.s3 import S3Uri, download_file, download_prefix, upload_dir
 
 ARTIFACT_DIR = "artifact/"
 EXPORT_MANIFEST = "export.json"

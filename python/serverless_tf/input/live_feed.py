@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
+from ..protocol.tfrecord import unframe_records
 from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop
 
 # While a partial batch waits for its flush deadline, poll this often (SQS long polls are whole seconds).
@@ -59,8 +60,6 @@ class LiveBatches:
         return self._batches()
 
     def _batches(self) -> Iterator[dict[str, Any]]:
-        from .coding import unframe_records
-
         seen: set[str] = set()
         held: dict[str, _Held] = {}
         pending: list[tuple[bytes, str]] = []  # (serialized example, feedId)
@@ -155,15 +154,3 @@ class LiveBatches:
                     stopped = True
                     markers.append(r.receipt_handle)
             self.queue.delete(duplicates)
-
-
-def parse_rows(columns: Sequence[Any]) -> Callable[[list[bytes]], dict[str, Any]]:
-    """A parser of serialized examples into a dict of eager tensors (``coding.parse_examples``)."""
-    import tensorflow as tf
-
-    from .coding import parse_examples
-
-    def parse(rows: list[bytes]) -> dict[str, Any]:
-        return dict(parse_examples(tf.constant(rows, dtype=tf.string), columns))
-
-    return parse

@@ -1,0 +1,23 @@
+"""What a worker reports about training: the ``STF_PROGRESS {json}`` line and a model's step.
+
+The launcher reads ``STF_PROGRESS`` lines from the worker's stdout (``PROGRESS_PREFIX`` in
+src/launch/process-launcher.ts) and hands them to ``fit(..., {onProgress})``; user code may
+print its own with :func:`progress_line`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+
+def progress_line(values: Mapping[str, Any]) -> str:
+    """The ``STF_PROGRESS {json}`` line the progress callback prints."""
+    return "STF_PROGRESS " + json.dumps(dict(values), separators=(",", ":"))
+
+
+def model_step(model: Any, fallback: int = 0) -> int:
+    """The optimizer's iteration count of ``model``: its training step, or ``fallback`` when it has no optimizer (not compiled)."""
+    try:
+        return int(model.optimizer.iterations.numpy())
+    except Exception:  # an uncompiled model has no optimizer
+        return int(fallback)
