@@ -7,8 +7,8 @@ export { StandardScaler, StandardScalerModel } from "./api/stages/standard-scale
 export { ArgMax, ColumnSelector } from "./api/stages/transformers.ts";
 export { StageFormatError, StageVersionError } from "./api/persistence.ts";
 export { Table, schemaOf, columnOf } from "./api/table.ts";
-export type { Column, Row } from "./coding/schema.ts";
-export { LocalRuntime, defaultRuntime } from "./local/runtime.ts";
+export type { Column, Row } from "./codec/schema.ts";
+export { LocalRuntime, defaultRuntime } from "./runtime/local-runtime.ts";
 export { JobFailedError, JobTimeoutError, JobHangError, WorkerLostError } from "./jobs/watch.ts";
 export { ServerlessTfError, ConfigError } from "./errors.ts";
 export { readJobOutput } from "./jobs/output-store.ts";

@@ -15,18 +15,18 @@
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { trainRequestOf, watchOverridesOf } from "../../src/api/train-request.ts";
-import { SchemaError } from "../../src/coding/errors.ts";
-import { startJob, type CoordinatorPorts } from "../../src/coordinator/coordinator.ts";
+import { SchemaError } from "../../src/codec/errors.ts";
+import { startJob, type CoordinatorPorts } from "./start-job.ts";
 import { ServerlessTfError, ConfigError } from "../../src/errors.ts";
-import { parseCoordinatorEvent } from "../../src/events/coordinator-event.ts";
-import { EventShapeError } from "../../src/events/errors.ts";
-import { allMembers } from "../../src/jobs/spec.ts";
-import { sendShardFeedRequest } from "../../src/feed/dispatch.ts";
-import { watchStartedJob } from "../../src/jobs/job-watch-stage.ts";
-import { launcherFromEnv } from "../../src/launch/from-env.ts";
+import { parseCoordinatorEvent } from "../../src/protocol/start-request.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import { allMembers } from "../../src/protocol/spec.ts";
+import { sendShardFeedRequest } from "../../src/jobs/shard-feed-queue.ts";
+import { watchStartedJob } from "../job-watch/watch-round.ts";
+import { launcherFromEnv } from "../../src/workers/from-env.ts";
 import { JobConflictError } from "../../src/registry/errors.ts";
-import { stageDeps, type StageDeps } from "../../src/stage/deps.ts";
-import { runFitTriggerBatch, type StartFit } from "../../src/triggers/fit-trigger.ts";
+import { stageDeps, type StageDeps } from "../../src/jobs/deps-from-env.ts";
+import { runFitTriggerBatch, type StartFit } from "./fit-trigger.ts";
 
 export type CoordinatorResponse =
   | { readonly status: "started"; readonly jobId: string; readonly mode: "train" | "inference"; readonly members: readonly string[]; readonly shards: number }

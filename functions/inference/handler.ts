@@ -3,10 +3,10 @@
  * started on the first batch; the model version follows `latest.json`.
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { PythonEngine } from "../../src/inference/engine.ts";
-import { inferenceSettingsFromEnv } from "../../src/inference/config.ts";
-import { InferenceService, type InferenceSettings } from "../../src/inference/inference.ts";
-import { stageDeps } from "../../src/stage/deps.ts";
+import { PythonEngine } from "./engine.ts";
+import { inferenceSettingsFromEnv } from "./settings.ts";
+import { InferenceService, type InferenceSettings } from "./inference-service.ts";
+import { stageDeps } from "../../src/jobs/deps-from-env.ts";
 
 /** A handler for one served model; the local runtime builds one per `serveModel`. */
 export function createInferenceHandler(settings: InferenceSettings, service = new InferenceService(stageDeps().clients, settings, new PythonEngine())): ((event: SQSEvent) => Promise<SQSBatchResponse>) & { service: InferenceService } {

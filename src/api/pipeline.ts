@@ -6,8 +6,8 @@
  * `PipelineModel`: the fitted chain, whose `transform` runs every stage.
  */
 import { ConfigError } from "../errors.ts";
-import type { RunOptions } from "../jobs/run.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
+import type { RunOptions } from "../runtime/run-job.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { TFEstimator } from "./estimator.ts";
 import { TFModel } from "./model.ts";
 import { childUri, readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";

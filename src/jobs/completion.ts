@@ -4,13 +4,13 @@
  * inference job on AWS when every member is DONE (locally the output collector decides, since it
  * also waits for the rows).
  */
-import { EXPORT_MANIFEST, METADATA_OBJECT } from "../checkpoint/publish.ts";
-import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
+import { EXPORT_MANIFEST, METADATA_OBJECT } from "../../functions/checkpoint/publish.ts";
+import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
 import type { MemberRecord } from "../registry/types.ts";
 import { getJson, headObject } from "../storage/objects.ts";
 import type { JobDeps } from "./deps.ts";
-import { parseS3Uri } from "./names.ts";
-import type { JobSpec } from "./spec.ts";
+import { parseS3Uri } from "../protocol/names.ts";
+import type { JobSpec } from "../protocol/spec.ts";
 import { COMPLETE, PENDING, type Completion } from "./watch-round.ts";
 
 const allDone = (spec: Pick<JobSpec, "cluster">, members: readonly MemberRecord[]) =>

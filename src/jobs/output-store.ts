@@ -11,16 +11,16 @@
  */
 import { createHash } from "node:crypto";
 import type { AwsClients } from "../aws/clients.ts";
-import type { Column } from "../coding/schema.ts";
+import type { Column } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
-import type { OutputMessage } from "../feed/messages.ts";
+import type { OutputMessage } from "../protocol/feed-messages.ts";
 import { getJson, isPreconditionFailed, listKeys, putJson } from "../storage/objects.ts";
-import { jobKeys } from "./names.ts";
-import { OutputRows, type OutputRow } from "./output.ts";
+import { jobKeys } from "../protocol/names.ts";
+import { OutputRows, type OutputRow } from "./output-rows.ts";
 import type { JobDeps } from "./deps.ts";
 import { JobNotFoundError } from "../registry/errors.ts";
 import { queueDepth, takeMessages } from "./queues.ts";
-import { dataMembers, type JobSpec } from "./spec.ts";
+import { dataMembers, type JobSpec } from "../protocol/spec.ts";
 
 /** One saved part: the bodies of the output messages one receive returned, as sent. */
 export interface OutputPart {

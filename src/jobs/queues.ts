@@ -4,8 +4,8 @@
  */
 import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, GetQueueAttributesCommand, QueueDoesNotExist, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
-import { queueName, type MemberKey } from "./names.ts";
-import type { JobQueues } from "./spec.ts";
+import { queueName, type MemberKey } from "../protocol/names.ts";
+import type { JobQueues } from "../protocol/spec.ts";
 
 export interface QueueSettings {
   /** Seconds a received message stays invisible; a consumer that dies releases it after this. */

@@ -6,7 +6,7 @@
  * so both make the same decisions from the same facts.
  */
 import type { JobRecord, MemberRecord } from "../registry/types.ts";
-import type { WorkerExit } from "../launch/launcher.ts";
+import type { WorkerExit } from "../workers/launcher.ts";
 
 /** What a watch remembers between rounds: plain JSON, so it can travel in an SQS message. */
 export interface WatchState {

@@ -9,10 +9,10 @@
  * `decideWatchRound` (src/jobs/watch-round.ts), the same one the job-watch stage makes on AWS.
  */
 import { ServerlessTfError } from "../errors.ts";
-import type { LaunchedWorkers, WorkerExit } from "../launch/launcher.ts";
+import type { LaunchedWorkers, WorkerExit } from "../workers/launcher.ts";
 import type { CheckpointRecord } from "../registry/types.ts";
 import type { JobDeps } from "./deps.ts";
-import type { StartedJob } from "../coordinator/coordinator.ts";
+import type { StartedJob } from "../../functions/coordinator/start-job.ts";
 import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, memberName, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
 
 export class JobFailedError extends ServerlessTfError {

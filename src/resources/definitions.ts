@@ -6,9 +6,9 @@
  *
  * Plain data and pure functions only: the CDK app imports this module at synth time.
  */
-import { EXPORT_MANIFEST } from "../checkpoint/publish.ts";
+import { EXPORT_MANIFEST } from "../../functions/checkpoint/publish.ts";
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
-import { DEFAULT_BUCKET } from "../stage/config.ts";
+import { DEFAULT_BUCKET } from "../jobs/settings.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
 

@@ -9,8 +9,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { WORKER_MODULE, workerArgs } from "../../src/launch/ecs-launcher.ts";
-import { projectRoot } from "../../src/local/paths.ts";
+import { WORKER_MODULE, workerArgs } from "../../src/workers/ecs-launcher.ts";
+import { projectRoot } from "../../src/workers/paths.ts";
 
 const processLauncher = readFileSync(join(projectRoot, "src", "launch", "process-launcher.ts"), "utf8");
 

@@ -9,9 +9,9 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
 import { injectedFaults, FAULT_KINDS } from "../../src/aws/faults.ts";
-import { moveLatest, readLatest } from "../../src/checkpoint/publish.ts";
+import { moveLatest, readLatest } from "../../functions/checkpoint/publish.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMetadata } from "../../src/models/metadata.ts";
+import { MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
 
 const faulty = createAwsClients(awsSettingsFromEnv({ ...process.env, SERVERLESS_TF_FAULT_RATE: "0.05", SERVERLESS_TF_FAULT_SEED: "20261125" }));

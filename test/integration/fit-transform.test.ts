@@ -13,12 +13,12 @@ import { after, before, describe, it } from "node:test";
 import { GetQueueUrlCommand, ListQueuesCommand, QueueDoesNotExist, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { ConfigError, JobFailedError, LocalRuntime, TFEstimator, TFModel, Table, schemaOf, type Row } from "../../src/index.ts";
 import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
-import { feedShard } from "../../src/feed/shard-feed.ts";
-import { queueName, type MemberKey } from "../../src/jobs/names.ts";
-import type { JobRuntime } from "../../src/jobs/runtime.ts";
-import type { WorkerProgress } from "../../src/launch/launcher.ts";
+import { feedShard } from "../../functions/shard-feed/feed-shard.ts";
+import { queueName, type MemberKey } from "../../src/protocol/names.ts";
+import type { JobRuntime } from "../../src/runtime/job-runtime.ts";
+import type { WorkerProgress } from "../../src/workers/launcher.ts";
 import { getJson } from "../../src/storage/objects.ts";
-import { parseS3Uri } from "../../src/jobs/names.ts";
+import { parseS3Uri } from "../../src/protocol/names.ts";
 import type { RemainderParam } from "../../src/api/tf-params.ts";
 
 const SCRIPTS = join(import.meta.dirname, "scripts");

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { modelKeys } from "../../src/jobs/names.ts";
-import { LocalRuntime, RUNTIME_QUEUES } from "../../src/local/runtime.ts";
+import { modelKeys } from "../../src/protocol/names.ts";
+import { LocalRuntime, RUNTIME_QUEUES } from "../../src/runtime/local-runtime.ts";
 import { getJson, headObject, listKeys, putJson, putObject } from "../../src/storage/objects.ts";
-import { FIT_SPEC_OBJECT, fitJobId } from "../../src/triggers/fit-trigger.ts";
+import { FIT_SPEC_OBJECT, fitJobId } from "../../functions/coordinator/fit-trigger.ts";
 import { SCALE_MODEL } from "../helpers/models.ts";
 
 describe("fit triggers", () => {

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
-import { IncompleteExportError, publishExport, readLatest, moveLatest } from "../../src/checkpoint/publish.ts";
-import { modelKeys } from "../../src/jobs/names.ts";
-import type { ModelMetadata } from "../../src/models/metadata.ts";
+import { IncompleteExportError, publishExport, readLatest, moveLatest } from "../../functions/checkpoint/publish.ts";
+import { modelKeys } from "../../src/protocol/names.ts";
+import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { getJson, putJson, putObject } from "../../src/storage/objects.ts";
 import { modelStoreFixture } from "../helpers/model-store.ts";
 

@@ -7,8 +7,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startEmulator, type RunningEmulator } from "../../src/local/emulator.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
+import { startEmulator, type RunningEmulator } from "../../src/runtime/emulator.ts";
+import { projectPython, projectRoot } from "../../src/workers/paths.ts";
 import { SOAK_FIGURES_DIR } from "./figures.ts";
 
 const files = (process.argv.slice(2).length ? process.argv.slice(2) : readdirSync(join(projectRoot, "test/soak")).filter((f) => f.endsWith(".soak.ts")).map((f) => `test/soak/${f}`)).sort();

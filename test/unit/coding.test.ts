@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createDecoder, createEncoder } from "../../src/coding/example.ts";
-import { DecodeError, SchemaError } from "../../src/coding/errors.ts";
-import { parseColumns, type Column } from "../../src/coding/schema.ts";
+import { createDecoder, createEncoder } from "../../src/codec/example.ts";
+import { DecodeError, SchemaError } from "../../src/codec/errors.ts";
+import { parseColumns, type Column } from "../../src/codec/schema.ts";
 import { ServerlessTfError } from "../../src/errors.ts";
 import { byteMismatch, loadVectors } from "../vectors/vectors.ts";
 

@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { SQSEvent } from "aws-lambda";
-import { EventShapeError } from "../../src/events/errors.ts";
-import { parseCoordinatorEvent } from "../../src/events/coordinator-event.ts";
-import { parseJobWatchEvent } from "../../src/events/job-watch-event.ts";
-import { parseS3Notification } from "../../src/events/s3-event.ts";
-import { parseShardFeedEvent } from "../../src/events/shard-feed-event.ts";
-import { runCheckpointBatch } from "../../src/checkpoint/checkpoint-stage.ts";
-import { runShardFeedBatch } from "../../src/feed/shard-feed-stage.ts";
-import type { StageDeps } from "../../src/stage/deps.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import { parseCoordinatorEvent } from "../../src/protocol/start-request.ts";
+import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
+import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
+import { parseShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
+import { runCheckpointBatch } from "../../functions/checkpoint/batch.ts";
+import { runShardFeedBatch } from "../../functions/shard-feed/batch.ts";
+import type { StageDeps } from "../../src/jobs/deps-from-env.ts";
 
 const bodies = fc.oneof(
   fc.json(),

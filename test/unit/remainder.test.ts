@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { flushBatchSizes, planSteps, RemainderError } from "../../src/jobs/remainder.ts";
+import { flushBatchSizes, planSteps, RemainderError } from "../../src/protocol/remainder.ts";
 
 describe("planSteps", () => {
   const rows = [500, 500];

@@ -4,12 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseJobWatchEvent } from "../../src/events/job-watch-event.ts";
-import { EventShapeError } from "../../src/events/errors.ts";
-import type { WorkerExit } from "../../src/launch/launcher.ts";
+import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import type { WorkerExit } from "../../src/workers/launcher.ts";
 import type { MemberRecord } from "../../src/registry/types.ts";
 import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation, type WatchPolicy, type WatchState } from "../../src/jobs/watch-round.ts";
-import { firstWatchMessage } from "../../src/jobs/job-watch-stage.ts";
+import { firstWatchMessage } from "../../functions/job-watch/watch-round.ts";
 import { JOB_WATCH } from "../../src/resources/definitions.ts";
 
 const T0 = 1_700_000_000_000;

@@ -1,0 +1,59 @@
+/**
+ * Model metadata: what a `TFModel` is. It holds no weights, only where they are and how to run
+ * them, so a model can be passed around, saved in a pipeline and reloaded while an unbounded
+ * fit keeps publishing new versions.
+ */
+import type { Column } from "../codec/schema.ts";
+import { ServerlessTfError } from "../errors.ts";
+import type { PythonConfig } from "./spec.ts";
+
+export const MODEL_FORMAT = "serverless-tf/model";
+export const MODEL_FORMAT_VERSION = 1;
+
+export interface InferenceConfig {
+  readonly python: PythonConfig;
+  readonly input: { readonly columns: readonly Column[] };
+  readonly output: { readonly columns: readonly Column[] };
+  readonly batchSize: number;
+}
+
+export interface ModelMetadata {
+  readonly format: typeof MODEL_FORMAT;
+  readonly formatVersion: typeof MODEL_FORMAT_VERSION;
+  readonly modelId: string;
+  readonly version: string;
+  readonly jobId: string;
+  readonly createdAt: string;
+  /** s3:// prefix of the exported SavedModel. */
+  readonly artifactUri: string;
+  readonly step: number;
+  readonly inference: InferenceConfig | null;
+}
+
+/** Pointer object at `models/<modelId>/latest.json`. */
+export interface LatestPointer {
+  readonly modelId: string;
+  readonly version: string;
+  readonly metadataUri: string;
+}
+
+export class ModelFormatError extends ServerlessTfError {}
+
+export function checkModelMetadata(value: unknown, source: string): ModelMetadata {
+  const m = value as Partial<ModelMetadata> | null;
+  if (!m || typeof m !== "object" || m.format !== MODEL_FORMAT) {
+    throw new ModelFormatError(`${source} is not serverless-tf model metadata (format ${JSON.stringify(m?.format)}); point at a metadata.json written by a fit.`);
+  }
+  if (m.formatVersion !== MODEL_FORMAT_VERSION) {
+    throw new ModelFormatError(`${source} has model format version ${JSON.stringify(m.formatVersion)}, this release reads ${MODEL_FORMAT_VERSION}. Upgrade serverless-tf to load it.`);
+  }
+  for (const field of ["modelId", "version", "jobId", "artifactUri"] as const) {
+    if (typeof m[field] !== "string") throw new ModelFormatError(`${source} lacks ${field}; the file is damaged. Re-export the model.`);
+  }
+  return m as ModelMetadata;
+}
+
+/** Sortable version names: zero-padded time first, so a later export always sorts after. */
+export function newVersion(jobId: string, now = Date.now()): string {
+  return `${String(now).padStart(14, "0")}-${jobId}`;
+}

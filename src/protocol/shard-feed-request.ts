@@ -1,0 +1,28 @@
+/** Parses a shard-feed request from an SQS message body. */
+import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
+import type { ShardFeedEvent } from "../../functions/shard-feed/feed-shard.ts";
+import { JOB_ID_PATTERN } from "./names.ts";
+import { EventShapeError } from "./errors.ts";
+import { parseEventJson } from "./json.ts";
+
+const TYPE = "shard-feed event";
+
+function field<T>(value: unknown, name: string, expected: string, ok: (v: unknown) => boolean): T {
+  if (!ok(value)) throw new EventShapeError(TYPE, name, value, expected);
+  return value as T;
+}
+
+export function parseShardFeedEvent(body: string): ShardFeedEvent {
+  const json = parseEventJson(TYPE, body);
+  const o = field<Record<string, unknown>>(json, "body", "a JSON object", (v) => typeof v === "object" && v !== null && !Array.isArray(v));
+  const shard = field<Record<string, unknown>>(o.shard, "shard", "an object", (v) => typeof v === "object" && v !== null && !Array.isArray(v));
+  return {
+    jobId: field<string>(o.jobId, "jobId", `a job id matching ${JOB_ID_PATTERN}`, (v) => typeof v === "string" && JOB_ID_PATTERN.test(v)),
+    shard: {
+      shardId: field<string>(shard.shardId, "shard.shardId", "a short id", (v) => typeof v === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(v)),
+      index: field<number>(shard.index, "shard.index", "an integer from 0 to 2^21", (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 21),
+      uri: field<string>(shard.uri, "shard.uri", "an s3:// URI", (v) => typeof v === "string" && v.startsWith("s3://") && v.length < 2048),
+      format: field<TableFormat>(shard.format, "shard.format", TABLE_FORMATS.join(" | "), (v) => (TABLE_FORMATS as readonly unknown[]).includes(v)),
+    },
+  };
+}

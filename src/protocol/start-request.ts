@@ -1,0 +1,172 @@
+/**
+ * Parses what the coordinator function is invoked with: `{ "action": "start", "request": <JobRequest> }`.
+ * Only the shape is checked here (types, enums, s3:// URIs); what a job may ask for (cluster
+ * size, entry names, ...) is the coordinator's `validateRequest`, so both paths share one rule set.
+ */
+import { SchemaError } from "../codec/errors.ts";
+import { parseColumns, type Column } from "../codec/schema.ts";
+import type { JobRequest } from "../../functions/coordinator/start-job.ts";
+import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
+import { JOB_ID_PATTERN } from "./names.ts";
+import type { TableSource } from "./table-source.ts";
+import type { PythonConfig, RemainderPolicy } from "./spec.ts";
+import type { WatchPolicy } from "../jobs/watch-round.ts";
+import type { InferenceConfig } from "./model-metadata.ts";
+import { EventShapeError } from "./errors.ts";
+
+const TYPE = "coordinator event";
+
+/** The watch settings a start may override (the rest are the stack's `JOB_WATCH.policy`). */
+export type WatchOverrides = Partial<Pick<WatchPolicy, "timeoutMs" | "maxWorkerRestarts" | "progressTimeoutMs">>;
+
+export type CoordinatorEvent = { readonly action: "start"; readonly request: JobRequest; readonly watch: WatchOverrides };
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+const isInt = (min: number) => (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= min;
+const isS3Uri = (v: unknown): v is string => typeof v === "string" && /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*/.test(v) && v.length < 2048;
+
+/** Reads the fields of one JSON object; every failure names the field's full path. */
+class Fields {
+  constructor(
+    private readonly o: Json,
+    private readonly path: string,
+  ) {}
+
+  static of(value: unknown, path: string): Fields {
+    if (!isObject(value)) throw new EventShapeError(TYPE, path, value, "a JSON object");
+    return new Fields(value, path);
+  }
+
+  name(key: string): string {
+    return `${this.path}.${key}`;
+  }
+
+  has(key: string): boolean {
+    return this.o[key] !== undefined && this.o[key] !== null;
+  }
+
+  get<T>(key: string, expected: string, ok: (v: unknown) => v is T): T {
+    const v = this.o[key];
+    if (!ok(v)) throw new EventShapeError(TYPE, this.name(key), v, expected);
+    return v;
+  }
+
+  optional<T>(key: string, expected: string, ok: (v: unknown) => v is T): T | undefined {
+    return this.has(key) ? this.get(key, expected, ok) : undefined;
+  }
+
+  /** Refuses a key outside `known`, naming it: a typo would otherwise be a setting silently ignored. */
+  only(known: readonly string[]): this {
+    const unknown = Object.keys(this.o).find((k) => !known.includes(k));
+    if (unknown !== undefined) throw new EventShapeError(TYPE, this.name(unknown), this.o[unknown], `absent (known keys: ${known.join(", ")})`);
+    return this;
+  }
+
+  object(key: string): Fields {
+    return Fields.of(this.o[key], this.name(key));
+  }
+
+  columns(key: string): Column[] {
+    const list = this.object(key).o.columns;
+    try {
+      return parseColumns(list);
+    } catch (e) {
+      if (e instanceof SchemaError) throw new EventShapeError(TYPE, `${this.name(key)}.columns`, list, `a column list: ${e.message}`);
+      throw e;
+    }
+  }
+}
+
+function python(f: Fields): PythonConfig {
+  const strings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((s) => typeof s === "string");
+  return {
+    scripts: f.get("scripts", "an array of s3:// URIs (upload the scripts first: a function cannot read your disk)", (v): v is string[] => Array.isArray(v) && v.every(isS3Uri)),
+    entry: f.get("entry", "a string", (v): v is string => typeof v === "string"),
+    hyperParams: f.optional("hyperParams", "a JSON object", isObject) ?? {},
+    env: f.optional("env", "an object of string values", strings) ?? {},
+  };
+}
+
+function remainder(f: Fields): RemainderPolicy {
+  const policy = f.get("policy", '"drop", "pad" or "flush"', (v): v is "drop" | "pad" | "flush" => v === "drop" || v === "pad" || v === "flush");
+  return policy === "flush" ? { policy, afterMs: f.get("afterMs", "a non-negative integer", isInt(0)) } : { policy };
+}
+
+function source(f: Fields): TableSource {
+  const kind = f.get("kind", '"s3" or "rows" (a function takes bounded tables only)', (v): v is "s3" | "rows" => v === "s3" || v === "rows");
+  if (kind === "rows") return { kind, rows: f.get("rows", "an array of row objects", (v): v is Json[] => Array.isArray(v) && v.every(isObject)) };
+  const format = f.optional("format", TABLE_FORMATS.join(" | "), (v): v is TableFormat => (TABLE_FORMATS as readonly unknown[]).includes(v));
+  return { kind, uri: f.get("uri", "an s3:// URI of a prefix", isS3Uri), ...(format ? { format } : {}) };
+}
+
+function inference(f: Fields): InferenceConfig {
+  return {
+    python: python(f.object("python")),
+    input: { columns: f.columns("input") },
+    output: { columns: f.columns("output") },
+    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
+  };
+}
+
+function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
+  const jobId = f.optional("jobId", `a job id matching ${JOB_ID_PATTERN}`, (v): v is string => typeof v === "string" && JOB_ID_PATTERN.test(v));
+  const cluster = f.object("cluster");
+  const model = f.has("model") ? f.object("model") : undefined;
+  const checkpoint = f.has("checkpoint") ? f.object("checkpoint") : undefined;
+  const optionalUri = (key: string) => f.optional(key, "an s3:// URI or null", isS3Uri) ?? null;
+  return {
+    ...(jobId ? { jobId } : {}),
+    mode: f.get("mode", '"train" or "inference"', (v): v is "train" | "inference" => v === "train" || v === "inference"),
+    cluster: { worker: cluster.get("worker", "an integer", isInt(0)), ps: cluster.optional("ps", "an integer", isInt(0)) ?? 0 },
+    python: python(f.object("python")),
+    input: { columns: f.columns("input") },
+    output: f.has("output") ? { columns: f.columns("output") } : null,
+    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
+    remainder: remainder(f.object("remainder")),
+    source: source(f.object("source")),
+    bucket: f.optional("bucket", "a bucket name", (v): v is string => typeof v === "string" && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)) ?? defaults.bucket,
+    model: model
+      ? {
+          modelId: model.get("modelId", "lowercase letters, digits and dashes", (v): v is string => typeof v === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(v)),
+          inference: model.has("inference") ? inference(model.object("inference")) : null,
+        }
+      : null,
+    modelArtifactUri: optionalUri("modelArtifactUri"),
+    initModelUri: optionalUri("initModelUri"),
+    ...(checkpoint ? { checkpoint: { everySteps: checkpoint.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: checkpoint.get("everySeconds", "a non-negative integer", isInt(0)) } } : {}),
+    ...(f.has("leaseMs") ? { leaseMs: f.get("leaseMs", "an integer of at least 1000", isInt(1_000)) } : {}),
+    ...(f.has("rowsPerShard") ? { rowsPerShard: f.get("rowsPerShard", "a positive integer", isInt(1)) } : {}),
+  };
+}
+
+function watch(f: Fields): WatchOverrides {
+  f.only(["timeoutMs", "maxWorkerRestarts", "progressTimeoutMs"]);
+  return {
+    ...(f.has("timeoutMs") ? { timeoutMs: f.get("timeoutMs", "an integer of at least 1000 (ms)", isInt(1_000)) } : {}),
+    ...(f.has("maxWorkerRestarts") ? { maxWorkerRestarts: f.get("maxWorkerRestarts", "a non-negative integer", isInt(0)) } : {}),
+    ...(f.has("progressTimeoutMs") ? { progressTimeoutMs: f.get("progressTimeoutMs", "a non-negative integer (ms; 0: never)", isInt(0)) } : {}),
+  };
+}
+
+/**
+ * Checks a coordinator invocation (an object, or its JSON text) and returns it typed.
+ *
+ * @throws EventShapeError naming the field, what it held and what is allowed.
+ * @example
+ * const { request } = parseCoordinatorEvent({ action: "start", request: { mode: "train", ... } }, { bucket: "artifacts" });
+ */
+export function parseCoordinatorEvent(event: unknown, defaults: { readonly bucket: string }): CoordinatorEvent {
+  let json = event;
+  if (typeof event === "string") {
+    try {
+      json = JSON.parse(event);
+    } catch {
+      throw new EventShapeError(TYPE, "event", event, "JSON");
+    }
+  }
+  const f = Fields.of(json, "event");
+  f.get("action", '"start"', (v): v is "start" => v === "start");
+  return { action: "start", request: request(f.object("request"), defaults), watch: f.has("watch") ? watch(f.object("watch")) : {} };
+}
