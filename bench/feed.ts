@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createEncoder } from "../src/codec/example.ts";
 import { schemaOf } from "../src/api/table.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
-import type { ShardFeedEvent } from "../functions/shard-feed/feed-shard.ts";
+
 import { runJob } from "../src/runtime/run-job.ts";
 import type { JobRuntime } from "../src/runtime/job-runtime.ts";
 import { rowToJson } from "../src/protocol/table-source.ts";
@@ -18,6 +18,7 @@ import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
 import { digitsRows } from "./coding.ts";
 import type { BenchContext, Measurement } from "./figures.ts";
+import { type ShardFeedEvent } from "../src/protocol/shard-feed-request.ts";
 
 const COLUMNS = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 
@@ -66,15 +67,18 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   let consumed: { rows: number; seconds: number; at: number } | undefined;
   const gated: JobRuntime = {
     deps: runtime.deps,
-    launcher: runtime.launcher,
     acquire: () => runtime.acquire(),
     release: () => runtime.release(),
-    async dispatchShard(event: ShardFeedEvent) {
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
-      await Promise.race([workerReady, timeout]);
-      dispatchedAt ||= Date.now();
-      await runtime.dispatchShard(event);
-    },
+    startJob: (request, options) =>
+      runtime.startJob(request, {
+        ...options,
+        async dispatchShard(event: ShardFeedEvent) {
+          const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
+          await Promise.race([workerReady, timeout]);
+          dispatchedAt ||= Date.now();
+          await runtime.dispatchShard(event);
+        },
+      }),
   };
   await runJob(
     gated,

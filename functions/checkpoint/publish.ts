@@ -9,24 +9,13 @@
 import type { AwsClients } from "../../src/aws/clients.ts";
 import { ServerlessTfError } from "../../src/errors.ts";
 import { JobStateError } from "../../src/registry/errors.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
-import { modelKeys, parseS3Uri, s3Uri, type S3Location } from "../../src/protocol/names.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
+import { modelKeys, s3Uri, type S3Location } from "../../src/protocol/names.ts";
 import type { JobSpec } from "../../src/protocol/spec.ts";
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, type InferenceConfig, type LatestPointer, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
+import { EXPORT_MANIFEST, METADATA_OBJECT, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ExportManifest, type InferenceConfig, type LatestPointer, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { getJson, headObject, isPreconditionFailed, putJson } from "../../src/storage/objects.ts";
 
-export interface ExportManifest {
-  readonly jobId: string;
-  readonly member: string;
-  readonly step: number;
-  readonly files: readonly { readonly key: string; readonly size: number }[];
-  readonly createdAt?: string | number;
-}
-
 export class IncompleteExportError extends ServerlessTfError {}
-
-export const EXPORT_MANIFEST = "export.json";
-export const METADATA_OBJECT = "metadata.json";
 
 /** The spec of a training job carries how its model will be served. */
 export type TrainSpecWithModel = JobSpec & { readonly model: NonNullable<JobSpec["model"]> & { readonly inference?: InferenceConfig | null } };
@@ -35,7 +24,7 @@ function fileLocation(bucket: string, versionPrefix: string, key: string): S3Loc
   return { bucket, key: key.startsWith(versionPrefix) || key.startsWith("models/") ? key : `${versionPrefix}artifact/${key}` };
 }
 
-export async function publishExport(deps: JobDeps, manifestAt: S3Location): Promise<ModelMetadata> {
+export async function publishExport(deps: Deps, manifestAt: S3Location): Promise<ModelMetadata> {
   if (!manifestAt.key.endsWith(EXPORT_MANIFEST)) throw new IncompleteExportError(`${s3Uri(manifestAt)} is not an ${EXPORT_MANIFEST}`);
   const manifest = (await getJson<ExportManifest>(deps.clients, manifestAt))?.value;
   if (!manifest) throw new IncompleteExportError(`${s3Uri(manifestAt)} disappeared before it could be published`);
@@ -102,12 +91,4 @@ export async function moveLatest(clients: AwsClients, bucket: string, metadata: 
     }
   }
   throw new ServerlessTfError(`could not move ${s3Uri(at)} to ${metadata.version} after ${attempts} attempts: another publisher keeps changing it`);
-}
-
-export async function readLatest(clients: AwsClients, bucket: string, modelId: string): Promise<LatestPointer | undefined> {
-  return (await getJson<LatestPointer>(clients, { bucket, key: modelKeys.latest(modelId) }))?.value;
-}
-
-export function metadataLocation(uri: string): S3Location {
-  return parseS3Uri(uri, "model metadata URI");
 }

@@ -17,9 +17,9 @@
  */
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { processSqsBatch } from "../../src/aws/sqs-batch.ts";
+import type { SqsHandler, StartFit } from "../../src/runtime/functions.ts";
 import { ParamMap } from "../../src/api/params.ts";
-import { Table } from "../../src/api/table.ts";
 import { ESTIMATOR_PARAMS } from "../../src/api/tf-params.ts";
 import { SchemaError } from "../../src/codec/errors.ts";
 import { parseColumns } from "../../src/codec/schema.ts";
@@ -27,7 +27,7 @@ import { ConfigError } from "../../src/errors.ts";
 import { EventShapeError } from "../../src/protocol/errors.ts";
 import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
 import { checkFormat, formatOfKey } from "../../src/codec/table-rows.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
 import { s3Uri, type S3Location } from "../../src/protocol/names.ts";
 import { JobConflictError } from "../../src/registry/errors.ts";
 import { BUCKET_PREFIXES } from "../../src/resources/definitions.ts";
@@ -49,20 +49,13 @@ export type TriggerOutcome =
   | { readonly status: "duplicate"; readonly jobId: string }
   | { readonly status: "ignored"; readonly reason: string };
 
-/**
- * Starts a fit with a `TFEstimator`'s params and resolves once it is registered (rejects with
- * JobConflictError if the id is taken). The local runtime runs `TFEstimator.fit`; the coordinator
- * function starts the same request (`trainRequestOf`) directly.
- */
-export type StartFit = (params: ParamMap, table: Table, jobId: string) => Promise<void>;
-
 /** `fit-` and 24 hex digits of SHA-256 over bucket, key and ETag: the same object version, the same job. */
 export function fitJobId(bucket: string, key: string, etag: string): string {
   return `fit-${createHash("sha256").update(`${bucket}\n${key}\n${etag.replace(/"/g, "")}`).digest("hex").slice(0, 24)}`;
 }
 
 /** Starts one fit for the data object at `object`, or says why not. */
-export async function triggerFit(deps: JobDeps, object: S3Location, start: StartFit): Promise<TriggerOutcome> {
+export async function triggerFit(deps: Deps, object: S3Location, start: StartFit): Promise<TriggerOutcome> {
   const name = posix.basename(object.key);
   if (name.startsWith("_") || name.startsWith(".")) return { status: "ignored", reason: `${name} is not data (names starting with _ or . are reserved)` };
   const specAt = { bucket: object.bucket, key: posix.join(posix.dirname(object.key), FIT_SPEC_OBJECT) };
@@ -74,11 +67,11 @@ export async function triggerFit(deps: JobDeps, object: S3Location, start: Start
   if (!head) return { status: "ignored", reason: `${s3Uri(object)} was deleted before its fit started` };
   const jobId = fitJobId(object.bucket, object.key, head.etag);
   if (await deps.registry.getJob(jobId)) return { status: "duplicate", jobId };
-  const params = new ParamMap(ESTIMATOR_PARAMS);
-  params.loadJSON(found.value.params, `${s3Uri(specAt)}`);
-  const table = Table.fromS3(s3Uri(object), parseColumns(found.value.schema), format);
+  // Checked here, so a _fit.json that can never start a fit is let go with its reason.
+  new ParamMap(ESTIMATOR_PARAMS).loadJSON(found.value.params, `${s3Uri(specAt)}`);
+  const table = { uri: s3Uri(object), columns: parseColumns(found.value.schema), format };
   try {
-    await start(params, table, jobId);
+    await start({ jobId, params: found.value.params, table });
   } catch (e) {
     if (e instanceof JobConflictError) return { status: "duplicate", jobId };
     throw e;
@@ -86,20 +79,23 @@ export async function triggerFit(deps: JobDeps, object: S3Location, start: Start
   return { status: "started", jobId };
 }
 
-/** The trigger stage over an SQS batch of S3 notifications for the training prefix. */
-export async function runFitTriggerBatch(deps: JobDeps, event: SQSEvent, start: StartFit, log: (line: string) => void = console.error): Promise<SQSBatchResponse> {
-  const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
-  for (const record of event.Records) {
-    try {
-      for (const object of parseS3Notification(record.body)) {
-        const outcome = await triggerFit(deps, object, start);
-        log(`[fit-trigger] s3://${object.bucket}/${object.key}: ${outcome.status} ${"jobId" in outcome ? outcome.jobId : outcome.reason}`);
-      }
-    } catch (e) {
-      log(`[fit-trigger] message ${record.messageId}: ${(e as Error).message}`);
+/**
+ * The coordinator's handler for the fit-triggers queue (S3 notifications for the training prefix).
+ *
+ * @example
+ * const handler = createFitTriggerHandler(deps, async (fit) => void console.log(fit.jobId, fit.table.uri));
+ */
+export function createFitTriggerHandler(deps: Deps, start: StartFit, log: (line: string) => void = console.error): SqsHandler {
+  return (event) =>
+    processSqsBatch(
+      event,
+      async (record) => {
+        for (const object of parseS3Notification(record.body)) {
+          const outcome = await triggerFit(deps, object, start);
+          log(`[fit-trigger] s3://${object.bucket}/${object.key}: ${outcome.status} ${"jobId" in outcome ? outcome.jobId : outcome.reason}`);
+        }
+      },
       // A malformed event or a _fit.json that is not valid never succeeds on a retry.
-      if (!(e instanceof EventShapeError || e instanceof ConfigError || e instanceof SchemaError)) batchItemFailures.push({ itemIdentifier: record.messageId });
-    }
-  }
-  return { batchItemFailures };
+      { name: "fit-trigger", isFinal: (e) => e instanceof EventShapeError || e instanceof ConfigError || e instanceof SchemaError, log },
+    );
 }

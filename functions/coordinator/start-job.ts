@@ -1,66 +1,25 @@
 /**
- * The coordinator: starts a job and finishes it. Starting validates the request, creates the
- * job's queues and registry item, uploads the user's scripts, plans shards, launches the
- * members and hands every shard to a shard-feed. The same core runs behind the Lambda handler
- * and in the local runtime; only the launcher and the shard-feed dispatch differ.
+ * The coordinator's core: starts a job. It validates the request, creates the job's queues and
+ * registry item, uploads the user's scripts, plans shards, launches the members and hands every
+ * shard to a shard-feed. The same core runs behind the Lambda handler and in the local runtime
+ * (src/runtime/local-runtime.ts loads it as this function's module); only the ports differ.
+ * Finishing a job is src/jobs/finish.ts, shared with the job-watch function.
  */
 import { basename } from "node:path";
 import { readFile } from "node:fs/promises";
 import { ConfigError } from "../../src/errors.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
-import { checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri, type MemberKey } from "../../src/protocol/names.ts";
-import { createJobQueues, deleteJobQueues, type QueueSettings } from "../../src/jobs/queues.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
+import { checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
+import { createJobQueues, deleteJobQueues } from "../../src/jobs/queues.ts";
 import { rowToJson, type TableSource } from "../../src/protocol/table-source.ts";
 import { allMembers, dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
-import type { LaunchedWorkers, WorkerLauncher, WorkerExit, WorkerProgress } from "../../src/workers/launcher.ts";
-import type { InferenceConfig } from "../../src/protocol/model-metadata.ts";
-import { newVersion } from "../../src/protocol/model-metadata.ts";
+import { newVersion, type InferenceConfig } from "../../src/protocol/model-metadata.ts";
 import { formatOfKey, type TableFormat } from "../../src/codec/table-rows.ts";
-import type { ShardFeedEvent, ShardRef } from "../shard-feed/feed-shard.ts";
 import { listKeys, putObject } from "../../src/storage/objects.ts";
 import { JobConflictError } from "../../src/registry/errors.ts";
-
-/**
- * What a caller asks for: the user-facing half of a {@link JobSpec} (its python scripts may still
- * be local paths, uploaded to the job's code prefix), plus the table and the optional settings.
- */
-export interface JobRequest extends Pick<JobSpec, "mode" | "cluster" | "python" | "input" | "output" | "batchSize" | "remainder"> {
-  readonly jobId?: string;
-  readonly source: TableSource;
-  readonly bucket: string;
-  /** Training: the model id to export to, and how the model will be served. */
-  readonly model?: { readonly modelId: string; readonly inference: InferenceConfig | null } | null;
-  readonly modelArtifactUri?: string | null;
-  readonly initModelUri?: string | null;
-  readonly checkpoint?: { readonly everySteps: number; readonly everySeconds: number };
-  /** Unbounded training: export a new model version every this many steps or seconds. */
-  readonly export?: { readonly everySteps: number; readonly everySeconds: number };
-  readonly leaseMs?: number;
-  readonly rowsPerShard?: number;
-  readonly queueSettings?: QueueSettings;
-}
-
-export interface CoordinatorPorts {
-  readonly launcher: WorkerLauncher;
-  /** Hands a shard to a shard-feed (an SQS message on AWS and in the local runtime). */
-  readonly dispatchShard: (event: ShardFeedEvent) => Promise<void>;
-  /** Unbounded input: starts forwarding the source queue's rows to the job's feed (src/feed/stream-feed.ts). */
-  readonly attachStream?: (spec: JobSpec, sourceQueueUrl: string) => Promise<StreamAttachment>;
-  readonly hooks?: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void };
-}
-
-/** A running forwarder from an unbounded table's queue to a job's feed. */
-export interface StreamAttachment {
-  /** Stops forwarding; resolves once no forward is in flight. */
-  detach(): Promise<void>;
-}
-
-export interface StartedJob {
-  readonly spec: JobSpec;
-  readonly shards: readonly ShardRef[];
-  readonly workers: LaunchedWorkers;
-  readonly stream?: StreamAttachment;
-}
+import type { JobRequest } from "../../src/protocol/start-request.ts";
+import type { ShardRef } from "../../src/protocol/shard-feed-request.ts";
+import type { CoordinatorPorts, StartedJob } from "../../src/jobs/started-job.ts";
 
 /** Validates what no later stage can repair; every message names the setting and what is allowed. */
 export function validateRequest(request: JobRequest): void {
@@ -86,7 +45,7 @@ export function validateRequest(request: JobRequest): void {
   }
 }
 
-async function uploadScripts(deps: JobDeps, jobId: string, bucket: string, scripts: readonly string[]): Promise<string[]> {
+async function uploadScripts(deps: Deps, jobId: string, bucket: string, scripts: readonly string[]): Promise<string[]> {
   return Promise.all(
     scripts.map(async (script) => {
       if (script.startsWith("s3://")) return script;
@@ -104,7 +63,7 @@ async function uploadScripts(deps: JobDeps, jobId: string, bucket: string, scrip
 }
 
 /** Plans the shards of a table: one per S3 object, or in-memory rows staged as JSON Lines objects. */
-export async function planShards(deps: JobDeps, jobId: string, bucket: string, source: TableSource, rowsPerShard = 2_000): Promise<ShardRef[]> {
+export async function planShards(deps: Deps, jobId: string, bucket: string, source: TableSource, rowsPerShard = 2_000): Promise<ShardRef[]> {
   if (source.kind === "rows") {
     const shards: ShardRef[] = [];
     const count = Math.max(1, Math.ceil(source.rows.length / rowsPerShard));
@@ -132,7 +91,7 @@ export async function planShards(deps: JobDeps, jobId: string, bucket: string, s
   return []; // a queue: rows are forwarded as they arrive, there is nothing to plan
 }
 
-export async function startJob(deps: JobDeps, request: JobRequest, ports: CoordinatorPorts): Promise<StartedJob> {
+export async function startJob(deps: Deps, request: JobRequest, ports: CoordinatorPorts): Promise<StartedJob> {
   validateRequest(request);
   const jobId = checkJobId(request.jobId ?? newJobId(request.mode === "train" ? "fit" : "transform"));
   const members = dataMembers(request.cluster);
@@ -198,19 +157,3 @@ export async function startJob(deps: JobDeps, request: JobRequest, ports: Coordi
   }
 }
 
-/** Ends a job: final state, queues deleted (the DLQ stays for inspection), workers stopped. */
-export async function finishJob(deps: JobDeps, started: StartedJob, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
-  const { jobId } = started.spec;
-  await started.stream?.detach();
-  try {
-    if (outcome.ok) await deps.registry.transitionJob(jobId, ["RUNNING"], "SUCCEEDED");
-    else await deps.registry.transitionJob(jobId, ["CREATED", "RUNNING"], "FAILED", { error: outcome.error });
-  } catch {
-    // A job already final (a shard-feed failed it first) keeps its first outcome.
-  } finally {
-    await started.workers.stop();
-    await deleteJobQueues(deps.clients, started.spec.queues);
-  }
-}
-
-export type { MemberKey };

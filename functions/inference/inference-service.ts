@@ -25,7 +25,7 @@ import type { AwsClients } from "../../src/aws/clients.ts";
 import { createDecoder, createEncoder } from "../../src/codec/example.ts";
 import type { Column } from "../../src/codec/schema.ts";
 import { frameRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
-import { ROW_ID, ROW_ID_COLUMN } from "../shard-feed/feed-shard.ts";
+
 import { rowFromJson } from "../../src/codec/table-rows.ts";
 import { rowToJson } from "../../src/protocol/table-source.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
@@ -33,22 +33,11 @@ import type { InferenceEngine } from "./engine.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
 import { parseInputRow, rejection, type RejectedMessage, type ResultMessage } from "../../src/protocol/inference-messages.ts";
+import { ROW_ID, ROW_ID_COLUMN } from "../../src/protocol/feed-messages.ts";
+import type { InferenceFunction, InferenceSettings, ServiceTotals } from "../../src/runtime/functions.ts";
 
 /** SQS's limit on the total size of one SendMessageBatch (256 KiB), less room for the request's own fields. */
 const MAX_BATCH_BYTES = 250_000;
-
-export interface InferenceSettings {
-  readonly bucket: string;
-  readonly modelId: string;
-  readonly outputQueueUrl: string;
-  readonly dlqUrl: string;
-  /** How often `latest.json` is re-checked (HeadObject), in milliseconds. */
-  readonly recheckMs: number;
-  /** The registry table, which holds the idempotency records (one per served row id). */
-  readonly tableName: string;
-  /** How long a claim on a row holds before another handler may take it over; default 30000 ms. */
-  readonly claimLockMs?: number;
-}
 
 /** What one batch did, for logs, tests and the bench. */
 export interface BatchReport {
@@ -60,15 +49,6 @@ export interface BatchReport {
   readonly duplicates: number;
 }
 
-/** Counts over every batch a service handled, plus redelivered records (SQS receive count > 1). */
-export interface ServiceTotals {
-  results: number;
-  rejected: number;
-  retried: number;
-  duplicates: number;
-  redelivered: number;
-}
-
 interface Coders {
   readonly key: string;
   readonly encoder: ReturnType<typeof createEncoder>;
@@ -76,7 +56,7 @@ interface Coders {
   readonly input: readonly Column[];
 }
 
-export class InferenceService {
+export class InferenceService implements InferenceFunction {
   private readonly latest: LatestModel;
   private readonly idempotency: IdempotencyStore;
   private coders: Coders | undefined;

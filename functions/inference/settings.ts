@@ -1,7 +1,7 @@
 /** The inference function's configuration, read once from its environment and checked. */
 import { ConfigError } from "../../src/errors.ts";
-import { stageConfigFromEnv } from "../../src/jobs/settings.ts";
-import type { InferenceSettings } from "./inference-service.ts";
+import { functionConfigFromEnv } from "../../src/jobs/settings.ts";
+import type { InferenceSettings } from "../../src/runtime/functions.ts";
 import { DEFAULT_RECHECK_MS } from "./latest-model.ts";
 
 function queueUrl(env: Readonly<Record<string, string | undefined>>, name: string): string {
@@ -20,7 +20,7 @@ export function inferenceSettingsFromEnv(env: Readonly<Record<string, string | u
   if (!modelId || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(modelId)) throw new ConfigError("SERVERLESS_TF_MODEL_ID", modelId, "a model id (lowercase letters, digits and dashes)");
   const recheck = env.SERVERLESS_TF_MODEL_RECHECK_MS === undefined ? DEFAULT_RECHECK_MS : Number(env.SERVERLESS_TF_MODEL_RECHECK_MS);
   if (!Number.isSafeInteger(recheck) || recheck < 0) throw new ConfigError("SERVERLESS_TF_MODEL_RECHECK_MS", env.SERVERLESS_TF_MODEL_RECHECK_MS, "a non-negative integer of milliseconds");
-  const stage = stageConfigFromEnv(env);
+  const stage = functionConfigFromEnv(env);
   return {
     bucket: stage.bucket,
     tableName: stage.tableName,

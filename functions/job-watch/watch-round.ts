@@ -1,28 +1,25 @@
 /**
- * The job-watch stage: on AWS nothing stays alive beside a job, so its watch runs one round per
+ * The job-watch function's core: on AWS nothing stays alive beside a job, so its watch runs one round per
  * SQS message. A round reads the registry and the workers' tasks (one DescribeTasks), makes the
  * decision the local watch makes (`decideWatchRound`), and then either queues the next round with
  * the updated state and a delay, restarts the member set, or finishes the job: final state, the
  * job's queues deleted, its tasks stopped (`finishJob`, as `runJob` does locally). An inference
  * job's output queue is moved to S3 before that (src/jobs/output-store.ts).
  */
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { finishJob, type StartedJob } from "../coordinator/start-job.ts";
-import { ConfigError } from "../../src/errors.ts";
-import { EventShapeError } from "../../src/protocol/errors.ts";
-import { parseJobWatchEvent, type JobWatchMessage } from "../../src/protocol/watch-message.ts";
+
+import { type JobWatchMessage } from "../../src/protocol/watch-message.ts";
 import type { LaunchedWorkers, WorkerLauncher } from "../../src/workers/launcher.ts";
 import { FINAL_JOB_STATES } from "../../src/registry/types.ts";
 import { JOB_WATCH } from "../../src/resources/definitions.ts";
-import type { StageDeps } from "../../src/jobs/deps-from-env.ts";
+
 import { jobCompletion } from "../../src/jobs/completion.ts";
 import { jobKeys } from "../../src/protocol/names.ts";
 import { saveOutputQueue, tallySavedOutput } from "../../src/jobs/output-store.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
 import { allMembers, type JobSpec } from "../../src/protocol/spec.ts";
 import { failureError, observeJob, restartMembers } from "../../src/jobs/watch.ts";
-import { decideWatchRound, initialWatchState, type WatchPolicy } from "../../src/jobs/watch-round.ts";
+import { decideWatchRound } from "../../src/jobs/watch-round.ts";
+import { finishJob } from "../../src/jobs/finish.ts";
 
 export interface JobWatchPorts {
   /** A launcher that can take over members launched elsewhere (the ECS launcher). */
@@ -46,43 +43,8 @@ export type JobWatchOutcome =
   /** Another message already claimed this round (a duplicated send): this one is dropped. */
   | { readonly jobId: string; readonly status: "duplicate"; readonly round: number };
 
-/**
- * The first watch message of a started job, under the stack's `JOB_WATCH.policy` with the job's
- * own settings over it.
- *
- * @example
- * await sendJobWatchMessage(deps, firstWatchMessage(started, { maxWorkerRestarts: 0 }), JOB_WATCH.roundDelaySeconds);
- */
-export function firstWatchMessage(started: Pick<StartedJob, "spec" | "workers">, overrides: Partial<WatchPolicy> = {}, now = Date.now()): JobWatchMessage {
-  return { v: 1, jobId: started.spec.jobId, round: 0, state: initialWatchState(now), policy: { ...JOB_WATCH.policy, ...overrides }, workers: started.workers.handles?.() ?? [] };
-}
-
-/**
- * Queues a watch round on the job-watch queue.
- *
- * @throws ConfigError when `SERVERLESS_TF_JOB_WATCH_QUEUE_URL` is not configured.
- */
-export async function sendJobWatchMessage(deps: Pick<StageDeps, "clients" | "config">, message: JobWatchMessage, delaySeconds: number): Promise<void> {
-  const QueueUrl = deps.config.jobWatchQueueUrl;
-  if (!QueueUrl) throw new ConfigError("SERVERLESS_TF_JOB_WATCH_QUEUE_URL", QueueUrl, "the URL of the job-watch queue, where each watch round is queued");
-  // SQS: DelaySeconds is 0 to 900.
-  await deps.clients.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify(message), DelaySeconds: Math.min(900, Math.max(0, Math.round(delaySeconds))) }));
-}
-
-/**
- * Puts a job just started on AWS under watch: its first round, `JOB_WATCH.roundDelaySeconds` from
- * now, with `JOB_WATCH.policy` overridden by the start's own settings. Without a job-watch queue
- * configured (a coordinator run outside the stack) it does nothing: the caller watches, as
- * `runJob` does.
- */
-export async function watchStartedJob(deps: Pick<StageDeps, "clients" | "config">, started: Pick<StartedJob, "spec" | "workers">, overrides: Partial<WatchPolicy> = {}): Promise<boolean> {
-  if (!deps.config.jobWatchQueueUrl) return false;
-  await sendJobWatchMessage(deps, firstWatchMessage(started, overrides), JOB_WATCH.roundDelaySeconds);
-  return true;
-}
-
 /** One watch round of one job, delivered as the SQS message `messageId`. */
-export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, messageId: string, ports: JobWatchPorts): Promise<JobWatchOutcome> {
+export async function runJobWatchRound(deps: Deps, message: JobWatchMessage, messageId: string, ports: JobWatchPorts): Promise<JobWatchOutcome> {
   const { jobId } = message;
   const job = await deps.registry.getJob(jobId);
   if (!job) return { jobId, status: "ended" };
@@ -152,21 +114,3 @@ export async function runJobWatchRound(deps: JobDeps, message: JobWatchMessage, 
 
 /** A launcher that cannot take members over: no exits, no restarts; the leases still tell. */
 const noWorkers: LaunchedWorkers = { exits: [], relaunch: async () => undefined, stop: async () => undefined };
-
-/** The stage over an SQS batch, with partial batch failures: a failed round is retried by SQS, then dead-lettered. */
-export async function runJobWatchBatch(deps: JobDeps, event: SQSEvent, ports: JobWatchPorts, log: (line: string) => void = console.error): Promise<SQSBatchResponse & { outcomes: JobWatchOutcome[] }> {
-  const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
-  const outcomes: JobWatchOutcome[] = [];
-  for (const record of event.Records) {
-    try {
-      const outcome = await runJobWatchRound(deps, parseJobWatchEvent(record.body), record.messageId, ports);
-      if (outcome.status !== "watching") log(`[job-watch] job ${outcome.jobId} ${outcome.status}${outcome.status === "failed" ? `: ${outcome.error}` : ""}`);
-      outcomes.push(outcome);
-    } catch (e) {
-      log(`[job-watch] message ${record.messageId}: ${(e as Error).message}`);
-      // A malformed message never becomes valid: let it go instead of cycling to the DLQ.
-      if (!(e instanceof EventShapeError)) batchItemFailures.push({ itemIdentifier: record.messageId });
-    }
-  }
-  return { batchItemFailures, outcomes };
-}

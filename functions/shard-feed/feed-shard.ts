@@ -11,33 +11,17 @@ import { SchemaError } from "../../src/codec/errors.ts";
 import { createEncoder, createDecoder } from "../../src/codec/example.ts";
 import type { Column, Row } from "../../src/codec/schema.ts";
 import { frameRecords, packRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
 import type { MemberKey } from "../../src/protocol/names.ts";
 import { parseS3Uri } from "../../src/protocol/names.ts";
 import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
 import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
 import { getObject } from "../../src/storage/objects.ts";
-import { feedId, rowsEnvelopeBytes, type EndOfDataMessage, type RowsMessage } from "../../src/protocol/feed-messages.ts";
-import { parseCsvRows, parseJsonLines, type TableFormat } from "../../src/codec/table-rows.ts";
+import { feedId, ROW_ID, ROW_ID_COLUMN, rowId, rowsEnvelopeBytes, type EndOfDataMessage, type RowsMessage } from "../../src/protocol/feed-messages.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import type { ShardFeedEvent, ShardRef } from "../../src/protocol/shard-feed-request.ts";
+import { parseCsvRows, parseJsonLines } from "../../src/codec/table-rows.ts";
 import { ServerlessTfError } from "../../src/errors.ts";
-
-export const ROW_ID = "__row_id";
-export const ROW_ID_COLUMN: Column = { name: ROW_ID, dtype: "INT64", shape: "scalar" };
-/** SQS's message size limit (256 KiB, the size moto and older accounts enforce). */
-export const SQS_MAX_BODY_BYTES = 262_144;
-
-export interface ShardRef {
-  readonly shardId: string;
-  /** Position of the shard in the plan: spreads rows over members and makes row ids unique. */
-  readonly index: number;
-  readonly uri: string;
-  readonly format: TableFormat;
-}
-
-export interface ShardFeedEvent {
-  readonly jobId: string;
-  readonly shard: ShardRef;
-}
 
 export type ShardFeedResult = { readonly status: "done" | "continue" | "skipped"; readonly cursor: number };
 
@@ -52,16 +36,11 @@ export interface FeedOptions {
 
 export class ShardReadError extends ServerlessTfError {}
 
-/** Unique across the job: the shard's index in the high bits, the row in the low 32. */
-export function rowId(shardIndex: number, row: number): bigint {
-  return (BigInt(shardIndex) << 32n) | BigInt(row);
-}
-
 export function memberForRow(members: readonly MemberKey[], shardIndex: number, row: number): MemberKey {
   return members[(shardIndex + row) % members.length]!;
 }
 
-export async function loadShardRows(deps: JobDeps, shard: ShardRef, columns: readonly Column[]): Promise<Row[]> {
+export async function loadShardRows(deps: Deps, shard: ShardRef, columns: readonly Column[]): Promise<Row[]> {
   const object = await getObject(deps.clients, parseS3Uri(shard.uri, "shard.uri"));
   if (!object) throw new ShardReadError(`shard ${shard.shardId} is gone: nothing at ${shard.uri}. Was the input deleted while the job ran?`);
   switch (shard.format) {
@@ -76,7 +55,7 @@ export async function loadShardRows(deps: JobDeps, shard: ShardRef, columns: rea
   }
 }
 
-export async function feedShard(deps: JobDeps, event: ShardFeedEvent, options: FeedOptions = {}): Promise<ShardFeedResult> {
+export async function feedShard(deps: Deps, event: ShardFeedEvent, options: FeedOptions = {}): Promise<ShardFeedResult> {
   const { jobId, shard } = event;
   const job = await deps.registry.getJob(jobId);
   if (!job) throw new ShardReadError(`job ${jobId} is not in the registry: the shard-feed event is stale or for another table`);
@@ -91,7 +70,7 @@ export async function feedShard(deps: JobDeps, event: ShardFeedEvent, options: F
   const remainingMs = options.remainingMs ?? (() => Number.POSITIVE_INFINITY);
   const marginMs = options.marginMs ?? 15_000;
   const chunkRows = options.chunkRows ?? 4096;
-  const maxBodyBytes = options.maxBodyBytes ?? SQS_MAX_BODY_BYTES;
+  const maxBodyBytes = options.maxBodyBytes ?? SQS_MAX_MESSAGE_BYTES;
   const withRowIds = spec.mode === "inference";
 
   try {
@@ -149,7 +128,7 @@ export async function feedShard(deps: JobDeps, event: ShardFeedEvent, options: F
   }
 }
 
-async function failJob(deps: JobDeps, jobId: string, error: string): Promise<void> {
+async function failJob(deps: Deps, jobId: string, error: string): Promise<void> {
   try {
     await deps.registry.transitionJob(jobId, ["CREATED", "RUNNING"], "FAILED", { error });
   } catch {
@@ -162,7 +141,7 @@ async function failJob(deps: JobDeps, jobId: string, error: string): Promise<voi
  * how many steps every member runs. Any shard-feed may be the last; a second copy of the
  * message is harmless because workers keep the first.
  */
-export async function sendEndOfDataWhenComplete(deps: JobDeps, spec: JobSpec): Promise<boolean> {
+export async function sendEndOfDataWhenComplete(deps: Deps, spec: JobSpec): Promise<boolean> {
   const shards = await deps.registry.shards(spec.jobId);
   if (shards.length === 0 || !shards.every((s) => s.done)) return false;
   const members = dataMembers(spec.cluster);

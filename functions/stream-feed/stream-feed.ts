@@ -9,20 +9,20 @@
  * job, dedupe by feedId included, and the source queue can be any producer's queue.
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { createEncoder } from "../../src/codec/example.ts";
 import { frameRecords, packRecords } from "../../src/codec/tfrecord.ts";
-import type { JobDeps } from "../../src/jobs/deps.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
 import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
 import { parseInputRow, rejection, type RejectedMessage } from "../../src/protocol/inference-messages.ts";
 import { feedId, rowsEnvelopeBytes, type RowsMessage } from "../../src/protocol/feed-messages.ts";
 import { rowFromJson } from "../../src/codec/table-rows.ts";
-import { SQS_MAX_BODY_BYTES } from "../shard-feed/feed-shard.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
 
 export const STREAM_SHARD = "stream";
 
 /** A handler for one streaming job's source queue; `seq` numbers its feed messages. */
-export function streamFeedHandler(deps: JobDeps, spec: JobSpec, log: (line: string) => void = console.error): (event: SQSEvent) => Promise<SQSBatchResponse> {
+export function createStreamFeedHandler(deps: Deps, spec: JobSpec, log: (line: string) => void = console.error): SqsHandler {
   const encoder = createEncoder(spec.input.columns);
   const member = dataMembers(spec.cluster)[0]!;
   let seq = 0;
@@ -40,7 +40,7 @@ export function streamFeedHandler(deps: JobDeps, spec: JobSpec, log: (line: stri
     const failed = new Set<string>();
     const groups = packRecords(
       good.map((g) => g.record),
-      { maxBodyBytes: SQS_MAX_BODY_BYTES, envelopeBytes: rowsEnvelopeBytes(spec.jobId, `${STREAM_SHARD}-${good[0]?.messageId ?? ""}`, member) },
+      { maxBodyBytes: SQS_MAX_MESSAGE_BYTES, envelopeBytes: rowsEnvelopeBytes(spec.jobId, `${STREAM_SHARD}-${good[0]?.messageId ?? ""}`, member) },
     );
     let offset = 0;
     const entries = groups.map((group, k) => {
@@ -72,3 +72,6 @@ export function streamFeedHandler(deps: JobDeps, spec: JobSpec, log: (line: stri
     return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
   };
 }
+
+// The local runtime builds this function through this factory (src/runtime/functions.ts).
+createStreamFeedHandler satisfies FunctionFactories["stream-feed"]["createStreamFeedHandler"];

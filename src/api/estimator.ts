@@ -3,7 +3,7 @@
  * workers fed through SQS and returns a {@link TFModel}, which holds only metadata.
  */
 import { ConfigError } from "../errors.ts";
-import type { JobRequest } from "../../functions/coordinator/start-job.ts";
+
 import { runJob, type RunOptions } from "../runtime/run-job.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
@@ -16,6 +16,7 @@ import { StreamingTFModel } from "./streaming-model.ts";
 import { startStreamingJob } from "../runtime/streaming-job.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Estimator } from "./stage.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
 
 export { inferenceConfigOf, remainderPolicy } from "./train-request.ts";
 

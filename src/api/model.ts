@@ -4,7 +4,7 @@
  */
 import type { Row } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
-import { ROW_ID, rowId } from "../../functions/shard-feed/feed-shard.ts";
+
 import { runJob, type RunOptions } from "../runtime/run-job.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
@@ -16,6 +16,7 @@ import { FeedParams, ModelParams, type RemainderParam } from "./tf-params.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Model } from "./stage.ts";
 import { remainderPolicy } from "./estimator.ts";
+import { ROW_ID, rowId } from "../protocol/feed-messages.ts";
 
 export interface TransformSettings {
   readonly inferenceWorkerNum: number;

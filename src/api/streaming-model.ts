@@ -2,7 +2,7 @@
  * What `fit` returns for an unbounded table: a {@link TFModel} (the first published version)
  * that also holds the running job, and can resolve the newest version while training goes on.
  */
-import { readLatest } from "../../functions/checkpoint/publish.ts";
+import { readLatest } from "../storage/latest-pointer.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import type { StreamingJob } from "../runtime/streaming-job.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";

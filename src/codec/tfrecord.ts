@@ -83,12 +83,10 @@ export function base64Length(n: number): number {
   return 4 * Math.ceil(n / 3);
 }
 
-/** SQS' default maximum message size; it counts the body plus message attributes. */
-export const SQS_MAX_MESSAGE_BYTES = 262144;
 
 export interface PackOptions {
-  /** Budget for one whole message (default 262144, the SQS default limit). */
-  readonly maxBodyBytes?: number;
+  /** Budget for one whole message: the transport's limit (src/protocol/limits.ts for SQS). */
+  readonly maxBodyBytes: number;
   /**
    * Bytes of everything in the message except the base64 `data`: the JSON envelope around it
    * (`{"v":1,"kind":"rows",...,"data":""}`) plus the message attributes SQS counts (e.g. `feedId`).
@@ -126,7 +124,7 @@ export function framedBase64Length(records: readonly Uint8Array[]): number {
  * ```
  */
 export function packRecords(records: readonly Uint8Array[], options: PackOptions): Uint8Array[][] {
-  const maxBodyBytes = options.maxBodyBytes ?? SQS_MAX_MESSAGE_BYTES;
+  const { maxBodyBytes } = options;
   const { envelopeBytes } = options;
   const firstRowIndex = options.firstRowIndex ?? 0;
   if (!Number.isSafeInteger(envelopeBytes) || envelopeBytes < 0 || envelopeBytes >= maxBodyBytes) {

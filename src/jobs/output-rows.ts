@@ -9,9 +9,10 @@ import type { AwsClients } from "../aws/clients.ts";
 import { createDecoder } from "../codec/example.ts";
 import type { Column, ColumnValue } from "../codec/schema.ts";
 import { unframeRecords } from "../codec/tfrecord.ts";
-import { ROW_ID, ROW_ID_COLUMN } from "../../functions/shard-feed/feed-shard.ts";
+
 import type { OutputMessage } from "../protocol/feed-messages.ts";
 import { takeMessages } from "./queues.ts";
+import { ROW_ID, ROW_ID_COLUMN } from "../protocol/feed-messages.ts";
 
 export type OutputRow = Record<string, ColumnValue>;
 

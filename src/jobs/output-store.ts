@@ -17,7 +17,7 @@ import type { OutputMessage } from "../protocol/feed-messages.ts";
 import { getJson, isPreconditionFailed, listKeys, putJson } from "../storage/objects.ts";
 import { jobKeys } from "../protocol/names.ts";
 import { OutputRows, type OutputRow } from "./output-rows.ts";
-import type { JobDeps } from "./deps.ts";
+import type { Deps } from "./deps.ts";
 import { JobNotFoundError } from "../registry/errors.ts";
 import { queueDepth, takeMessages } from "./queues.ts";
 import { dataMembers, type JobSpec } from "../protocol/spec.ts";
@@ -136,7 +136,7 @@ export async function readSavedOutput(clients: AwsClients, spec: Pick<JobSpec, "
  * @example
  * const rows = await readJobOutput({ clients: createAwsClients(), registry }, "transform-2f9c1a");
  */
-export async function readJobOutput(deps: JobDeps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
+export async function readJobOutput(deps: Deps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
   const job = await deps.registry.getJob(jobId);
   if (!job) throw new JobNotFoundError(jobId);
   return (await readSavedOutput(deps.clients, job.spec as unknown as JobSpec)).rows;

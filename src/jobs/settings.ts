@@ -1,13 +1,13 @@
 /**
- * The configuration every stage reads from its environment, checked once at start
- * (a Lambda cold start, or the local runtime's start) into a typed object.
+ * The configuration every function reads from its environment, checked once at its start (a
+ * Lambda cold start) into a typed object. The local runtime builds the same object directly.
  */
 import { ConfigError } from "../errors.ts";
 import { registryTableName } from "../registry/table.ts";
+import { DEFAULT_BUCKET } from "../resources/definitions.ts";
 
-export const DEFAULT_BUCKET = "serverless-tf-artifacts";
 
-export interface StageConfig {
+export interface FunctionConfig {
   readonly tableName: string;
   readonly bucket: string;
   /** Where shard-feed requests (and their continuations) are queued. */
@@ -16,7 +16,7 @@ export interface StageConfig {
   readonly jobWatchQueueUrl: string | undefined;
 }
 
-export function stageConfigFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): StageConfig {
+export function functionConfigFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): FunctionConfig {
   const bucket = env.SERVERLESS_TF_BUCKET ?? DEFAULT_BUCKET;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError("SERVERLESS_TF_BUCKET", bucket, "a valid S3 bucket name");
   const shardFeedQueueUrl = env.SERVERLESS_TF_SHARD_FEED_QUEUE_URL;

@@ -7,30 +7,9 @@
  */
 import type { JobRecord, MemberRecord } from "../registry/types.ts";
 import type { WorkerExit } from "../workers/launcher.ts";
+import type { WatchPolicy, WatchState } from "../protocol/watch-message.ts";
 
-/** What a watch remembers between rounds: plain JSON, so it can travel in an SQS message. */
-export interface WatchState {
-  /** Restarts of the member set so far (attempt N meets at barrier `start-N`). */
-  readonly attempt: number;
-  /** When the watch began (ms since the epoch): the overall deadline counts from here. */
-  readonly startedAt: number;
-  /** Member (`worker-0`) -> the last epoch of an earlier attempt: records up to it are history. */
-  readonly retired: Readonly<Record<string, number>>;
-  /** Member -> its last progress mark (`epoch:step:rowsConsumed`) and when it first showed it. */
-  readonly moved: Readonly<Record<string, { readonly mark: string; readonly at: number }>>;
-}
-
-/** How long to wait and how often to resume; defaults as `watchJob` had them. */
-export interface WatchPolicy {
-  /** The whole job's deadline, from `startedAt`. */
-  readonly timeoutMs: number;
-  /** Extra grace after a lease's expiry before the member counts as gone. */
-  readonly leaseGraceMs: number;
-  /** Restarts of the member set after a member is lost (0: fail at once). */
-  readonly maxWorkerRestarts: number;
-  /** Fail when an active member's step and rows consumed stay the same this long (0: never). */
-  readonly progressTimeoutMs: number;
-}
+export type { WatchPolicy, WatchState };
 
 export const DEFAULT_WATCH_POLICY: WatchPolicy = { timeoutMs: 30 * 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 0, progressTimeoutMs: 0 };
 

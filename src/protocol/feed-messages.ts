@@ -2,7 +2,17 @@
  * Feed and output messages (docs/protocol.md). Bodies are JSON so that a dead letter can be
  * read by a person; the TFRecord frames travel base64-encoded in `data`.
  */
+import type { Column } from "../codec/schema.ts";
 import type { MemberKey } from "./names.ts";
+
+/** The feature every fed and output row carries: its id, unique across the job. */
+export const ROW_ID = "__row_id";
+export const ROW_ID_COLUMN: Column = { name: ROW_ID, dtype: "INT64", shape: "scalar" };
+
+/** Unique across the job: the shard's index in the high bits, the row in the low 32. */
+export function rowId(shardIndex: number, row: number): bigint {
+  return (BigInt(shardIndex) << 32n) | BigInt(row);
+}
 
 export interface RowsMessage {
   readonly v: 1;

@@ -7,6 +7,20 @@ import type { Column } from "../codec/schema.ts";
 import { ServerlessTfError } from "../errors.ts";
 import type { PythonConfig } from "./spec.ts";
 
+/** What a worker writes last under a version's prefix: the files of its export, with their sizes. */
+export interface ExportManifest {
+  readonly jobId: string;
+  readonly member: string;
+  readonly step: number;
+  readonly files: readonly { readonly key: string; readonly size: number }[];
+  readonly createdAt?: string | number;
+}
+
+/** The manifest's name, beside the exported files; the checkpoint stage is notified of it. */
+export const EXPORT_MANIFEST = "export.json";
+/** The published version's metadata, written once by the checkpoint stage. */
+export const METADATA_OBJECT = "metadata.json";
+
 export const MODEL_FORMAT = "serverless-tf/model";
 export const MODEL_FORMAT_VERSION = 1;
 

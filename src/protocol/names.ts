@@ -7,13 +7,22 @@ import { ConfigError } from "../errors.ts";
 
 export const JOB_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,39}$/;
 
-export type Role = "worker" | "ps";
+export const ROLES = ["worker", "ps"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** One member of a job's cluster. */
+export interface MemberRef {
+  readonly role: Role;
+  readonly index: number;
+}
 
 /** `worker-0`, `ps-1`: the key of a member in feeds, counts and queue names. */
 export type MemberKey = `${Role}-${number}`;
 
-export function memberKey(role: Role, index: number): MemberKey {
-  return `${role}-${index}`;
+export function memberKey(role: Role, index: number): MemberKey;
+export function memberKey(member: MemberRef): MemberKey;
+export function memberKey(roleOrMember: Role | MemberRef, index?: number): MemberKey {
+  return typeof roleOrMember === "string" ? `${roleOrMember}-${index!}` : `${roleOrMember.role}-${roleOrMember.index}`;
 }
 
 /** A fresh job id such as `fit-3f9a2c1b04`. */

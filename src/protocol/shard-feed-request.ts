@@ -1,9 +1,22 @@
-/** Parses a shard-feed request from an SQS message body. */
+/** A shard-feed request: one shard of a bounded table to feed (sent by the coordinator, and by a shard-feed to its own continuation). */
 import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
-import type { ShardFeedEvent } from "../../functions/shard-feed/feed-shard.ts";
 import { JOB_ID_PATTERN } from "./names.ts";
 import { EventShapeError } from "./errors.ts";
 import { parseEventJson } from "./json.ts";
+
+export interface ShardRef {
+  readonly shardId: string;
+  /** Position of the shard in the plan: spreads rows over members and makes row ids unique. */
+  readonly index: number;
+  readonly uri: string;
+  readonly format: TableFormat;
+}
+
+/** The body of a message on the shard-feed queue. */
+export interface ShardFeedEvent {
+  readonly jobId: string;
+  readonly shard: ShardRef;
+}
 
 const TYPE = "shard-feed event";
 

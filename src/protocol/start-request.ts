@@ -5,14 +5,43 @@
  */
 import { SchemaError } from "../codec/errors.ts";
 import { parseColumns, type Column } from "../codec/schema.ts";
-import type { JobRequest } from "../../functions/coordinator/start-job.ts";
 import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
 import { JOB_ID_PATTERN } from "./names.ts";
 import type { TableSource } from "./table-source.ts";
 import type { PythonConfig, RemainderPolicy } from "./spec.ts";
-import type { WatchPolicy } from "../jobs/watch-round.ts";
+import type { JobSpec } from "./spec.ts";
+import type { WatchPolicy } from "./watch-message.ts";
 import type { InferenceConfig } from "./model-metadata.ts";
 import { EventShapeError } from "./errors.ts";
+
+export interface QueueSettings {
+  /** Seconds a received message stays invisible; a consumer that dies releases it after this. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before a message moves to the DLQ. */
+  readonly maxReceiveCount: number;
+}
+
+export const DEFAULT_QUEUE_SETTINGS: QueueSettings = { visibilityTimeoutSeconds: 60, maxReceiveCount: 5 };
+
+/**
+ * What a caller asks for: the user-facing half of a {@link JobSpec} (its python scripts may still
+ * be local paths, uploaded to the job's code prefix), plus the table and the optional settings.
+ */
+export interface JobRequest extends Pick<JobSpec, "mode" | "cluster" | "python" | "input" | "output" | "batchSize" | "remainder"> {
+  readonly jobId?: string;
+  readonly source: TableSource;
+  readonly bucket: string;
+  /** Training: the model id to export to, and how the model will be served. */
+  readonly model?: { readonly modelId: string; readonly inference: InferenceConfig | null } | null;
+  readonly modelArtifactUri?: string | null;
+  readonly initModelUri?: string | null;
+  readonly checkpoint?: { readonly everySteps: number; readonly everySeconds: number };
+  /** Unbounded training: export a new model version every this many steps or seconds. */
+  readonly export?: { readonly everySteps: number; readonly everySeconds: number };
+  readonly leaseMs?: number;
+  readonly rowsPerShard?: number;
+  readonly queueSettings?: QueueSettings;
+}
 
 const TYPE = "coordinator event";
 

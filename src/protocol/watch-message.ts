@@ -1,7 +1,6 @@
 /** Parses a job-watch message (one watch round of one job) from an SQS message body. */
 import { JOB_ID_PATTERN } from "./names.ts";
-import type { WatchPolicy, WatchState } from "../jobs/watch-round.ts";
-import type { WorkerHandle } from "../workers/launcher.ts";
+import type { MemberRef } from "./names.ts";
 import { MEMBER_ROLES } from "../registry/types.ts";
 import { EventShapeError } from "./errors.ts";
 import { parseEventJson } from "./json.ts";
@@ -9,6 +8,36 @@ import { parseEventJson } from "./json.ts";
 const TYPE = "job-watch message";
 
 /** What each round hands the next: the job, the watch's state and policy, and the running members' handles. */
+/** What a watch remembers between rounds: plain JSON, so it can travel in an SQS message. */
+export interface WatchState {
+  /** Restarts of the member set so far (attempt N meets at barrier `start-N`). */
+  readonly attempt: number;
+  /** When the watch began (ms since the epoch): the overall deadline counts from here. */
+  readonly startedAt: number;
+  /** Member (`worker-0`) -> the last epoch of an earlier attempt: records up to it are history. */
+  readonly retired: Readonly<Record<string, number>>;
+  /** Member -> its last progress mark (`epoch:step:rowsConsumed`) and when it first showed it. */
+  readonly moved: Readonly<Record<string, { readonly mark: string; readonly at: number }>>;
+}
+
+/** How long to wait and how often to resume; defaults as `watchJob` had them. */
+export interface WatchPolicy {
+  /** The whole job's deadline, from `startedAt`. */
+  readonly timeoutMs: number;
+  /** Extra grace after a lease's expiry before the member counts as gone. */
+  readonly leaseGraceMs: number;
+  /** Restarts of the member set after a member is lost (0: fail at once). */
+  readonly maxWorkerRestarts: number;
+  /** Fail when an active member's step and rows consumed stay the same this long (0: never). */
+  readonly progressTimeoutMs: number;
+}
+
+/** A running member as a launcher can find it again from another process (an ECS task ARN): plain JSON. */
+export interface WorkerHandle {
+  readonly member: MemberRef;
+  readonly id: string;
+}
+
 export interface JobWatchMessage {
   readonly v: 1;
   readonly jobId: string;

@@ -6,11 +6,14 @@
  *
  * Plain data and pure functions only: the CDK app imports this module at synth time.
  */
-import { EXPORT_MANIFEST } from "../../functions/checkpoint/publish.ts";
+
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
-import { DEFAULT_BUCKET } from "../jobs/settings.ts";
+import { EXPORT_MANIFEST } from "../protocol/model-metadata.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
+
+/** The artifacts bucket when none is configured. */
+export const DEFAULT_BUCKET = "serverless-tf-artifacts";
 
 /** Default name prefix of the runtime-wide resources (a deployment may choose another). */
 export const DEFAULT_PREFIX = "serverless-tf";

@@ -1,45 +1,44 @@
 /**
- * The local runtime, the embedded default: an AWS emulator (started when no endpoint is
- * given), the same resources the stack defines, the real shard-feed and checkpoint handlers
- * invoked in-process by SQS event source mappings, and workers as local processes.
+ * The local runtime, the embedded default: an AWS emulator (started when no endpoint is given),
+ * the same resources the stack defines, the functions' own handlers invoked in-process by SQS
+ * event source mappings, and workers as local processes.
+ *
+ * Each function is loaded from its module (src/runtime/functions.ts) and built from explicit
+ * dependencies; nothing here writes the process environment.
  */
-import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand, type Event } from "@aws-sdk/client-s3";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
-import { handler as checkpointHandler } from "../../functions/checkpoint/handler.ts";
-import { createInferenceHandler } from "../../functions/inference/handler.ts";
-import { handler as shardFeedHandler } from "../../functions/shard-feed/handler.ts";
-import { awsSettingsFromEnv } from "../aws/clients.ts";
-import { sendShardFeedRequest } from "../jobs/shard-feed-queue.ts";
-import type { ShardFeedEvent } from "../../functions/shard-feed/feed-shard.ts";
+import { awsSettingsFromEnv, type AwsSettings } from "../aws/clients.ts";
+import { createDeps, type FunctionDeps } from "../jobs/deps.ts";
 import { queueArn } from "../jobs/queues.ts";
-import type { JobRuntime } from "./job-runtime.ts";
-import { ProcessLauncher } from "../workers/process-launcher.ts";
-import { ensureRegistryTable } from "../registry/table.ts";
-import { stageDeps, resetStageDeps, type StageDeps } from "../jobs/deps-from-env.ts";
-import type { StreamAttachment } from "../../functions/coordinator/start-job.ts";
-import { streamFeedHandler } from "../../functions/stream-feed/stream-feed.ts";
-import { PythonEngine } from "../../functions/inference/engine.ts";
-import { InferenceService } from "../../functions/inference/inference-service.ts";
-import { DEFAULT_RECHECK_MS } from "../../functions/inference/latest-model.ts";
+import { sendShardFeedRequest } from "../jobs/shard-feed-queue.ts";
+import { functionConfigFromEnv } from "../jobs/settings.ts";
+import type { StartedJob, StreamAttachment } from "../jobs/started-job.ts";
+import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobSpec } from "../protocol/spec.ts";
-import { runFitTriggerBatch, type StartFit } from "../../functions/coordinator/fit-trigger.ts";
-import { DEFAULT_PREFIX, DLQ_RETENTION_SECONDS, MAX_RECEIVE_COUNT, localProvisioningPlan, queuePlan, runtimeQueueName } from "../resources/definitions.ts";
+import type { JobRequest } from "../protocol/start-request.ts";
+import { DEFAULT_PREFIX, queuePlan } from "../resources/definitions.ts";
+import { ProcessLauncher } from "../workers/process-launcher.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
+import { loadFunction, type FunctionFactories, type InferenceFunction, type StartFit } from "./functions.ts";
+import type { JobRuntime, StartOptions } from "./job-runtime.ts";
+import { provisionLocalStack, RUNTIME_QUEUES } from "./provision.ts";
+
+export { RUNTIME_QUEUES };
 
 export interface LocalRuntimeOptions {
   /** An AWS endpoint to use; default `AWS_ENDPOINT_URL`, else a moto server started here. */
   readonly endpoint?: string;
   /** Where worker log lines go (prefixed with job, role and index); default nowhere. */
   readonly workerLog?: (line: string) => void;
-  /** Where stage errors go; default stderr. */
-  readonly stageLog?: (line: string) => void;
-  /** New data objects under this prefix start a fit (src/triggers/fit-trigger.ts) once `startFitTriggers()` runs. */
+  /** Where function errors go; default stderr. */
+  readonly functionLog?: (line: string) => void;
+  /** New data objects under this prefix start a fit (functions/coordinator/fit-trigger.ts) once `startFitTriggers()` runs. */
   readonly trainingPrefix?: string;
 }
 
-/** Runtime-wide queues: shard-feed requests, S3 notifications for the checkpoint stage and for fit triggers. */
-export const RUNTIME_QUEUES = { shardFeed: runtimeQueueName(DEFAULT_PREFIX, "shardFeed"), events: runtimeQueueName(DEFAULT_PREFIX, "events"), fitTriggers: runtimeQueueName(DEFAULT_PREFIX, "fitTriggers") } as const;
+/** How often a served model re-checks `latest.json` unless told otherwise (as the stack's default). */
+const DEFAULT_RECHECK_MS = 5_000;
 
 export interface ServeOptions {
   /** Queues to use; each one not given is created as `stf-serve-<modelId>-input|output|dlq`. */
@@ -66,99 +65,84 @@ export interface ServedModel {
   readonly inputQueueUrl: string;
   readonly outputQueueUrl: string;
   readonly dlqUrl: string;
-  readonly service: InferenceService;
+  readonly service: InferenceFunction;
   /** Stops polling and the engine process. */
   stop(): Promise<void>;
 }
 
-interface RuntimeExtras {
-  readonly workerEnv: Readonly<Record<string, string>>;
-  readonly fitTriggersUrl: string;
-  readonly log: (line: string) => void;
+type Functions = { readonly [N in keyof FunctionFactories]: FunctionFactories[N] };
+
+async function loadFunctions(): Promise<Functions> {
+  const [coordinator, shardFeed, checkpoint, inference, streamFeed] = await Promise.all([
+    loadFunction("coordinator"),
+    loadFunction("shard-feed"),
+    loadFunction("checkpoint"),
+    loadFunction("inference"),
+    loadFunction("stream-feed"),
+  ]);
+  return { coordinator, "shard-feed": shardFeed, checkpoint, inference, "stream-feed": streamFeed };
 }
 
-async function createQueueWithDlq(runtime: { deps: StageDeps }, name: string, visibilityTimeoutSeconds: number): Promise<string> {
-  const sqs = runtime.deps.clients.sqs;
-  const { QueueUrl: dlq } = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) } }));
-  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(runtime.deps.clients, dlq!), maxReceiveCount: MAX_RECEIVE_COUNT });
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(visibilityTimeoutSeconds), RedrivePolicy: redrive } }));
-  return QueueUrl!;
+/** The environment of a worker process: the endpoint, region and credentials, the table and bucket (what the task definition sets on AWS). */
+function workerEnvOf(aws: AwsSettings, deps: FunctionDeps): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: aws.endpoints.sqs!,
+    AWS_REGION: aws.region,
+    AWS_ACCESS_KEY_ID: aws.credentials?.accessKeyId ?? "test",
+    AWS_SECRET_ACCESS_KEY: aws.credentials?.secretAccessKey ?? "test",
+    SERVERLESS_TF_TABLE: deps.config.tableName,
+    SERVERLESS_TF_BUCKET: deps.config.bucket,
+  };
 }
 
 export class LocalRuntime implements JobRuntime {
-  private constructor(
-    readonly deps: StageDeps,
-    readonly launcher: ProcessLauncher,
-    private readonly sources: SqsEventSource[],
-    private readonly emulator: RunningEmulator | undefined,
-    private readonly extras: RuntimeExtras,
-  ) {}
-
   private readonly served = new Set<ServedModel>();
   private fitTriggers: SqsEventSource | undefined;
+  private activeJobs = 0;
+
+  private constructor(
+    readonly deps: FunctionDeps,
+    /** The AWS endpoint the runtime, its functions and its workers use. */
+    readonly endpoint: string,
+    readonly launcher: ProcessLauncher,
+    private readonly functions: Functions,
+    private readonly sources: readonly SqsEventSource[],
+    private readonly fitTriggersUrl: string,
+    private readonly workerEnv: Readonly<Record<string, string>>,
+    private readonly emulator: RunningEmulator | undefined,
+    private readonly log: (line: string) => void,
+  ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     let emulator: RunningEmulator | undefined;
     const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL ?? (emulator = await startEmulator()).endpoint;
-    // The handlers read their configuration from the environment, exactly as in Lambda.
-    process.env.AWS_ENDPOINT_URL = endpoint;
-    process.env.AWS_REGION ??= "us-east-1";
-    resetStageDeps();
-    let deps = stageDeps();
-    const { clients, config } = deps;
     try {
-      await clients.s3.send(new CreateBucketCommand({ Bucket: config.bucket })).catch((e: unknown) => {
-        if (!(e instanceof BucketAlreadyOwnedByYou)) throw e;
-      });
-      await ensureRegistryTable(clients, config.tableName);
-      // Names and visibility timeouts as the stack deploys them (src/resources/definitions.ts).
-      const plan = localProvisioningPlan({ tableName: config.tableName, bucket: config.bucket, ...(options.trainingPrefix ? { trainingPrefix: options.trainingPrefix } : {}) });
-      const shardFeedUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.shardFeed, queuePlan(DEFAULT_PREFIX, "shardFeed").visibilityTimeoutSeconds);
-      const eventsUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.events, queuePlan(DEFAULT_PREFIX, "events").visibilityTimeoutSeconds);
-      const fitTriggersUrl = await createQueueWithDlq({ deps }, RUNTIME_QUEUES.fitTriggers, queuePlan(DEFAULT_PREFIX, "fitTriggers").visibilityTimeoutSeconds);
-      const urls: Record<string, string> = { events: eventsUrl, fitTriggers: fitTriggersUrl };
-      // The one place the bucket's notifications are set (a put replaces them all), as the stack
-      // sets them (S3 refuses overlapping filters: the plan's prefixes are disjoint).
-      await clients.s3.send(
-        new PutBucketNotificationConfigurationCommand({
-          Bucket: config.bucket,
-          NotificationConfiguration: {
-            QueueConfigurations: await Promise.all(
-              plan.notifications.map(async (n) => ({
-                QueueArn: await queueArn(clients, urls[n.queue]!),
-                Events: [...n.events] as Event[],
-                Filter: { Key: { FilterRules: [{ Name: "prefix" as const, Value: n.prefix }, ...(n.suffix ? [{ Name: "suffix" as const, Value: n.suffix }] : [])] } },
-              })),
-            ),
-          },
-        }),
-      );
-      process.env.SERVERLESS_TF_SHARD_FEED_QUEUE_URL = shardFeedUrl;
-      resetStageDeps();
-      deps = stageDeps();
-      const log = options.stageLog ?? ((line: string) => console.error(line));
-      const onError = (e: unknown) => log(`[local runtime] ${(e as Error).message}`);
-      const sources = [
-        new SqsEventSource(deps.clients, shardFeedUrl, shardFeedHandler, { batchSize: 1, onError }),
-        new SqsEventSource(deps.clients, eventsUrl, checkpointHandler, { batchSize: 10, onError }),
-      ];
-      const settings = awsSettingsFromEnv();
-      const workerEnv: Record<string, string> = {
-        AWS_ENDPOINT_URL: endpoint,
-        AWS_REGION: settings.region,
-        AWS_ACCESS_KEY_ID: settings.credentials?.accessKeyId ?? "test",
-        AWS_SECRET_ACCESS_KEY: settings.credentials?.secretAccessKey ?? "test",
-        SERVERLESS_TF_TABLE: config.tableName,
-        SERVERLESS_TF_BUCKET: config.bucket,
+      const fromEnv = awsSettingsFromEnv(process.env);
+      const aws: AwsSettings = {
+        ...fromEnv,
+        endpoints: { s3: endpoint, sqs: endpoint, dynamodb: endpoint },
+        credentials: fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" },
       };
-      return new LocalRuntime(deps, new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) }), sources, emulator, { workerEnv, fitTriggersUrl, log });
+      const config = functionConfigFromEnv(process.env);
+      const provisioning = createDeps(config, aws);
+      const urls = await provisionLocalStack(provisioning.clients, { tableName: config.tableName, bucket: config.bucket, ...(options.trainingPrefix ? { trainingPrefix: options.trainingPrefix } : {}) });
+      const deps: FunctionDeps = { ...provisioning, config: { ...config, shardFeedQueueUrl: urls.shardFeed } };
+      const functions = await loadFunctions();
+      const log = options.functionLog ?? ((line: string) => console.error(line));
+      const onError = (e: unknown) => log(`[local runtime] ${(e as Error).message}`);
+      // Batch sizes as the stack's event source mappings (src/resources/definitions.ts).
+      const sources = [
+        new SqsEventSource(deps.clients, urls.shardFeed, functions["shard-feed"].createShardFeedHandler(deps, log), { batchSize: queuePlan(DEFAULT_PREFIX, "shardFeed").batchSize, onError }),
+        new SqsEventSource(deps.clients, urls.events, functions.checkpoint.createCheckpointHandler(deps, log), { batchSize: queuePlan(DEFAULT_PREFIX, "events").batchSize, onError }),
+      ];
+      const workerEnv = workerEnvOf(aws, deps);
+      const launcher = new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) });
+      return new LocalRuntime(deps, endpoint, launcher, functions, sources, urls.fitTriggers, workerEnv, emulator, log);
     } catch (e) {
       await emulator?.stop();
       throw e;
     }
   }
-
-  private activeJobs = 0;
 
   /** Event sources poll only while a job runs, so a program that is done can exit. */
   acquire(): void {
@@ -173,15 +157,26 @@ export class LocalRuntime implements JobRuntime {
     return this.deps.config.bucket;
   }
 
+  /** Starts a job through the coordinator's own start, with this runtime's launcher and shard-feed queue. */
+  startJob(request: JobRequest, options: StartOptions = {}): Promise<StartedJob> {
+    return this.functions.coordinator.startJob(this.deps, request, {
+      launcher: this.launcher,
+      dispatchShard: options.dispatchShard ?? ((event) => this.dispatchShard(event)),
+      attachStream: (spec, url) => this.attachStream(spec, url),
+      ...(options.hooks ? { hooks: options.hooks } : {}),
+    });
+  }
+
+  /** Hands a shard to the shard-feed function through its queue, as the coordinator does on AWS. */
   async dispatchShard(event: ShardFeedEvent): Promise<void> {
     await sendShardFeedRequest(this.deps, event);
   }
 
   /** Forwards a queue table's rows to a streaming job's feed, as an event source mapping would. */
   async attachStream(spec: JobSpec, sourceQueueUrl: string): Promise<StreamAttachment> {
-    const source = new SqsEventSource(this.deps.clients, sourceQueueUrl, streamFeedHandler(this.deps, spec, this.extras.log), {
+    const source = new SqsEventSource(this.deps.clients, sourceQueueUrl, this.functions["stream-feed"].createStreamFeedHandler(this.deps, spec, this.log), {
       batchSize: 10,
-      onError: (e) => this.extras.log(`[stream-feed ${spec.jobId}] ${(e as Error).message}`),
+      onError: (e) => this.log(`[stream-feed ${spec.jobId}] ${(e as Error).message}`),
     });
     source.start();
     return { detach: () => source.stop() };
@@ -205,47 +200,38 @@ export class LocalRuntime implements JobRuntime {
     const outputQueueUrl =
       options.outputQueueUrl ?? (options.fifoOutput ? await create(`stf-serve-${modelId}-output.fifo`, { FifoQueue: "true" }) : await create(`stf-serve-${modelId}-output`));
     const settings = { bucket: this.bucket, tableName: this.deps.config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
-    const handler = createInferenceHandler(settings, new InferenceService(this.deps.clients, settings, new PythonEngine({ env: this.extras.workerEnv }), this.extras.log));
-    const source = new SqsEventSource(this.deps.clients, inputQueueUrl, handler, { batchSize: options.batchSize ?? 10, concurrency: options.concurrency ?? 1, onError: (e) => this.extras.log(`[inference ${modelId}] ${(e as Error).message}`) });
+    const service = this.functions.inference.createInferenceFunction(this.deps, settings, { env: this.workerEnv }, this.log);
+    const source = new SqsEventSource(this.deps.clients, inputQueueUrl, (event) => service.handle(event), {
+      batchSize: options.batchSize ?? 10,
+      concurrency: options.concurrency ?? 1,
+      onError: (e) => this.log(`[inference ${modelId}] ${(e as Error).message}`),
+    });
     source.start();
     const served: ServedModel = {
       modelId,
       inputQueueUrl,
       outputQueueUrl,
       dlqUrl,
-      service: handler.service,
+      service,
       stop: async () => {
         this.served.delete(served);
         await source.stop();
-        await handler.service.close();
+        await service.close();
       },
     };
     this.served.add(served);
     return served;
   }
 
-  /** Starts fits for new data objects under the training prefix (see src/triggers/fit-trigger.ts); returns the stop. */
-  startFitTriggers(): () => Promise<void> {
+  /**
+   * Starts fits for new data objects under the training prefix (functions/coordinator/fit-trigger.ts)
+   * with `start`; returns the stop. `startFitTriggers(runtime)` in the API starts each with a `TFEstimator`.
+   */
+  runFitTriggers(start: StartFit): () => Promise<void> {
     if (!this.fitTriggers) {
-      const log = this.extras.log;
-      const start: StartFit = async (params, table, jobId) => {
-        // Imported here: the estimator module imports this one (its default runtime).
-        const { TFEstimator } = await import("../api/estimator.ts");
-        const estimator = new TFEstimator().withRuntime(this);
-        estimator.params.loadJSON(params.toJSON(), "fit trigger");
-        return new Promise<void>((resolve, reject) => {
-          let started = false;
-          estimator
-            .fit(table, { jobId, onStarted: () => ((started = true), resolve()) })
-            .then(
-              (model) => log(`[fit-trigger] job ${jobId} published ${model.metadata.modelId} version ${model.metadata.version}`),
-              (e: unknown) => (started ? log(`[fit-trigger] job ${jobId} failed: ${(e as Error).message}`) : reject(e)),
-            );
-        });
-      };
-      this.fitTriggers = new SqsEventSource(this.deps.clients, this.extras.fitTriggersUrl, (event) => runFitTriggerBatch(this.deps, event, start, log), {
+      this.fitTriggers = new SqsEventSource(this.deps.clients, this.fitTriggersUrl, this.functions.coordinator.createFitTriggerHandler(this.deps, start, this.log), {
         batchSize: queuePlan(DEFAULT_PREFIX, "fitTriggers").batchSize,
-        onError: (e) => log(`[fit-trigger] ${(e as Error).message}`),
+        onError: (e) => this.log(`[fit-trigger] ${(e as Error).message}`),
       });
       this.fitTriggers.start();
     }

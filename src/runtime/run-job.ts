@@ -3,8 +3,7 @@
  * inference mode. Starts the job through the coordinator, watches it, collects inference
  * output, and always cleans up: final state, queues deleted, processes stopped.
  */
-import { finishJob, startJob, type JobRequest, type StartedJob } from "../../functions/coordinator/start-job.ts";
-import { ROW_ID } from "../../functions/shard-feed/feed-shard.ts";
+
 import type { WorkerProgress } from "../workers/launcher.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { trainCompletion } from "../jobs/completion.ts";
@@ -12,6 +11,10 @@ import { OutputRows, pollOutput, type OutputRow } from "../jobs/output-rows.ts";
 import type { JobRuntime } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
 import { JobFailedError, watchJob, type WatchOptions } from "../jobs/watch.ts";
+import { finishJob } from "../jobs/finish.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
+import { type StartedJob } from "../jobs/started-job.ts";
+import { ROW_ID } from "../protocol/feed-messages.ts";
 
 export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
   readonly onProgress?: (progress: WorkerProgress) => void;
@@ -30,11 +33,7 @@ export async function runJob(runtime: JobRuntime, request: JobRequest, options: 
   runtime.acquire();
   let started: StartedJob | undefined;
   try {
-    started = await startJob(runtime.deps, options.jobId ? { ...request, jobId: options.jobId } : request, {
-      launcher: runtime.launcher,
-      dispatchShard: (event) => runtime.dispatchShard(event),
-      hooks: options.onProgress ? { onProgress: options.onProgress } : {},
-    });
+    started = await runtime.startJob(options.jobId ? { ...request, jobId: options.jobId } : request, { hooks: options.onProgress ? { onProgress: options.onProgress } : {} });
     const spec = started.spec;
     options.onStarted?.(spec.jobId);
     const { timeoutMs, maxWorkerRestarts, progressTimeoutMs, onRestart } = options;

@@ -6,7 +6,6 @@
  * becomes the last version.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { finishJob, startJob, type JobRequest, type StartedJob } from "../../functions/coordinator/start-job.ts";
 import type { StopMessage } from "../protocol/feed-messages.ts";
 import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
 import { getJson } from "../storage/objects.ts";
@@ -15,6 +14,9 @@ import type { RunOptions } from "./run-job.ts";
 import type { JobRuntime } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
 import { watchJob } from "../jobs/watch.ts";
+import { finishJob } from "../jobs/finish.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
+import { type StartedJob } from "../jobs/started-job.ts";
 
 /** A running streaming fit. */
 export interface StreamingJob {
@@ -29,12 +31,7 @@ export async function startStreamingJob(runtime: JobRuntime, request: JobRequest
   runtime.acquire();
   let started: StartedJob;
   try {
-    started = await startJob(runtime.deps, request, {
-      launcher: runtime.launcher,
-      dispatchShard: (event) => runtime.dispatchShard(event),
-      ...(runtime.attachStream ? { attachStream: (spec, url) => runtime.attachStream!(spec, url) } : {}),
-      hooks: options.onProgress ? { onProgress: options.onProgress } : {},
-    });
+    started = await runtime.startJob(request, { hooks: options.onProgress ? { onProgress: options.onProgress } : {} });
   } catch (e) {
     await runtime.release();
     throw e;

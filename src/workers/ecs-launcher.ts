@@ -8,7 +8,9 @@ import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type 
 import { ConfigError, ServerlessTfError } from "../errors.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
-import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerHandle, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+import { type MemberRef } from "../protocol/names.ts";
+import { type WorkerHandle } from "../protocol/watch-message.ts";
 
 /** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
 export const WORKER_MODULE = "serverless_tf.worker";
@@ -47,7 +49,7 @@ const list = (value: string | undefined) => (value ?? "").split(",").map((s) => 
  * workers get the table and bucket the coordinator itself resolved.
  *
  * @example
- * ecsLauncherConfigFromEnv(stageDeps().config, { SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td",
+ * ecsLauncherConfigFromEnv(depsFromEnv().config, { SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td",
  *   SERVERLESS_TF_ECS_SUBNETS: "subnet-1,subnet-2", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" });
  */
 export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; readonly bucket: string }, env: Readonly<Record<string, string | undefined>> = process.env): EcsLauncherConfig {

@@ -4,7 +4,7 @@
  * with the project virtualenv); `ecs` starts them as ECS Fargate tasks (`SERVERLESS_TF_ECS_*`, set by the stack).
  */
 import { ConfigError } from "../errors.ts";
-import type { StageConfig } from "../jobs/settings.ts";
+import type { FunctionConfig } from "../jobs/settings.ts";
 import { EcsLauncher, ecsLauncherConfigFromEnv } from "./ecs-launcher.ts";
 import type { WorkerLauncher } from "./launcher.ts";
 import { ProcessLauncher } from "./process-launcher.ts";
@@ -21,9 +21,9 @@ export function launcherKindFromEnv(env: Readonly<Record<string, string | undefi
 /**
  * @throws ConfigError when `SERVERLESS_TF_LAUNCHER` is missing or unknown, or (ecs) a `SERVERLESS_TF_ECS_*` setting is missing.
  * @example
- * const launcher = launcherFromEnv(stageDeps().config); // SERVERLESS_TF_LAUNCHER=process
+ * const launcher = launcherFromEnv(depsFromEnv().config); // SERVERLESS_TF_LAUNCHER=process
  */
-export function launcherFromEnv(config: StageConfig, env: Readonly<Record<string, string | undefined>> = process.env): WorkerLauncher {
+export function launcherFromEnv(config: FunctionConfig, env: Readonly<Record<string, string | undefined>> = process.env): WorkerLauncher {
   const kind = launcherKindFromEnv(env);
   switch (kind) {
     case "process":

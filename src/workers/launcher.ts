@@ -2,12 +2,11 @@
  * How workers start: local processes on this machine, or ECS tasks on AWS. The coordinator
  * sees only this interface.
  */
+import type { MemberRef } from "../protocol/names.ts";
 import type { JobSpec } from "../protocol/spec.ts";
+import type { WorkerHandle } from "../protocol/watch-message.ts";
 
-export interface MemberRef {
-  readonly role: "worker" | "ps";
-  readonly index: number;
-}
+export type { MemberRef, WorkerHandle };
 
 export interface WorkerExit {
   readonly member: MemberRef;
@@ -26,12 +25,6 @@ export interface WorkerProgress {
   readonly accuracy?: number;
   readonly examples_per_sec?: number;
   readonly [key: string]: unknown;
-}
-
-/** A running member as a launcher can find it again from another process (an ECS task ARN): plain JSON. */
-export interface WorkerHandle {
-  readonly member: MemberRef;
-  readonly id: string;
 }
 
 export interface LaunchedWorkers {

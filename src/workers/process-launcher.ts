@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { projectPython, projectRoot } from "./paths.ts";
 import type { JobSpec } from "../protocol/spec.ts";
-import type { LaunchedWorkers, MemberRef, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
+import { type MemberRef } from "../protocol/names.ts";
 
 export interface ProcessLauncherOptions {
   /** Extra environment for the workers (endpoint, table, bucket). */

@@ -15,7 +15,7 @@ import type { Column } from "../../src/codec/schema.ts";
 import { InferenceClient } from "../../src/api/inference-client.ts";
 import type { PythonEngine } from "../../functions/inference/engine.ts";
 import type { RejectedMessage, ResultMessage } from "../../src/protocol/inference-messages.ts";
-import type { ServiceTotals } from "../../functions/inference/inference-service.ts";
+import type { ServiceTotals } from "../../src/runtime/functions.ts";
 import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
 import { publishScaleModel, saveScaleModels } from "./models.ts";
 import { queueDepth } from "../../src/jobs/queues.ts";

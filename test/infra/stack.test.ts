@@ -12,7 +12,8 @@ import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { buildApp, projectRoot } from "../../infra/app.ts";
 import type { ServerlessTfStack } from "../../infra/stack.ts";
-import { BUCKET_PREFIXES, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
 

@@ -130,13 +130,16 @@ describe("fit on 1,000 rows, batch size 3, 2 workers", { timeout: 4 * 60_000 }, 
     }) as unknown as typeof clients.sqs.send;
     const redelivering: JobRuntime = {
       deps: runtime.deps,
-      launcher: runtime.launcher,
       acquire: () => runtime.acquire(),
       release: () => runtime.release(),
-      async dispatchShard(event) {
-        await feedShard({ clients, registry: runtime.deps.registry }, event);
-        await runtime.dispatchShard(event);
-      },
+      startJob: (request, options) =>
+        runtime.startJob(request, {
+          ...options,
+          async dispatchShard(event) {
+            await feedShard({ clients, registry: runtime.deps.registry }, event);
+            await runtime.dispatchShard(event);
+          },
+        }),
     };
 
     try {

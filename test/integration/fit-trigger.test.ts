@@ -3,6 +3,7 @@
  * the coordinator, with its params from `_fit.json` beside it, through moto's real S3 -> SQS
  * notification; a duplicate event for the same object starts nothing more.
  */
+import { startFitTriggers } from "../../src/api/fit-triggers.ts";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
@@ -19,8 +20,8 @@ describe("fit triggers", () => {
   const lines: string[] = [];
 
   before(async () => {
-    runtime = await LocalRuntime.start({ stageLog: (line) => lines.push(line) });
-    stopTriggers = runtime.startFitTriggers();
+    runtime = await LocalRuntime.start({ functionLog: (line) => lines.push(line) });
+    stopTriggers = startFitTriggers(runtime, (line) => lines.push(line));
   });
 
   after(async () => {

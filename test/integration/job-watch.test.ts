@@ -15,17 +15,16 @@ import { handler } from "../../functions/job-watch/handler.ts";
 import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
 import { publishExport } from "../../functions/checkpoint/publish.ts";
 import type { JobWatchMessage } from "../../src/protocol/watch-message.ts";
-import { firstWatchMessage } from "../../functions/job-watch/watch-round.ts";
+
 import { modelKeys, queueName } from "../../src/protocol/names.ts";
 import { createJobQueues } from "../../src/jobs/queues.ts";
 import { Registry, ensureRegistryTable, registryTableName } from "../../src/registry/index.ts";
 import { JOB_WATCH } from "../../src/resources/definitions.ts";
-import { resetStageDeps } from "../../src/jobs/deps-from-env.ts";
 import { putJson, putObject } from "../../src/storage/objects.ts";
 import { createEncoder } from "../../src/codec/example.ts";
 import { frameRecords } from "../../src/codec/tfrecord.ts";
 import type { Column } from "../../src/codec/schema.ts";
-import { ROW_ID, ROW_ID_COLUMN } from "../../functions/shard-feed/feed-shard.ts";
+
 import type { OutputMessage } from "../../src/protocol/feed-messages.ts";
 import { runJobWatchRound } from "../../functions/job-watch/watch-round.ts";
 import { readJobOutput, readSavedOutput, tallySavedOutput } from "../../src/jobs/output-store.ts";
@@ -33,6 +32,8 @@ import { JobNotFoundError } from "../../src/registry/errors.ts";
 import { jobKeys } from "../../src/protocol/names.ts";
 import { listKeys } from "../../src/storage/objects.ts";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { ROW_ID, ROW_ID_COLUMN } from "../../src/protocol/feed-messages.ts";
+import { firstWatchMessage } from "../../src/jobs/watch-queue.ts";
 
 const clients = createAwsClients();
 const registry = new Registry(clients, registryTableName());
@@ -93,7 +94,6 @@ before(async () => {
   watchQueueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `job-watch-${run}` }))).QueueUrl!;
   // What the stack sets on the function; workers of these jobs are not tasks, so no launcher can take them over.
   Object.assign(process.env, { SERVERLESS_TF_BUCKET: bucket, SERVERLESS_TF_JOB_WATCH_QUEUE_URL: watchQueueUrl, SERVERLESS_TF_LAUNCHER: "process" });
-  resetStageDeps();
 });
 
 after(async () => {
@@ -103,7 +103,6 @@ after(async () => {
   }));
   await clients.sqs.send(new DeleteQueueCommand({ QueueUrl: watchQueueUrl }));
   process.env = saved;
-  resetStageDeps();
   destroyAwsClients(clients);
 });
 

@@ -11,9 +11,9 @@ import { parseCoordinatorEvent } from "../../src/protocol/start-request.ts";
 import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
 import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
 import { parseShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
-import { runCheckpointBatch } from "../../functions/checkpoint/batch.ts";
-import { runShardFeedBatch } from "../../functions/shard-feed/batch.ts";
-import type { StageDeps } from "../../src/jobs/deps-from-env.ts";
+import { createCheckpointHandler } from "../../functions/checkpoint/handler.ts";
+import { createShardFeedHandler } from "../../functions/shard-feed/handler.ts";
+import { type FunctionDeps } from "../../src/jobs/deps.ts";
 
 const bodies = fc.oneof(
   fc.json(),
@@ -26,7 +26,7 @@ const bodies = fc.oneof(
 );
 
 /** A stage dependency that fails loudly if a malformed event ever reached AWS. */
-const unreachable = new Proxy({}, { get: () => assert.fail("a malformed event reached the AWS clients") }) as unknown as StageDeps;
+const unreachable = new Proxy({}, { get: () => assert.fail("a malformed event reached the AWS clients") }) as unknown as FunctionDeps;
 
 function sqsEvent(body: string): SQSEvent {
   return { Records: [{ messageId: "m-1", receiptHandle: "r", body, attributes: {} as never, messageAttributes: {}, md5OfBody: "", eventSource: "aws:sqs", eventSourceARN: "arn:aws:sqs:us-east-1:1:q", awsRegion: "us-east-1" }] };
@@ -91,7 +91,7 @@ describe("event parsing under arbitrary input", () => {
           // malformed: the stage must drop it without touching AWS
         }
         if (shaped) {
-          const response = await runShardFeedBatch(unreachable, sqsEvent(body), {}, () => undefined);
+          const response = await createShardFeedHandler(unreachable, () => undefined)(sqsEvent(body));
           assert.deepEqual(response.batchItemFailures, []);
         }
         let s3Shaped = true;
@@ -101,7 +101,7 @@ describe("event parsing under arbitrary input", () => {
           s3Shaped = true;
         }
         if (s3Shaped) {
-          const response = await runCheckpointBatch(unreachable, sqsEvent(body), () => undefined);
+          const response = await createCheckpointHandler(unreachable, () => undefined)(sqsEvent(body));
           assert.deepEqual(response.batchItemFailures, []);
         }
       }),
