@@ -12,8 +12,8 @@ import { TFEstimator } from "./estimator.ts";
 import { TFModel } from "./model.ts";
 import { childUri, readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import { isEstimator, isTransformer, type Estimator, type Model, type Stage, type Transformer } from "./stage.ts";
-import { StandardScaler, StandardScalerModel } from "./stages/standard-scaler.ts";
-import { ArgMax, ColumnSelector } from "./stages/transformers.ts";
+import { StandardScaler, StandardScalerModel } from "./standard-scaler.ts";
+import { ArgMax, ColumnSelector } from "./transformers.ts";
 import type { Table } from "./table.ts";
 
 type Loader = (uri: string, options: PersistOptions) => Promise<Stage>;

@@ -1,7 +1,6 @@
 /** Parses a job-watch message (one watch round of one job) from an SQS message body. */
 import { JOB_ID_PATTERN } from "./names.ts";
-import type { MemberRef } from "./names.ts";
-import { MEMBER_ROLES } from "../registry/types.ts";
+import { ROLES, type MemberRef } from "./names.ts";
 import { EventShapeError } from "./errors.ts";
 import { parseEventJson } from "./json.ts";
 
@@ -71,7 +70,7 @@ export function parseJobWatchEvent(body: string): JobWatchMessage {
   const retired = field<Obj>(state.retired, "state.retired", "an object of member -> epoch", (v) => isObj(v) && Object.values(v).every(isCount));
   const moved = field<Obj>(state.moved, "state.moved", "an object of member -> { mark, at }", (v) => isObj(v) && Object.values(v).every((m) => isObj(m) && typeof m.mark === "string" && isCount(m.at)));
   const workers = field<unknown[]>(o.workers, "workers", "a list of { member: { role, index }, id }", (v) =>
-    Array.isArray(v) && v.length <= 64 && v.every((w) => isObj(w) && typeof w.id === "string" && isObj(w.member) && (MEMBER_ROLES as readonly unknown[]).includes(w.member.role) && isCount(w.member.index)),
+    Array.isArray(v) && v.length <= 64 && v.every((w) => isObj(w) && typeof w.id === "string" && isObj(w.member) && (ROLES as readonly unknown[]).includes(w.member.role) && isCount(w.member.index)),
   );
   return {
     v: 1,

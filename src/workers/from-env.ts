@@ -4,7 +4,6 @@
  * with the project virtualenv); `ecs` starts them as ECS Fargate tasks (`SERVERLESS_TF_ECS_*`, set by the stack).
  */
 import { ConfigError } from "../errors.ts";
-import type { FunctionConfig } from "../jobs/settings.ts";
 import { EcsLauncher, ecsLauncherConfigFromEnv } from "./ecs-launcher.ts";
 import type { WorkerLauncher } from "./launcher.ts";
 import { ProcessLauncher } from "./process-launcher.ts";
@@ -23,7 +22,7 @@ export function launcherKindFromEnv(env: Readonly<Record<string, string | undefi
  * @example
  * const launcher = launcherFromEnv(depsFromEnv().config); // SERVERLESS_TF_LAUNCHER=process
  */
-export function launcherFromEnv(config: FunctionConfig, env: Readonly<Record<string, string | undefined>> = process.env): WorkerLauncher {
+export function launcherFromEnv(config: { readonly tableName: string; readonly bucket: string }, env: Readonly<Record<string, string | undefined>> = process.env): WorkerLauncher {
   const kind = launcherKindFromEnv(env);
   switch (kind) {
     case "process":

@@ -185,7 +185,7 @@ describe("ecsLauncherConfigFromEnv", () => {
 describe("launcherFromEnv", () => {
   it("gives a deployed coordinator the ECS launcher when SERVERLESS_TF_LAUNCHER=ecs", () => {
     const launcher = launcherFromEnv(
-      { tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined, jobWatchQueueUrl: undefined },
+      { tableName: "t-registry", bucket: "b-artifacts" },
       { SERVERLESS_TF_LAUNCHER: "ecs", SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td:1", SERVERLESS_TF_ECS_SUBNETS: "subnet-a", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" },
     );
     assert.ok(launcher instanceof EcsLauncher);
@@ -193,7 +193,7 @@ describe("launcherFromEnv", () => {
 
   it("names the first missing ECS setting", () => {
     assert.throws(
-      () => launcherFromEnv({ tableName: "t-registry", bucket: "b-artifacts", shardFeedQueueUrl: undefined, jobWatchQueueUrl: undefined }, { SERVERLESS_TF_LAUNCHER: "ecs" }),
+      () => launcherFromEnv({ tableName: "t-registry", bucket: "b-artifacts" }, { SERVERLESS_TF_LAUNCHER: "ecs" }),
       (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_ECS_CLUSTER",
     );
   });

@@ -6,8 +6,8 @@ import { describe, it } from "node:test";
 import { loadStage, Pipeline, PipelineModel } from "../../src/api/pipeline.ts";
 import { StageFormatError, StageVersionError } from "../../src/api/persistence.ts";
 import type { Estimator, Model } from "../../src/api/stage.ts";
-import { StandardScaler, StandardScalerModel } from "../../src/api/stages/standard-scaler.ts";
-import { ArgMax, ColumnSelector } from "../../src/api/stages/transformers.ts";
+import { StandardScaler, StandardScalerModel } from "../../src/api/standard-scaler.ts";
+import { ArgMax, ColumnSelector } from "../../src/api/transformers.ts";
 import { schemaOf, Table } from "../../src/api/table.ts";
 import { ConfigError } from "../../src/errors.ts";
 

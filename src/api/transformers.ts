@@ -3,12 +3,12 @@
  * `ArgMax` (a score list to the index of its largest value, with an optional confidence
  * threshold) and `ColumnSelector` (keep the named columns).
  */
-import type { Column } from "../../codec/schema.ts";
-import { ConfigError } from "../../errors.ts";
-import { defineParam, ParamMap, validators, type Param } from "../params.ts";
-import { readStageMetadata, saveStageMetadata, type PersistOptions } from "../persistence.ts";
-import type { Transformer } from "../stage.ts";
-import { Table } from "../table.ts";
+import type { Column } from "../codec/schema.ts";
+import { ConfigError } from "../errors.ts";
+import { defineParam, ParamMap, validators, type Param } from "./params.ts";
+import { readStageMetadata, saveStageMetadata, type PersistOptions } from "./persistence.ts";
+import type { Transformer } from "./stage.ts";
+import { Table } from "./table.ts";
 import { loadParams } from "./standard-scaler.ts";
 
 const finite = (v: unknown, name: string): number | null => {

@@ -3,12 +3,12 @@
  * (scalar or fixed-length list) and scales it to `(x - mean) / std`, in TypeScript, so a
  * pipeline needs no TensorFlow job for this pre-processing.
  */
-import type { Column } from "../../codec/schema.ts";
-import { ConfigError } from "../../errors.ts";
-import { defineParam, ParamMap, validators, type Param } from "../params.ts";
-import { childUri, readArtifactJson, readStageMetadata, saveStageMetadata, StageFormatError, writeText, type PersistOptions } from "../persistence.ts";
-import type { Estimator, Model } from "../stage.ts";
-import { Table } from "../table.ts";
+import type { Column } from "../codec/schema.ts";
+import { ConfigError } from "../errors.ts";
+import { defineParam, ParamMap, validators, type Param } from "./params.ts";
+import { childUri, readArtifactJson, readStageMetadata, saveStageMetadata, StageFormatError, writeText, type PersistOptions } from "./persistence.ts";
+import type { Estimator, Model } from "./stage.ts";
+import { Table } from "./table.ts";
 
 const bool = (v: unknown, name: string): boolean => {
   if (typeof v !== "boolean") throw new ConfigError(name, v, "true or false");
