@@ -38,8 +38,8 @@ export function validateRequest(request: JobRequest): void {
   if (!Number.isInteger(request.batchSize) || request.batchSize < 1) throw new ConfigError("batchSize", request.batchSize, "a positive integer");
   if (request.source.kind === "queue") {
     if (request.mode !== "train") throw new ConfigError("table", "queue", "a bounded table (rows or S3) for transform; serve queues with the inference function");
-    // MultiWorkerMirroredStrategy needs every worker to run the same steps, which an unbounded
-    // feed cannot promise (ARCHITECTURE.md §5): a streaming fit runs on one worker.
+    // MultiWorkerMirroredStrategy hangs when workers see different numbers of batches, and an
+    // unbounded feed cannot promise equal counts: a streaming fit runs on one worker.
     if (request.cluster.worker !== 1) throw new ConfigError("workerNum", request.cluster.worker, "1 for a streaming fit on a queue table");
     if (!request.model) throw new ConfigError("modelId", null, "a model id: a streaming fit publishes versions of it");
   }

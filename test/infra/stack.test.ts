@@ -223,7 +223,7 @@ describe("functions", () => {
     assert.equal(image.source.platform, "linux/amd64");
     const context = join(outdir, image.source.directory);
     assert.equal(readFileSync(join(context, "functions", "inference", "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "functions", "inference", "Dockerfile"), "utf8"));
-    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "src/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
+    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "functions/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
       assert.ok(existsSync(join(context, needed)), `${needed} is in the build context`);
     }
     for (const kept of ["node_modules", ".venv", ".tmp", "dist", "cdk.out", "test", "python/tests"]) assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);

@@ -1,6 +1,6 @@
 /**
  * `npm run test:soak`: the reliability soak (issue #8). Starts the emulator (the one bootstrap,
- * src/local/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
+ * src/runtime/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
  * time, and prints a table from the figures each left in .tmp/soak/. Sizes: SOAK_ROWS,
  * SOAK_POISON, SOAK_FEED_ROWS, SOAK_KILLS (defaults 10,000 / 10,000 / 10,000 / 20).
  */
