@@ -14,6 +14,7 @@ import { modelKeys, s3Uri, type S3Location } from "../../src/protocol/names.ts";
 import type { JobSpec } from "../../src/protocol/spec.ts";
 import { EXPORT_MANIFEST, METADATA_OBJECT, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ExportManifest, type InferenceConfig, type LatestPointer, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { getJson, headObject, isPreconditionFailed, putJson } from "../../src/storage/objects.ts";
+import { parseJobSpec } from "../../src/protocol/spec.ts";
 
 export class IncompleteExportError extends ServerlessTfError {}
 
@@ -36,7 +37,7 @@ export async function publishExport(deps: Deps, manifestAt: S3Location): Promise
   }
   const job = await deps.registry.getJob(manifest.jobId);
   if (!job) throw new IncompleteExportError(`export ${s3Uri(manifestAt)} names job ${manifest.jobId}, which the registry does not know`);
-  const spec = job.spec as unknown as TrainSpecWithModel;
+  const spec = parseJobSpec(job.spec);
   if (!spec.model) throw new IncompleteExportError(`job ${manifest.jobId} has no model to export to`);
   const metadata: ModelMetadata = {
     format: MODEL_FORMAT,

@@ -133,7 +133,7 @@ export async function startJob(deps: Deps, request: JobRequest, ports: Coordinat
       export: request.export ?? { everySteps: 0, everySeconds: 0 },
       leaseMs: request.leaseMs ?? 15_000,
     };
-    const created = await deps.registry.createJob({ jobId, mode: request.mode, spec: spec as unknown as Record<string, unknown> });
+    const created = await deps.registry.createJob({ jobId, mode: request.mode, spec });
     // createJob accepts the same create twice (an SDK retry); a start request delivered twice
     // finds its job past CREATED and must not launch a second member set for it.
     if (created.state !== "CREATED") throw new JobConflictError(jobId, created.state);

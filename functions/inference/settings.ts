@@ -3,6 +3,7 @@ import { ConfigError } from "../../src/errors.ts";
 import { functionConfigFromEnv } from "../../src/jobs/settings.ts";
 import type { InferenceSettings } from "../../src/runtime/functions.ts";
 import { DEFAULT_RECHECK_MS } from "./latest-model.ts";
+import { MODEL_ID_PATTERN } from "../../src/protocol/names.ts";
 
 function queueUrl(env: Readonly<Record<string, string | undefined>>, name: string): string {
   const v = env[name];
@@ -17,7 +18,7 @@ function queueUrl(env: Readonly<Record<string, string | undefined>>, name: strin
  */
 export function inferenceSettingsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): InferenceSettings {
   const modelId = env.SERVERLESS_TF_MODEL_ID;
-  if (!modelId || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(modelId)) throw new ConfigError("SERVERLESS_TF_MODEL_ID", modelId, "a model id (lowercase letters, digits and dashes)");
+  if (!modelId || !MODEL_ID_PATTERN.test(modelId)) throw new ConfigError("SERVERLESS_TF_MODEL_ID", modelId, "a model id (lowercase letters, digits and dashes)");
   const recheck = env.SERVERLESS_TF_MODEL_RECHECK_MS === undefined ? DEFAULT_RECHECK_MS : Number(env.SERVERLESS_TF_MODEL_RECHECK_MS);
   if (!Number.isSafeInteger(recheck) || recheck < 0) throw new ConfigError("SERVERLESS_TF_MODEL_RECHECK_MS", env.SERVERLESS_TF_MODEL_RECHECK_MS, "a non-negative integer of milliseconds");
   const stage = functionConfigFromEnv(env);

@@ -16,10 +16,11 @@ import { jobCompletion } from "../../src/jobs/completion.ts";
 import { jobKeys } from "../../src/protocol/names.ts";
 import { saveOutputQueue, tallySavedOutput } from "../../src/jobs/output-store.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
-import { allMembers, type JobSpec } from "../../src/protocol/spec.ts";
+import { allMembers } from "../../src/protocol/spec.ts";
 import { failureError, observeJob, restartMembers } from "../../src/jobs/watch.ts";
 import { decideWatchRound } from "../../src/jobs/watch-round.ts";
 import { finishJob } from "../../src/jobs/finish.ts";
+import { parseJobSpec } from "../../src/protocol/spec.ts";
 
 export interface JobWatchPorts {
   /** A launcher that can take over members launched elsewhere (the ECS launcher). */
@@ -49,7 +50,7 @@ export async function runJobWatchRound(deps: Deps, message: JobWatchMessage, mes
   const job = await deps.registry.getJob(jobId);
   if (!job) return { jobId, status: "ended" };
   if (!(await deps.registry.claimWatchRound(jobId, message.round, messageId))) return { jobId, status: "duplicate", round: message.round };
-  const spec = job.spec as unknown as JobSpec;
+  const spec = parseJobSpec(job.spec);
   const members = allMembers(spec.cluster);
   const workers: LaunchedWorkers = ports.launcher.attach?.(spec, members, message.workers) ?? noWorkers;
   const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers }, outcome);
@@ -113,4 +114,4 @@ export async function runJobWatchRound(deps: Deps, message: JobWatchMessage, mes
 }
 
 /** A launcher that cannot take members over: no exits, no restarts; the leases still tell. */
-const noWorkers: LaunchedWorkers = { exits: [], relaunch: async () => undefined, stop: async () => undefined };
+const noWorkers: LaunchedWorkers = { exits: [], stop: async () => undefined };

@@ -22,6 +22,7 @@ import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
 import type { ShardFeedEvent, ShardRef } from "../../src/protocol/shard-feed-request.ts";
 import { parseCsvRows, parseJsonLines } from "../../src/codec/table-rows.ts";
 import { ServerlessTfError } from "../../src/errors.ts";
+import { parseJobSpec } from "../../src/protocol/spec.ts";
 
 export type ShardFeedResult = { readonly status: "done" | "continue" | "skipped"; readonly cursor: number };
 
@@ -60,7 +61,7 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
   const job = await deps.registry.getJob(jobId);
   if (!job) throw new ShardReadError(`job ${jobId} is not in the registry: the shard-feed event is stale or for another table`);
   if (["SUCCEEDED", "FAILED", "STOPPED", "STOPPING"].includes(job.state)) return { status: "skipped", cursor: 0 };
-  const spec = job.spec as unknown as JobSpec;
+  const spec = parseJobSpec(job.spec);
   const members = dataMembers(spec.cluster);
   const progress = (await deps.registry.getShard(jobId, shard.shardId)) ?? { cursor: 0, seq: 0, done: false, rowsPerMember: {}, messagesPerMember: {} };
   if (progress.done) {

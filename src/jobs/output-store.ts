@@ -21,6 +21,7 @@ import type { Deps } from "./deps.ts";
 import { JobNotFoundError } from "../registry/errors.ts";
 import { queueDepth, takeMessages } from "./queues.ts";
 import { dataMembers, type JobSpec } from "../protocol/spec.ts";
+import { parseJobSpec } from "../protocol/spec.ts";
 
 /** One saved part: the bodies of the output messages one receive returned, as sent. */
 export interface OutputPart {
@@ -139,5 +140,5 @@ export async function readSavedOutput(clients: AwsClients, spec: Pick<JobSpec, "
 export async function readJobOutput(deps: Deps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
   const job = await deps.registry.getJob(jobId);
   if (!job) throw new JobNotFoundError(jobId);
-  return (await readSavedOutput(deps.clients, job.spec as unknown as JobSpec)).rows;
+  return (await readSavedOutput(deps.clients, parseJobSpec(job.spec))).rows;
 }

@@ -9,11 +9,12 @@
  * `decideWatchRound` (src/jobs/watch-round.ts), the same one the job-watch stage makes on AWS.
  */
 import { ServerlessTfError } from "../errors.ts";
+import { memberKey } from "../protocol/names.ts";
 import type { LaunchedWorkers, WorkerExit } from "../workers/launcher.ts";
 import type { CheckpointRecord } from "../registry/types.ts";
 import type { Deps } from "./deps.ts";
 
-import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, memberName, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
+import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
 import { type StartedJob } from "./started-job.ts";
 
 export class JobFailedError extends ServerlessTfError {
@@ -84,7 +85,7 @@ export interface WatchOptions {
  */
 export async function observeJob(deps: Deps, jobId: string, exits: readonly WorkerExit[], completion: Completion = PENDING): Promise<WatchObservation> {
   const [job, members] = await Promise.all([deps.registry.getJob(jobId), deps.registry.members(jobId)]);
-  const exitedEarly = exits.some((e) => e.code !== 0 && members.find((m) => memberName(m) === memberName(e.member))?.status !== "DONE");
+  const exitedEarly = exits.some((e) => e.code !== 0 && members.find((m) => memberKey(m) === memberKey(e.member))?.status !== "DONE");
   const membersAfterExit = exitedEarly ? await deps.registry.members(jobId) : undefined;
   return { now: Date.now(), job, members, exits, completion, ...(membersAfterExit ? { membersAfterExit } : {}) };
 }

@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import { ConfigError } from "../errors.ts";
 
 export const JOB_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,39}$/;
+/** A model id: its versions live under `models/<modelId>/`. */
+export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const ROLES = ["worker", "ps"] as const;
 export type Role = (typeof ROLES)[number];

@@ -39,15 +39,3 @@ export function planSteps(rowsPerMember: readonly number[], batchSize: number, r
     }
   }
 }
-
-/** Batch sizes a member with `rows` rows uses to run exactly `steps` steps under "flush": full batches first. */
-export function flushBatchSizes(rows: number, steps: number, batchSize: number): number[] {
-  const sizes: number[] = [];
-  let remaining = rows;
-  for (let i = 0; i < steps; i++) {
-    const take = Math.min(batchSize, remaining - (steps - i - 1));
-    sizes.push(take);
-    remaining -= take;
-  }
-  return sizes;
-}

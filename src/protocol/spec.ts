@@ -1,9 +1,12 @@
 /**
  * The job spec: what the coordinator writes into the registry and every worker reads.
- * Its JSON shape is fixed by docs/protocol.md; both languages parse it.
+ * Its JSON shape is fixed by docs/protocol.md; both languages parse it once, at the edge
+ * ({@link parseJobSpec} here, `serverless_tf` on the Python side).
  */
 import type { Column } from "../codec/schema.ts";
-import type { MemberKey } from "./names.ts";
+import { Fields, inferenceConfig, isInt, isObject, isS3Uri, pythonConfig, remainderPolicy } from "./fields.ts";
+import type { InferenceConfig } from "./model-metadata.ts";
+import { JOB_ID_PATTERN, MODEL_ID_PATTERN, type MemberKey } from "./names.ts";
 
 export type JobMode = "train" | "inference";
 
@@ -42,7 +45,7 @@ export interface JobSpec {
   readonly queues: JobQueues;
   readonly bucket: string;
   /** Training: where the worker exports the model; an unbounded job exports each version under `versionsUri`. */
-  readonly model: { readonly modelId: string; readonly version: string; readonly exportUri: string; readonly versionsUri?: string } | null;
+  readonly model: { readonly modelId: string; readonly version: string; readonly exportUri: string; readonly versionsUri?: string; readonly inference?: InferenceConfig | null } | null;
   /** Inference: the SavedModel the workers load. */
   readonly modelArtifactUri: string | null;
   /** Warm start: metadata URI of a trained model whose weights training starts from. */
@@ -63,4 +66,59 @@ export function allMembers(cluster: ClusterShape): { role: "worker" | "ps"; inde
     ...Array.from({ length: cluster.worker }, (_, index) => ({ role: "worker" as const, index })),
     ...Array.from({ length: cluster.ps }, (_, index) => ({ role: "ps" as const, index })),
   ];
+}
+
+const SPEC = "job spec";
+
+/**
+ * Reads a job spec back from the registry (what the coordinator wrote), checked field by field:
+ * a spec another version wrote, or a damaged item, fails here with the field named instead of
+ * deep inside a stage.
+ *
+ * @throws EventShapeError naming the field, what it held and what is allowed.
+ * @example
+ * const spec = parseJobSpec((await registry.getJob(jobId))!.spec);
+ */
+export function parseJobSpec(json: unknown): JobSpec {
+  const f = Fields.of(json, "spec", SPEC);
+  f.get("version", "1 (a spec of this release)", (v): v is 1 => v === 1);
+  const cluster = f.object("cluster");
+  const queues = f.object("queues");
+  const everyFields = (o: Fields) => ({ everySteps: o.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: o.get("everySeconds", "a non-negative integer", isInt(0)) });
+  const uriOrNull = (key: string) => f.optional(key, "an s3:// URI or null", isS3Uri) ?? null;
+  const isString = (v: unknown): v is string => typeof v === "string";
+  const model = f.has("model") ? f.object("model") : undefined;
+  const versionsUri = model?.optional("versionsUri", "an s3:// URI", isS3Uri);
+  return {
+    version: 1,
+    jobId: f.get("jobId", `a job id matching ${JOB_ID_PATTERN}`, (v): v is string => typeof v === "string" && JOB_ID_PATTERN.test(v)),
+    mode: f.get("mode", '"train" or "inference"', (v): v is JobMode => v === "train" || v === "inference"),
+    cluster: { worker: cluster.get("worker", "a positive integer", isInt(1)), ps: cluster.get("ps", "a non-negative integer", isInt(0)) },
+    python: pythonConfig(f.object("python")),
+    input: { columns: f.columns("input") },
+    output: f.has("output") ? { columns: f.columns("output") } : null,
+    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
+    remainder: remainderPolicy(f.object("remainder")),
+    bounded: f.get("bounded", "a boolean", (v): v is boolean => typeof v === "boolean"),
+    queues: {
+      feed: queues.get("feed", "an object of member -> queue URL", (v): v is Record<MemberKey, string> => isObject(v) && Object.entries(v).every(([k, url]) => /^(worker|ps)-\d+$/.test(k) && typeof url === "string")),
+      output: queues.get("output", "a queue URL", isString),
+      dlq: queues.get("dlq", "a queue URL", isString),
+    },
+    bucket: f.get("bucket", "a bucket name", isString),
+    model: model
+      ? {
+          modelId: model.get("modelId", "a model id", (v): v is string => typeof v === "string" && MODEL_ID_PATTERN.test(v)),
+          version: model.get("version", "a version name", isString),
+          exportUri: model.get("exportUri", "an s3:// URI", isS3Uri),
+          ...(versionsUri ? { versionsUri } : {}),
+          ...(model.has("inference") ? { inference: inferenceConfig(model.object("inference")) } : {}),
+        }
+      : null,
+    modelArtifactUri: uriOrNull("modelArtifactUri"),
+    initModelUri: uriOrNull("initModelUri"),
+    checkpoint: everyFields(f.object("checkpoint")),
+    ...(f.has("export") ? { export: everyFields(f.object("export")) } : {}),
+    leaseMs: f.get("leaseMs", "a positive integer of milliseconds", isInt(1)),
+  };
 }

@@ -3,12 +3,10 @@
  * Only the shape is checked here (types, enums, s3:// URIs); what a job may ask for (cluster
  * size, entry names, ...) is the coordinator's `validateRequest`, so both paths share one rule set.
  */
-import { SchemaError } from "../codec/errors.ts";
-import { parseColumns, type Column } from "../codec/schema.ts";
 import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
-import { JOB_ID_PATTERN } from "./names.ts";
+import { JOB_ID_PATTERN, MODEL_ID_PATTERN } from "./names.ts";
+import { Fields, inferenceConfig, isInt, isObject, isS3Uri, pythonConfig, remainderPolicy, type Json } from "./fields.ts";
 import type { TableSource } from "./table-source.ts";
-import type { PythonConfig, RemainderPolicy } from "./spec.ts";
 import type { JobSpec } from "./spec.ts";
 import type { WatchPolicy } from "./watch-message.ts";
 import type { InferenceConfig } from "./model-metadata.ts";
@@ -50,93 +48,11 @@ export type WatchOverrides = Partial<Pick<WatchPolicy, "timeoutMs" | "maxWorkerR
 
 export type CoordinatorEvent = { readonly action: "start"; readonly request: JobRequest; readonly watch: WatchOverrides };
 
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-const isInt = (min: number) => (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= min;
-const isS3Uri = (v: unknown): v is string => typeof v === "string" && /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*/.test(v) && v.length < 2048;
-
-/** Reads the fields of one JSON object; every failure names the field's full path. */
-class Fields {
-  constructor(
-    private readonly o: Json,
-    private readonly path: string,
-  ) {}
-
-  static of(value: unknown, path: string): Fields {
-    if (!isObject(value)) throw new EventShapeError(TYPE, path, value, "a JSON object");
-    return new Fields(value, path);
-  }
-
-  name(key: string): string {
-    return `${this.path}.${key}`;
-  }
-
-  has(key: string): boolean {
-    return this.o[key] !== undefined && this.o[key] !== null;
-  }
-
-  get<T>(key: string, expected: string, ok: (v: unknown) => v is T): T {
-    const v = this.o[key];
-    if (!ok(v)) throw new EventShapeError(TYPE, this.name(key), v, expected);
-    return v;
-  }
-
-  optional<T>(key: string, expected: string, ok: (v: unknown) => v is T): T | undefined {
-    return this.has(key) ? this.get(key, expected, ok) : undefined;
-  }
-
-  /** Refuses a key outside `known`, naming it: a typo would otherwise be a setting silently ignored. */
-  only(known: readonly string[]): this {
-    const unknown = Object.keys(this.o).find((k) => !known.includes(k));
-    if (unknown !== undefined) throw new EventShapeError(TYPE, this.name(unknown), this.o[unknown], `absent (known keys: ${known.join(", ")})`);
-    return this;
-  }
-
-  object(key: string): Fields {
-    return Fields.of(this.o[key], this.name(key));
-  }
-
-  columns(key: string): Column[] {
-    const list = this.object(key).o.columns;
-    try {
-      return parseColumns(list);
-    } catch (e) {
-      if (e instanceof SchemaError) throw new EventShapeError(TYPE, `${this.name(key)}.columns`, list, `a column list: ${e.message}`);
-      throw e;
-    }
-  }
-}
-
-function python(f: Fields): PythonConfig {
-  const strings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((s) => typeof s === "string");
-  return {
-    scripts: f.get("scripts", "an array of s3:// URIs (upload the scripts first: a function cannot read your disk)", (v): v is string[] => Array.isArray(v) && v.every(isS3Uri)),
-    entry: f.get("entry", "a string", (v): v is string => typeof v === "string"),
-    hyperParams: f.optional("hyperParams", "a JSON object", isObject) ?? {},
-    env: f.optional("env", "an object of string values", strings) ?? {},
-  };
-}
-
-function remainder(f: Fields): RemainderPolicy {
-  const policy = f.get("policy", '"drop", "pad" or "flush"', (v): v is "drop" | "pad" | "flush" => v === "drop" || v === "pad" || v === "flush");
-  return policy === "flush" ? { policy, afterMs: f.get("afterMs", "a non-negative integer", isInt(0)) } : { policy };
-}
-
 function source(f: Fields): TableSource {
   const kind = f.get("kind", '"s3" or "rows" (a function takes bounded tables only)', (v): v is "s3" | "rows" => v === "s3" || v === "rows");
   if (kind === "rows") return { kind, rows: f.get("rows", "an array of row objects", (v): v is Json[] => Array.isArray(v) && v.every(isObject)) };
   const format = f.optional("format", TABLE_FORMATS.join(" | "), (v): v is TableFormat => (TABLE_FORMATS as readonly unknown[]).includes(v));
   return { kind, uri: f.get("uri", "an s3:// URI of a prefix", isS3Uri), ...(format ? { format } : {}) };
-}
-
-function inference(f: Fields): InferenceConfig {
-  return {
-    python: python(f.object("python")),
-    input: { columns: f.columns("input") },
-    output: { columns: f.columns("output") },
-    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
-  };
 }
 
 function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
@@ -149,17 +65,17 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
     ...(jobId ? { jobId } : {}),
     mode: f.get("mode", '"train" or "inference"', (v): v is "train" | "inference" => v === "train" || v === "inference"),
     cluster: { worker: cluster.get("worker", "an integer", isInt(0)), ps: cluster.optional("ps", "an integer", isInt(0)) ?? 0 },
-    python: python(f.object("python")),
+    python: pythonConfig(f.object("python")),
     input: { columns: f.columns("input") },
     output: f.has("output") ? { columns: f.columns("output") } : null,
     batchSize: f.get("batchSize", "a positive integer", isInt(1)),
-    remainder: remainder(f.object("remainder")),
+    remainder: remainderPolicy(f.object("remainder")),
     source: source(f.object("source")),
     bucket: f.optional("bucket", "a bucket name", (v): v is string => typeof v === "string" && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)) ?? defaults.bucket,
     model: model
       ? {
-          modelId: model.get("modelId", "lowercase letters, digits and dashes", (v): v is string => typeof v === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(v)),
-          inference: model.has("inference") ? inference(model.object("inference")) : null,
+          modelId: model.get("modelId", "lowercase letters, digits and dashes", (v): v is string => typeof v === "string" && MODEL_ID_PATTERN.test(v)),
+          inference: model.has("inference") ? inferenceConfig(model.object("inference")) : null,
         }
       : null,
     modelArtifactUri: optionalUri("modelArtifactUri"),
@@ -195,7 +111,7 @@ export function parseCoordinatorEvent(event: unknown, defaults: { readonly bucke
       throw new EventShapeError(TYPE, "event", event, "JSON");
     }
   }
-  const f = Fields.of(json, "event");
+  const f = Fields.of(json, "event", TYPE);
   f.get("action", '"start"', (v): v is "start" => v === "start");
   return { action: "start", request: request(f.object("request"), defaults), watch: f.has("watch") ? watch(f.object("watch")) : {} };
 }

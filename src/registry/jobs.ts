@@ -12,7 +12,8 @@ import { JOB_MODES, JOB_STATES, type JobMode, type JobRecord, type JobSpecJson, 
 export interface CreateJobInput {
   readonly jobId: string;
   readonly mode: JobMode;
-  readonly spec: JobSpecJson;
+  /** Stored as JSON; read back as {@link JobSpecJson} and parsed by its reader (src/protocol/spec.ts parseJobSpec). */
+  readonly spec: object;
   /** TTL of the job item; default {@link DEFAULT_RETENTION_SECONDS}. */
   readonly retentionSeconds?: number;
 }

@@ -11,6 +11,7 @@ import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
 import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
 import { type MemberRef } from "../protocol/names.ts";
 import { type WorkerHandle } from "../protocol/watch-message.ts";
+import { memberKey } from "../protocol/names.ts";
 
 /** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
 export const WORKER_MODULE = "serverless_tf.worker";
@@ -38,7 +39,7 @@ export class EcsLaunchError extends ServerlessTfError {
     readonly member: MemberRef,
     readonly reasons: readonly string[],
   ) {
-    super(`RunTask started no task for ${member.role}-${member.index}: ${reasons.join("; ") || "no reason given"}. Check the cluster's capacity and the subnets, then relaunch.`);
+    super(`RunTask started no task for ${memberKey(member)}: ${reasons.join("; ") || "no reason given"}. Check the cluster's capacity and the subnets, then relaunch.`);
   }
 }
 
@@ -69,7 +70,6 @@ export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; re
   };
 }
 
-const memberName = (m: MemberRef) => `${m.role}-${m.index}`;
 
 export class EcsLauncher implements WorkerLauncher {
   constructor(
@@ -90,7 +90,7 @@ export class EcsLauncher implements WorkerLauncher {
       // One task per job, attempt and member: RunTask repeated with this token within 24 h returns
       // the task it started (a job-watch round that restarted the set and is delivered again).
       // At most 64 characters: 4 + 40 + 2 + 3 + 1 + 9.
-      clientToken: `stf-${spec.jobId}-a${attempt}-${memberName(member)}`,
+      clientToken: `stf-${spec.jobId}-a${attempt}-${memberKey(member)}`,
       group: `stf:${spec.jobId}`,
       propagateTags: "TASK_DEFINITION" as const,
       networkConfiguration: {
@@ -107,7 +107,7 @@ export class EcsLauncher implements WorkerLauncher {
       },
       tags: [
         { key: "serverless-tf:job", value: spec.jobId },
-        { key: "serverless-tf:member", value: memberName(member) },
+        { key: "serverless-tf:member", value: memberKey(member) },
       ],
     };
   }
@@ -161,7 +161,7 @@ export class EcsLauncher implements WorkerLauncher {
     const stopAll = (why: string) =>
       Promise.all(
         [...running.values()].map(({ member, taskArn }) =>
-          this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} ${why}: ${memberName(member)}` })),
+          this.ecs.send(new StopTaskCommand({ cluster: this.config.cluster, task: taskArn, reason: `serverless-tf: job ${spec.jobId} ${why}: ${memberKey(member)}` })),
         ),
       );
 
@@ -185,10 +185,6 @@ export class EcsLauncher implements WorkerLauncher {
     };
     const launched: LaunchedWorkers = {
       exits,
-      relaunch: async (member) => {
-        await start(member);
-        watch();
-      },
       restart: async (attempt) => {
         // The whole member set again: stop what runs, report each exit, then start attempt N.
         await stopAll(`restart as attempt ${attempt}`);

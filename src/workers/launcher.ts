@@ -30,8 +30,6 @@ export interface WorkerProgress {
 export interface LaunchedWorkers {
   /** Exits seen so far, in order. */
   readonly exits: readonly WorkerExit[];
-  /** Starts one member again (after a failure), with the same arguments. */
-  relaunch(member: MemberRef): Promise<void>;
   /**
    * Resume after a failure: kills every member still running, waits until each exit is in
    * `exits`, then starts the whole member set as restart `attempt` (its workers meet at the

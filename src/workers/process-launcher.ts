@@ -8,6 +8,7 @@ import { projectPython, projectRoot } from "./paths.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
 import { type MemberRef } from "../protocol/names.ts";
+import { memberKey } from "../protocol/names.ts";
 
 export interface ProcessLauncherOptions {
   /** Extra environment for the workers (endpoint, table, bucket). */
@@ -27,7 +28,7 @@ export class ProcessLauncher implements WorkerLauncher {
     const exits: WorkerExit[] = [];
     const tailLines = this.options.tailLines ?? 40;
     const start = (member: MemberRef, attempt = 0) => {
-      const name = `${member.role}-${member.index}`;
+      const name = memberKey(member);
       const args = ["-m", "serverless_tf.worker", "--job-id", spec.jobId, "--role", member.role, "--index", String(member.index), "--attempt", String(attempt)];
       const child = spawn(projectPython, args, {
         cwd: projectRoot,
@@ -71,7 +72,6 @@ export class ProcessLauncher implements WorkerLauncher {
       });
     return {
       exits,
-      relaunch: async (member) => start(member),
       restart: async (attempt) => {
         const children = [...running.values()];
         children.forEach((child) => child.kill("SIGKILL"));

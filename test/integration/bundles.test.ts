@@ -22,6 +22,7 @@ import { projectRoot } from "../../src/workers/paths.ts";
 import { Registry } from "../../src/registry/registry.ts";
 import { ensureRegistryTable, registryTableName } from "../../src/registry/table.ts";
 import { getJson, putObject } from "../../src/storage/objects.ts";
+import { parseJobSpec } from "../../src/protocol/spec.ts";
 
 type Handler = (event: unknown, context?: unknown) => Promise<unknown>;
 
@@ -240,8 +241,8 @@ describe("the function bundles", () => {
     } finally {
       if (jobId) {
         await registry.transitionJob(jobId, ["CREATED", "RUNNING"], "STOPPED").catch(() => undefined);
-        const spec = (await registry.getJob(jobId))?.spec as unknown as { queues?: JobQueues } | undefined;
-        if (spec?.queues) await deleteJobQueues(clients, spec.queues, { includeDlq: true });
+        const job = await registry.getJob(jobId);
+        if (job) await deleteJobQueues(clients, parseJobSpec(job.spec).queues, { includeDlq: true });
       }
     }
   });

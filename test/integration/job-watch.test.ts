@@ -81,7 +81,7 @@ async function publishModel(jobId: string, prefix: string): Promise<void> {
 const sqsEvent = (message: JobWatchMessage): SQSEvent =>
   ({ Records: [{ messageId: randomUUID(), body: JSON.stringify(message), eventSource: "aws:sqs", receiptHandle: "r", attributes: {}, messageAttributes: {}, md5OfBody: "", eventSourceARN: "arn:aws:sqs:us-east-1:000000000000:x", awsRegion: "us-east-1" }] }) as unknown as SQSEvent;
 
-const firstRound = (jobId: string): JobWatchMessage => firstWatchMessage({ spec: { jobId } as never, workers: { exits: [], relaunch: async () => undefined, stop: async () => undefined } });
+const firstRound = (jobId: string): JobWatchMessage => firstWatchMessage({ spec: { jobId } as never, workers: { exits: [], stop: async () => undefined } });
 
 async function existingQueues(jobId: string): Promise<string[]> {
   const { QueueUrls = [] } = await clients.sqs.send(new ListQueuesCommand({ QueueNamePrefix: `stf-${jobId}-` }));
@@ -223,7 +223,7 @@ describe("a restart round delivered again", () => {
     const restarts: number[] = [];
     const launcher = {
       launch: async () => assert.fail("no launch"),
-      attach: () => ({ exits: [{ member: { role: "worker" as const, index: 1 }, code: 137, signal: null, tail: "OutOfMemoryError" }], relaunch: async () => undefined, restart: async (attempt: number) => void restarts.push(attempt), stop: async () => undefined, handles: () => [] }),
+      attach: () => ({ exits: [{ member: { role: "worker" as const, index: 1 }, code: 137, signal: null, tail: "OutOfMemoryError" }], restart: async (attempt: number) => void restarts.push(attempt), stop: async () => undefined, handles: () => [] }),
     };
     const sent: JobWatchMessage[] = [];
     const ports = { launcher, send: async (m: JobWatchMessage) => void sent.push(m) };

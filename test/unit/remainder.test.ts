@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { flushBatchSizes, planSteps, RemainderError } from "../../src/protocol/remainder.ts";
+import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
 
 describe("planSteps", () => {
   const rows = [500, 500];
@@ -23,13 +23,5 @@ describe("planSteps", () => {
 
   it("rejects a batch size that is not a positive integer", () => {
     assert.throws(() => planSteps(rows, 0, { policy: "drop" }), RemainderError);
-  });
-});
-
-describe("flushBatchSizes", () => {
-  it("uses full batches first and keeps every batch non-empty", () => {
-    assert.deepEqual(flushBatchSizes(499, 167, 3), [...Array(166).fill(3), 1]);
-    assert.deepEqual(flushBatchSizes(7, 5, 3), [3, 1, 1, 1, 1]);
-    assert.equal(flushBatchSizes(499, 167, 3).reduce((a, b) => a + b, 0), 499);
   });
 });

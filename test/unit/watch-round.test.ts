@@ -154,7 +154,7 @@ describe("decideWatchRound", () => {
 
   it("starts a job's watch at round 0 under the stack's policy with the job's own settings over it", () => {
     // Act
-    const message = firstWatchMessage({ spec: { jobId: "fit-watch" } as never, workers: { exits: [], relaunch: async () => undefined, stop: async () => undefined } }, { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 }, T0);
+    const message = firstWatchMessage({ spec: { jobId: "fit-watch" } as never, workers: { exits: [], stop: async () => undefined } }, { maxWorkerRestarts: 0, progressTimeoutMs: 5_000 }, T0);
     // Assert
     assert.deepEqual([message.round, message.state], [0, initialWatchState(T0)]);
     assert.deepEqual(message.policy, { ...JOB_WATCH.policy, maxWorkerRestarts: 0, progressTimeoutMs: 5_000 });
