@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
-import { IncompleteExportError, publishExport, moveLatest } from "../../functions/checkpoint/publish.ts";
-import { readLatest } from "../../src/storage/latest-pointer.ts";
-import { modelKeys } from "../../src/protocol/names.ts";
-import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
-import { getJson, putJson, putObject } from "../../src/storage/objects.ts";
-import { modelStoreFixture } from "../helpers/model-store.ts";
+import { IncompleteExportError, publishExport, moveLatest } from "../../../functions/checkpoint/publish.ts";
+import { readLatest } from "../../../src/storage/latest-pointer.ts";
+import { modelKeys } from "../../../src/protocol/names.ts";
+import type { ModelMetadata } from "../../../src/protocol/model-metadata.ts";
+import { getJson, putJson, putObject } from "../../../src/storage/objects.ts";
+import { modelStoreFixture } from "../../helpers/model-store.ts";
 
 const { clients, registry, bucket, jobs } = modelStoreFixture("publish");
 const deps = { clients, registry };

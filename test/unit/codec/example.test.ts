@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createDecoder, createEncoder } from "../../src/codec/example.ts";
-import { DecodeError, SchemaError } from "../../src/codec/errors.ts";
-import { parseColumns, type Column } from "../../src/codec/schema.ts";
-import { ServerlessTfError } from "../../src/errors.ts";
-import { byteMismatch, loadVectors } from "../vectors/vectors.ts";
+import { createDecoder, createEncoder } from "../../../src/codec/example.ts";
+import { DecodeError, SchemaError } from "../../../src/codec/errors.ts";
+import { parseColumns, type Column } from "../../../src/codec/schema.ts";
+import { ServerlessTfError } from "../../../src/errors.ts";
+import { byteMismatch, loadVectors } from "../../vectors/vectors.ts";
 
 const col = (name: string, dtype: Column["dtype"], shape: Column["shape"] = "scalar"): Column => ({ name, dtype, shape });
 

@@ -9,18 +9,18 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { GetObjectTaggingCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { publishExport } from "../../functions/checkpoint/publish.ts";
-import { readLatest } from "../../src/storage/latest-pointer.ts";
-import { modelKeys, parseS3Uri } from "../../src/protocol/names.ts";
-import { projectPython } from "../../src/workers/paths.ts";
-import { LIFECYCLE } from "../../src/resources/definitions.ts";
-import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, type HoldWhen } from "../helpers/holding-proxy.ts";
-import { modelStoreFixture } from "../helpers/model-store.ts";
+import { publishExport } from "../../../functions/checkpoint/publish.ts";
+import { readLatest } from "../../../src/storage/latest-pointer.ts";
+import { modelKeys, parseS3Uri } from "../../../src/protocol/names.ts";
+import { projectPython } from "../../../src/workers/paths.ts";
+import { LIFECYCLE } from "../../../src/resources/definitions.ts";
+import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, type HoldWhen } from "../../helpers/holding-proxy.ts";
+import { modelStoreFixture } from "../../helpers/model-store.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
 const { clients, registry, bucket, jobs } = modelStoreFixture("chief-kill");
 const modelId = `ck-${randomUUID().slice(0, 6)}`;
-const script = fileURLToPath(new URL("./scripts/chief_writes.py", import.meta.url));
+const script = fileURLToPath(new URL("../scripts/chief_writes.py", import.meta.url));
 const env = { ...process.env, TF_CPP_MIN_LOG_LEVEL: "2", PYTHONUNBUFFERED: "1" };
 /** Python with TensorFlow takes seconds to reach its first write. */
 const WRITER_WAIT_MS = 120_000;

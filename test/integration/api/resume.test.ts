@@ -11,11 +11,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { JobHangError, LocalRuntime, TFEstimator, TFModel, Table, WorkerLostError, schemaOf, type Row } from "../../src/index.ts";
-import { prepareDigits } from "../../demo/digits-data.ts";
-import type { WorkerProgress } from "../../src/workers/launcher.ts";
+import { JobHangError, LocalRuntime, TFEstimator, TFModel, Table, WorkerLostError, schemaOf, type Row } from "../../../src/index.ts";
+import { prepareDigits } from "../../../demo/digits-data.ts";
+import type { WorkerProgress } from "../../../src/workers/launcher.ts";
 
-const SCRIPT = join(import.meta.dirname, "scripts", "resume_digits.py");
+const SCRIPT = join(import.meta.dirname, "..", "scripts", "resume_digits.py");
 const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 const TIMEOUT_MS = 150_000;
 const EPOCHS = 12;

@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
 import { mockClient } from "aws-sdk-client-mock";
-import { ConfigError } from "../../src/errors.ts";
-import type { JobSpec } from "../../src/protocol/spec.ts";
-import { EcsLaunchError, EcsLauncher, ecsLauncherConfigFromEnv, type EcsLauncherConfig } from "../../src/workers/ecs-launcher.ts";
-import { launcherFromEnv } from "../../src/workers/from-env.ts";
-import type { WorkerExit } from "../../src/workers/launcher.ts";
+import { ConfigError } from "../../../src/errors.ts";
+import type { JobSpec } from "../../../src/protocol/spec.ts";
+import { EcsLaunchError, EcsLauncher, ecsLauncherConfigFromEnv, type EcsLauncherConfig } from "../../../src/workers/ecs-launcher.ts";
+import { launcherFromEnv } from "../../../src/workers/from-env.ts";
+import type { WorkerExit } from "../../../src/workers/launcher.ts";
 
 const ecs = mockClient(ECSClient);
 afterEach(() => ecs.reset());

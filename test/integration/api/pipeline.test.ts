@@ -8,10 +8,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, TFEstimator, TFModel, Table, loadStage, schemaOf, type Row } from "../../src/index.ts";
-import { prepareDigits } from "../../demo/digits-data.ts";
-import type { WorkerProgress } from "../../src/workers/launcher.ts";
-import { projectRoot } from "../../src/workers/paths.ts";
+import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, TFEstimator, TFModel, Table, loadStage, schemaOf, type Row } from "../../../src/index.ts";
+import { prepareDigits } from "../../../demo/digits-data.ts";
+import type { WorkerProgress } from "../../../src/workers/launcher.ts";
+import { projectRoot } from "../../../src/workers/paths.ts";
 
 const SCRIPT = join(projectRoot, "demo", "pipeline_model.py");
 const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });

@@ -12,17 +12,17 @@ import { after, before, describe, it } from "node:test";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueUrlCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { buildFunctions, type BuiltFunction } from "../../scripts/build.ts";
-import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
-import type { CoordinatorResponse } from "../../functions/coordinator/handler.ts";
-import { deleteJobQueues } from "../../src/jobs/queues.ts";
-import type { JobQueues } from "../../src/protocol/spec.ts";
-import { queueName, type MemberKey } from "../../src/protocol/names.ts";
-import { projectRoot } from "../../src/workers/paths.ts";
-import { Registry } from "../../src/registry/registry.ts";
-import { ensureRegistryTable, registryTableName } from "../../src/registry/table.ts";
-import { getJson, putObject } from "../../src/storage/objects.ts";
-import { parseJobSpec } from "../../src/protocol/spec.ts";
+import { buildFunctions, type BuiltFunction } from "../../../scripts/build.ts";
+import { createAwsClients, destroyAwsClients } from "../../../src/aws/clients.ts";
+import type { CoordinatorResponse } from "../../../functions/coordinator/handler.ts";
+import { deleteJobQueues } from "../../../src/jobs/queues.ts";
+import type { JobQueues } from "../../../src/protocol/spec.ts";
+import { queueName, type MemberKey } from "../../../src/protocol/names.ts";
+import { projectRoot } from "../../../src/workers/paths.ts";
+import { Registry } from "../../../src/registry/registry.ts";
+import { ensureRegistryTable, registryTableName } from "../../../src/registry/table.ts";
+import { getJson, putObject } from "../../../src/storage/objects.ts";
+import { parseJobSpec } from "../../../src/protocol/spec.ts";
 
 type Handler = (event: unknown, context?: unknown) => Promise<unknown>;
 
@@ -78,7 +78,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 before(async () => {
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await ensureRegistryTable(clients, registryTableName());
-  await putObject(clients, { bucket, key: `code/${run}/feed_probe.py` }, readFileSync(join(import.meta.dirname, "scripts", "feed_probe.py")));
+  await putObject(clients, { bucket, key: `code/${run}/feed_probe.py` }, readFileSync(join(import.meta.dirname, "..", "scripts", "feed_probe.py")));
   await putObject(clients, { bucket, key: `input/${run}/part-0.jsonl` }, Array.from({ length: 10 }, (_, i) => JSON.stringify({ x: [i, -i] })).join("\n"));
   shardFeedQueueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `stf-bundles-${run}-shard-feed` }))).QueueUrl!;
   // What the stack sets on the functions; the bundles read it at their first invocation.

@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { StreamingTFModel } from "../../src/api/streaming-model.ts";
-import { InferenceClient } from "../../src/api/inference-client.ts";
-import { modelKeys } from "../../src/protocol/names.ts";
-import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
-import { listKeys } from "../../src/storage/objects.ts";
-import { Table, TFEstimator, schemaOf } from "../../src/index.ts";
-import { SCALE_MODEL } from "../helpers/models.ts";
+import { StreamingTFModel } from "../../../src/api/streaming-model.ts";
+import { InferenceClient } from "../../../src/api/inference-client.ts";
+import { modelKeys } from "../../../src/protocol/names.ts";
+import { LocalRuntime, type ServedModel } from "../../../src/runtime/local-runtime.ts";
+import { listKeys } from "../../../src/storage/objects.ts";
+import { Table, TFEstimator, schemaOf } from "../../../src/index.ts";
+import { SCALE_MODEL } from "../../helpers/models.ts";
 
 describe("streaming fit", () => {
   let runtime: LocalRuntime;

@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { SQSEvent } from "aws-lambda";
-import { EventShapeError } from "../../src/protocol/errors.ts";
-import { parseCoordinatorEvent } from "../../src/protocol/start-request.ts";
-import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
-import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
-import { parseShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
-import { createCheckpointHandler } from "../../functions/checkpoint/handler.ts";
-import { createShardFeedHandler } from "../../functions/shard-feed/handler.ts";
-import { type FunctionDeps } from "../../src/jobs/deps.ts";
+import { EventShapeError } from "../../../src/protocol/errors.ts";
+import { parseCoordinatorEvent } from "../../../src/protocol/start-request.ts";
+import { parseJobWatchEvent } from "../../../src/protocol/watch-message.ts";
+import { parseS3Notification } from "../../../src/protocol/s3-notification.ts";
+import { parseShardFeedEvent } from "../../../src/protocol/shard-feed-request.ts";
+import { createCheckpointHandler } from "../../../functions/checkpoint/handler.ts";
+import { createShardFeedHandler } from "../../../functions/shard-feed/handler.ts";
+import { type FunctionDeps } from "../../../src/jobs/deps.ts";
 
 const bodies = fc.oneof(
   fc.json(),

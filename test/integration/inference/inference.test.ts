@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { InferenceClient, receiveRejected } from "../../src/api/inference-client.ts";
-import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
-import { queueDepth } from "../../src/jobs/queues.ts";
-import { percentile, publishScaleModel, saveScaleModels } from "../helpers/models.ts";
+import { InferenceClient, receiveRejected } from "../../../src/api/inference-client.ts";
+import { LocalRuntime, type ServedModel } from "../../../src/runtime/local-runtime.ts";
+import { queueDepth } from "../../../src/jobs/queues.ts";
+import { percentile, publishScaleModel, saveScaleModels } from "../../helpers/models.ts";
 
 describe("inference function", () => {
   let runtime: LocalRuntime;

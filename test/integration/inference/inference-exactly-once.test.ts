@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { runExactlyOnce, serveScaleModel, type Served } from "../helpers/inference-load.ts";
+import { runExactlyOnce, serveScaleModel, type Served } from "../../helpers/inference-load.ts";
 
 process.env.SERVERLESS_TF_FAULT_RATE = "0.05";
 process.env.SERVERLESS_TF_FAULT_SEED = "8001";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { createDecoder, createEncoder } from "../../src/codec/example.ts";
-import { DecodeError, SchemaError } from "../../src/codec/errors.ts";
-import { DTYPES, type Column, type Dtype, type Shape } from "../../src/codec/schema.ts";
-import { frameRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import { createDecoder, createEncoder } from "../../../src/codec/example.ts";
+import { DecodeError, SchemaError } from "../../../src/codec/errors.ts";
+import { DTYPES, type Column, type Dtype, type Shape } from "../../../src/codec/schema.ts";
+import { frameRecords, unframeRecords } from "../../../src/codec/tfrecord.ts";
 
 const valueOf: Record<Dtype, fc.Arbitrary<unknown>> = {
   FLOAT32: fc.float(), // includes NaN, ±Infinity, -0 and subnormals: all float32, so they round-trip exactly

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { crc32c, maskedCrc32c } from "../../src/codec/crc32c.ts";
-import { DecodeError, SchemaError } from "../../src/codec/errors.ts";
-import { base64Length, FRAME_OVERHEAD, framedBase64Length, frameRecords, packRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import { crc32c, maskedCrc32c } from "../../../src/codec/crc32c.ts";
+import { DecodeError, SchemaError } from "../../../src/codec/errors.ts";
+import { base64Length, FRAME_OVERHEAD, framedBase64Length, frameRecords, packRecords, unframeRecords } from "../../../src/codec/tfrecord.ts";
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
 

@@ -3,13 +3,13 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadStage, Pipeline, PipelineModel } from "../../src/api/pipeline.ts";
-import { StageFormatError, StageVersionError } from "../../src/api/persistence.ts";
-import type { Estimator, Model } from "../../src/api/stage.ts";
-import { StandardScaler, StandardScalerModel } from "../../src/api/standard-scaler.ts";
-import { ArgMax, ColumnSelector } from "../../src/api/transformers.ts";
-import { schemaOf, Table } from "../../src/api/table.ts";
-import { ConfigError } from "../../src/errors.ts";
+import { loadStage, Pipeline, PipelineModel } from "../../../src/api/pipeline.ts";
+import { StageFormatError, StageVersionError } from "../../../src/api/persistence.ts";
+import type { Estimator, Model } from "../../../src/api/stage.ts";
+import { StandardScaler, StandardScalerModel } from "../../../src/api/standard-scaler.ts";
+import { ArgMax, ColumnSelector } from "../../../src/api/transformers.ts";
+import { schemaOf, Table } from "../../../src/api/table.ts";
+import { ConfigError } from "../../../src/errors.ts";
 
 const schema = schemaOf({ x: "FLOAT32[3]", n: "INT64", scores: "FLOAT32[3]" });
 const rows = [

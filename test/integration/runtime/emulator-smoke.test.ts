@@ -4,8 +4,8 @@ import { after, describe, it } from "node:test";
 import { ConditionalCheckFailedException, CreateTableCommand, DeleteTableCommand, PutItemCommand, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, DeleteQueueCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
-import { ConfigError } from "../../src/errors.ts";
+import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../../src/aws/clients.ts";
+import { ConfigError } from "../../../src/errors.ts";
 
 describe("the AWS client factory", () => {
   it("points every service at AWS_ENDPOINT_URL with emulator credentials and a per-service override", () => {

@@ -13,20 +13,20 @@ import { fileURLToPath } from "node:url";
 import { before, describe, it } from "node:test";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { HeadBucketCommand } from "@aws-sdk/client-s3";
-import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
-import { publishExport } from "../../functions/checkpoint/publish.ts";
-import { readLatest } from "../../src/storage/latest-pointer.ts";
-import { modelKeys, s3Uri, type S3Location } from "../../src/protocol/names.ts";
-import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
-import { registryTableName } from "../../src/registry/index.ts";
-import { getJson, getObject, putJson, putObject } from "../../src/storage/objects.ts";
-import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../helpers/holding-proxy.ts";
-import { modelStoreFixture } from "../helpers/model-store.ts";
+import { awsSettingsFromEnv, createAwsClients, destroyAwsClients } from "../../../src/aws/clients.ts";
+import { publishExport } from "../../../functions/checkpoint/publish.ts";
+import { readLatest } from "../../../src/storage/latest-pointer.ts";
+import { modelKeys, s3Uri, type S3Location } from "../../../src/protocol/names.ts";
+import type { ModelMetadata } from "../../../src/protocol/model-metadata.ts";
+import { registryTableName } from "../../../src/registry/index.ts";
+import { getJson, getObject, putJson, putObject } from "../../../src/storage/objects.ts";
+import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../../helpers/holding-proxy.ts";
+import { modelStoreFixture } from "../../helpers/model-store.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test -- test/integration/publish-kill.test.ts`");
 const { clients, registry, bucket, jobs, ready } = modelStoreFixture("publish-kill"); // straight to the emulator: the state the writer left
 const modelId = `mk-${randomUUID().slice(0, 6)}`;
-const publisherScript = fileURLToPath(new URL("./scripts/publish-once.ts", import.meta.url));
+const publisherScript = fileURLToPath(new URL("../scripts/publish-once.ts", import.meta.url));
 let clean: ModelMetadata;
 
 /** A training job whose export of `version` is complete: artifact files, then export.json. */

@@ -4,14 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseJobWatchEvent, type WatchPolicy, type WatchState } from "../../src/protocol/watch-message.ts";
-import { EventShapeError } from "../../src/protocol/errors.ts";
-import type { WorkerExit } from "../../src/workers/launcher.ts";
-import type { MemberRecord } from "../../src/registry/types.ts";
-import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../src/jobs/watch-round.ts";
+import { parseJobWatchEvent, type WatchPolicy, type WatchState } from "../../../src/protocol/watch-message.ts";
+import { EventShapeError } from "../../../src/protocol/errors.ts";
+import type { WorkerExit } from "../../../src/workers/launcher.ts";
+import type { MemberRecord } from "../../../src/registry/types.ts";
+import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../../src/jobs/watch-round.ts";
 
-import { JOB_WATCH } from "../../src/resources/definitions.ts";
-import { firstWatchMessage } from "../../src/jobs/watch-queue.ts";
+import { JOB_WATCH } from "../../../src/resources/definitions.ts";
+import { firstWatchMessage } from "../../../src/jobs/watch-queue.ts";
 
 const T0 = 1_700_000_000_000;
 const policy: WatchPolicy = { timeoutMs: 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 1, progressTimeoutMs: 10_000 };

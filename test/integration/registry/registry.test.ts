@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { DeleteTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
-import { createAwsClients, destroyAwsClients } from "../../src/aws/clients.ts";
-import { BarrierTimeoutError, FencedError, JobConflictError, JobNotFoundError, JobStateError, MemberConflictError, Registry, ShardRewindError, ensureRegistryTable, registryTableName, type BarrierAttempt, type BarrierInput } from "../../src/registry/index.ts";
+import { createAwsClients, destroyAwsClients } from "../../../src/aws/clients.ts";
+import { BarrierTimeoutError, FencedError, JobConflictError, JobNotFoundError, JobStateError, MemberConflictError, Registry, ShardRewindError, ensureRegistryTable, registryTableName, type BarrierAttempt, type BarrierInput } from "../../../src/registry/index.ts";
 
 const clients = createAwsClients();
 const table = registryTableName();

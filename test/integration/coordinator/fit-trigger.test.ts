@@ -3,16 +3,16 @@
  * the coordinator, with its params from `_fit.json` beside it, through moto's real S3 -> SQS
  * notification; a duplicate event for the same object starts nothing more.
  */
-import { startFitTriggers } from "../../src/api/fit-triggers.ts";
+import { startFitTriggers } from "../../../src/api/fit-triggers.ts";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { modelKeys } from "../../src/protocol/names.ts";
-import { LocalRuntime, RUNTIME_QUEUES } from "../../src/runtime/local-runtime.ts";
-import { getJson, headObject, listKeys, putJson, putObject } from "../../src/storage/objects.ts";
-import { FIT_SPEC_OBJECT, fitJobId } from "../../functions/coordinator/fit-trigger.ts";
-import { SCALE_MODEL } from "../helpers/models.ts";
+import { modelKeys } from "../../../src/protocol/names.ts";
+import { LocalRuntime, RUNTIME_QUEUES } from "../../../src/runtime/local-runtime.ts";
+import { getJson, headObject, listKeys, putJson, putObject } from "../../../src/storage/objects.ts";
+import { FIT_SPEC_OBJECT, fitJobId } from "../../../functions/coordinator/fit-trigger.ts";
+import { SCALE_MODEL } from "../../helpers/models.ts";
 
 describe("fit triggers", () => {
   let runtime: LocalRuntime;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { POISON_EXTRA_INPUTS, POISON_KINDS, runPoison, serveScaleModel, type Served } from "../helpers/inference-load.ts";
+import { POISON_EXTRA_INPUTS, POISON_KINDS, runPoison, serveScaleModel, type Served } from "../../helpers/inference-load.ts";
 
 describe("poison messages", { timeout: 120_000 }, () => {
   let s: Served;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
+import { planSteps, RemainderError } from "../../../src/protocol/remainder.ts";
 
 describe("planSteps", () => {
   const rows = [500, 500];
