@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import type { RemainderPolicy } from "../../../src/protocol/spec.ts";
 import { planSteps, RemainderError } from "../../../src/protocol/remainder.ts";
 
 describe("planSteps", () => {
@@ -24,4 +26,31 @@ describe("planSteps", () => {
   it("rejects a batch size that is not a positive integer", () => {
     assert.throws(() => planSteps(rows, 0, { policy: "drop" }), RemainderError);
   });
+});
+
+interface RemainderVector {
+  readonly name: string;
+  readonly rowsPerMember: readonly number[];
+  readonly batchSize: number;
+  readonly remainder: RemainderPolicy;
+  readonly steps?: number;
+  readonly rowsSeen?: number;
+  readonly error?: "RemainderError";
+}
+
+const vectors = JSON.parse(readFileSync(new URL("../../vectors/remainder.json", import.meta.url), "utf8")) as RemainderVector[];
+
+describe("planSteps against the shared remainder vectors (the Python planner reads the same file)", () => {
+  it("has vectors to check", () => assert.ok(vectors.length >= 10, `${vectors.length} vectors`));
+
+  for (const v of vectors) {
+    it(v.name, () => {
+      // Arrange
+      const plan = () => planSteps(v.rowsPerMember, v.batchSize, v.remainder);
+
+      // Act and assert
+      if (v.error) assert.throws(plan, RemainderError);
+      else assert.deepEqual(plan(), { steps: v.steps, rowsSeen: v.rowsSeen });
+    });
+  }
 });
