@@ -12,13 +12,11 @@ import { schemaOf } from "../src/api/table.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
 
 import { runJob } from "../src/runtime/run-job.ts";
-import type { JobRuntime } from "../src/runtime/job-runtime.ts";
 import { rowToJson } from "../src/protocol/table-source.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
 import { digitsRows } from "./coding.ts";
 import type { BenchContext, Measurement } from "./figures.ts";
-import { type ShardFeedEvent } from "../src/protocol/shard-feed-request.ts";
 
 const COLUMNS = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 
@@ -65,21 +63,12 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   const workerReady = new Promise<void>((resolve) => (ready = resolve));
   let dispatchedAt = 0;
   let consumed: { rows: number; seconds: number; at: number } | undefined;
-  const gated: JobRuntime = {
-    deps: runtime.deps,
-    acquire: () => runtime.acquire(),
-    release: () => runtime.release(),
-    startJob: (request, options) =>
-      runtime.startJob(request, {
-        ...options,
-        async dispatchShard(event: ShardFeedEvent) {
-          const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
-          await Promise.race([workerReady, timeout]);
-          dispatchedAt ||= Date.now();
-          await runtime.dispatchShard(event);
-        },
-      }),
-  };
+  const gated = runtime.interceptingShards(async (event, dispatch) => {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
+    await Promise.race([workerReady, timeout]);
+    dispatchedAt ||= Date.now();
+    await dispatch(event);
+  });
   await runJob(
     gated,
     {

@@ -167,6 +167,22 @@ export class LocalRuntime implements JobRuntime {
     });
   }
 
+  /**
+   * This runtime with every shard's dispatch passed through `intercept`, which hands it on with
+   * `dispatch` (a bench that holds the feed until its worker is up, a test that feeds twice).
+   *
+   * @example
+   * await runJob(runtime.interceptingShards(async (event, dispatch) => { await workerReady; await dispatch(event); }), request);
+   */
+  interceptingShards(intercept: (event: ShardFeedEvent, dispatch: (event: ShardFeedEvent) => Promise<void>) => Promise<void>): JobRuntime {
+    return {
+      deps: this.deps,
+      acquire: () => this.acquire(),
+      release: () => this.release(),
+      startJob: (request, options = {}) => this.startJob(request, { ...options, dispatchShard: (event) => intercept(event, (e) => this.dispatchShard(e)) }),
+    };
+  }
+
   /** Hands a shard to the shard-feed function through its queue, as the coordinator does on AWS. */
   async dispatchShard(event: ShardFeedEvent): Promise<void> {
     await sendShardFeedRequest(this.deps, event);

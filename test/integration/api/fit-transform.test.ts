@@ -128,19 +128,10 @@ describe("fit on 1,000 rows, batch size 3, 2 workers", { timeout: 4 * 60_000 }, 
       }
       return out;
     }) as unknown as typeof clients.sqs.send;
-    const redelivering: JobRuntime = {
-      deps: runtime.deps,
-      acquire: () => runtime.acquire(),
-      release: () => runtime.release(),
-      startJob: (request, options) =>
-        runtime.startJob(request, {
-          ...options,
-          async dispatchShard(event) {
-            await feedShard({ clients, registry: runtime.deps.registry }, event);
-            await runtime.dispatchShard(event);
-          },
-        }),
-    };
+    const redelivering = runtime.interceptingShards(async (event, dispatch) => {
+      await feedShard({ clients, registry: runtime.deps.registry }, event);
+      await dispatch(event);
+    });
 
     try {
       // Act
