@@ -12,9 +12,9 @@ import { JobStateError } from "../../src/registry/errors.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
 import { modelKeys, s3Uri, type S3Location } from "../../src/protocol/names.ts";
 import type { JobSpec } from "../../src/protocol/spec.ts";
-import { EXPORT_MANIFEST, METADATA_OBJECT, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ExportManifest, type InferenceConfig, type LatestPointer, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
+import { EXPORT_MANIFEST, METADATA_OBJECT, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ExportManifest, type LatestPointer, type ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { getJson, headObject, isPreconditionFailed, putJson } from "../../src/storage/objects.ts";
-import { parseJobSpec } from "../../src/protocol/spec.ts";
+import { parseJobSpec, type InferenceConfig } from "../../src/protocol/spec.ts";
 
 export class IncompleteExportError extends ServerlessTfError {}
 

@@ -18,7 +18,6 @@ import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOpt
 import type { Estimator } from "./stage.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
 
-export { inferenceConfigOf, remainderPolicy } from "./train-request.ts";
 
 export class TFEstimator implements Estimator<TFModel> {
   readonly stageClass = "TFEstimator";

@@ -15,8 +15,9 @@ import { Table } from "./table.ts";
 import { FeedParams, ModelParams, type RemainderParam } from "./tf-params.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Model } from "./stage.ts";
-import { remainderPolicy } from "./estimator.ts";
+
 import { ROW_ID, rowId } from "../protocol/feed-messages.ts";
+import { remainderPolicy } from "./train-request.ts";
 
 export interface TransformSettings {
   readonly inferenceWorkerNum: number;

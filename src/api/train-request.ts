@@ -7,11 +7,12 @@ import type { Column } from "../codec/schema.ts";
 
 import { ConfigError } from "../errors.ts";
 import type { RemainderPolicy } from "../protocol/spec.ts";
-import type { InferenceConfig } from "../protocol/model-metadata.ts";
+
 import type { ParamMap } from "./params.ts";
 import { columnOf, type Table } from "./table.ts";
 import { ClusterParams, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
+import { type InferenceConfig } from "../protocol/spec.ts";
 
 export function remainderPolicy(value: RemainderParam): RemainderPolicy {
   return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };

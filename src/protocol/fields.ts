@@ -1,14 +1,13 @@
 /**
  * Reading JSON wire data into typed values, one field at a time: every failure is an
  * EventShapeError naming the field's full path, what it held and what is allowed. The parsers of
- * the coordinator's start event and of the job spec share it, so both read a python config, a
- * remainder policy and an inference config by the same rules.
+ * the coordinator's start event and of the job spec share it (and the sub-parsers of
+ * src/protocol/spec.ts), so both read a python config, a remainder policy and an inference
+ * config by the same rules.
  */
 import { SchemaError } from "../codec/errors.ts";
 import { parseColumns, type Column } from "../codec/schema.ts";
 import { EventShapeError } from "./errors.ts";
-import type { InferenceConfig } from "./model-metadata.ts";
-import type { PythonConfig, RemainderPolicy } from "./spec.ts";
 
 export type Json = Record<string, unknown>;
 
@@ -69,28 +68,3 @@ export class Fields {
     }
   }
 }
-
-export function pythonConfig(f: Fields): PythonConfig {
-  const strings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((s) => typeof s === "string");
-  return {
-    scripts: f.get("scripts", "an array of s3:// URIs (upload the scripts first: a function cannot read your disk)", (v): v is string[] => Array.isArray(v) && v.every(isS3Uri)),
-    entry: f.get("entry", "a string", (v): v is string => typeof v === "string"),
-    hyperParams: f.optional("hyperParams", "a JSON object", isObject) ?? {},
-    env: f.optional("env", "an object of string values", strings) ?? {},
-  };
-}
-
-export function remainderPolicy(f: Fields): RemainderPolicy {
-  const policy = f.get("policy", '"drop", "pad" or "flush"', (v): v is "drop" | "pad" | "flush" => v === "drop" || v === "pad" || v === "flush");
-  return policy === "flush" ? { policy, afterMs: f.get("afterMs", "a non-negative integer", isInt(0)) } : { policy };
-}
-
-export function inferenceConfig(f: Fields): InferenceConfig {
-  return {
-    python: pythonConfig(f.object("python")),
-    input: { columns: f.columns("input") },
-    output: { columns: f.columns("output") },
-    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
-  };
-}
-

@@ -3,9 +3,10 @@
  * them, so a model can be passed around, saved in a pipeline and reloaded while an unbounded
  * fit keeps publishing new versions.
  */
-import type { Column } from "../codec/schema.ts";
 import { ServerlessTfError } from "../errors.ts";
-import type { PythonConfig } from "./spec.ts";
+import type { InferenceConfig } from "./spec.ts";
+
+export type { InferenceConfig };
 
 /** What a worker writes last under a version's prefix: the files of its export, with their sizes. */
 export interface ExportManifest {
@@ -23,13 +24,6 @@ export const METADATA_OBJECT = "metadata.json";
 
 export const MODEL_FORMAT = "serverless-tf/model";
 export const MODEL_FORMAT_VERSION = 1;
-
-export interface InferenceConfig {
-  readonly python: PythonConfig;
-  readonly input: { readonly columns: readonly Column[] };
-  readonly output: { readonly columns: readonly Column[] };
-  readonly batchSize: number;
-}
 
 export interface ModelMetadata {
   readonly format: typeof MODEL_FORMAT;

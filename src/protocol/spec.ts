@@ -4,8 +4,7 @@
  * ({@link parseJobSpec} here, `serverless_tf` on the Python side).
  */
 import type { Column } from "../codec/schema.ts";
-import { Fields, inferenceConfig, isInt, isObject, isS3Uri, pythonConfig, remainderPolicy } from "./fields.ts";
-import type { InferenceConfig } from "./model-metadata.ts";
+import { Fields, isInt, isObject, isS3Uri } from "./fields.ts";
 import { JOB_ID_PATTERN, MODEL_ID_PATTERN, type MemberKey } from "./names.ts";
 
 export type JobMode = "train" | "inference";
@@ -18,6 +17,14 @@ export interface PythonConfig {
   readonly entry: string;
   readonly hyperParams: Readonly<Record<string, unknown>>;
   readonly env: Readonly<Record<string, string>>;
+}
+
+/** How a trained model is served: its inference entry and columns, kept in its metadata. */
+export interface InferenceConfig {
+  readonly python: PythonConfig;
+  readonly input: { readonly columns: readonly Column[] };
+  readonly output: { readonly columns: readonly Column[] };
+  readonly batchSize: number;
 }
 
 export interface ClusterShape {
@@ -68,6 +75,30 @@ export function allMembers(cluster: ClusterShape): { role: "worker" | "ps"; inde
   ];
 }
 
+export function parsePythonConfig(f: Fields): PythonConfig {
+  const strings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((s) => typeof s === "string");
+  return {
+    scripts: f.get("scripts", "an array of s3:// URIs (upload the scripts first: a function cannot read your disk)", (v): v is string[] => Array.isArray(v) && v.every(isS3Uri)),
+    entry: f.get("entry", "a string", (v): v is string => typeof v === "string"),
+    hyperParams: f.optional("hyperParams", "a JSON object", isObject) ?? {},
+    env: f.optional("env", "an object of string values", strings) ?? {},
+  };
+}
+
+export function parseRemainderPolicy(f: Fields): RemainderPolicy {
+  const policy = f.get("policy", '"drop", "pad" or "flush"', (v): v is "drop" | "pad" | "flush" => v === "drop" || v === "pad" || v === "flush");
+  return policy === "flush" ? { policy, afterMs: f.get("afterMs", "a non-negative integer", isInt(0)) } : { policy };
+}
+
+export function parseInferenceConfig(f: Fields): InferenceConfig {
+  return {
+    python: parsePythonConfig(f.object("python")),
+    input: { columns: f.columns("input") },
+    output: { columns: f.columns("output") },
+    batchSize: f.get("batchSize", "a positive integer", isInt(1)),
+  };
+}
+
 const SPEC = "job spec";
 
 /**
@@ -94,11 +125,11 @@ export function parseJobSpec(json: unknown): JobSpec {
     jobId: f.get("jobId", `a job id matching ${JOB_ID_PATTERN}`, (v): v is string => typeof v === "string" && JOB_ID_PATTERN.test(v)),
     mode: f.get("mode", '"train" or "inference"', (v): v is JobMode => v === "train" || v === "inference"),
     cluster: { worker: cluster.get("worker", "a positive integer", isInt(1)), ps: cluster.get("ps", "a non-negative integer", isInt(0)) },
-    python: pythonConfig(f.object("python")),
+    python: parsePythonConfig(f.object("python")),
     input: { columns: f.columns("input") },
     output: f.has("output") ? { columns: f.columns("output") } : null,
     batchSize: f.get("batchSize", "a positive integer", isInt(1)),
-    remainder: remainderPolicy(f.object("remainder")),
+    remainder: parseRemainderPolicy(f.object("remainder")),
     bounded: f.get("bounded", "a boolean", (v): v is boolean => typeof v === "boolean"),
     queues: {
       feed: queues.get("feed", "an object of member -> queue URL", (v): v is Record<MemberKey, string> => isObject(v) && Object.entries(v).every(([k, url]) => /^(worker|ps)-\d+$/.test(k) && typeof url === "string")),
@@ -112,7 +143,7 @@ export function parseJobSpec(json: unknown): JobSpec {
           version: model.get("version", "a version name", isString),
           exportUri: model.get("exportUri", "an s3:// URI", isS3Uri),
           ...(versionsUri ? { versionsUri } : {}),
-          ...(model.has("inference") ? { inference: inferenceConfig(model.object("inference")) } : {}),
+          ...(model.has("inference") ? { inference: parseInferenceConfig(model.object("inference")) } : {}),
         }
       : null,
     modelArtifactUri: uriOrNull("modelArtifactUri"),

@@ -5,12 +5,13 @@
  */
 import { TABLE_FORMATS, type TableFormat } from "../codec/table-rows.ts";
 import { JOB_ID_PATTERN, MODEL_ID_PATTERN } from "./names.ts";
-import { Fields, inferenceConfig, isInt, isObject, isS3Uri, pythonConfig, remainderPolicy, type Json } from "./fields.ts";
+import { Fields, isInt, isObject, isS3Uri, type Json } from "./fields.ts";
 import type { TableSource } from "./table-source.ts";
 import type { JobSpec } from "./spec.ts";
 import type { WatchPolicy } from "./watch-message.ts";
-import type { InferenceConfig } from "./model-metadata.ts";
+
 import { EventShapeError } from "./errors.ts";
+import { parseInferenceConfig, parsePythonConfig, parseRemainderPolicy, type InferenceConfig } from "./spec.ts";
 
 export interface QueueSettings {
   /** Seconds a received message stays invisible; a consumer that dies releases it after this. */
@@ -65,17 +66,17 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
     ...(jobId ? { jobId } : {}),
     mode: f.get("mode", '"train" or "inference"', (v): v is "train" | "inference" => v === "train" || v === "inference"),
     cluster: { worker: cluster.get("worker", "an integer", isInt(0)), ps: cluster.optional("ps", "an integer", isInt(0)) ?? 0 },
-    python: pythonConfig(f.object("python")),
+    python: parsePythonConfig(f.object("python")),
     input: { columns: f.columns("input") },
     output: f.has("output") ? { columns: f.columns("output") } : null,
     batchSize: f.get("batchSize", "a positive integer", isInt(1)),
-    remainder: remainderPolicy(f.object("remainder")),
+    remainder: parseRemainderPolicy(f.object("remainder")),
     source: source(f.object("source")),
     bucket: f.optional("bucket", "a bucket name", (v): v is string => typeof v === "string" && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)) ?? defaults.bucket,
     model: model
       ? {
           modelId: model.get("modelId", "lowercase letters, digits and dashes", (v): v is string => typeof v === "string" && MODEL_ID_PATTERN.test(v)),
-          inference: model.has("inference") ? inferenceConfig(model.object("inference")) : null,
+          inference: model.has("inference") ? parseInferenceConfig(model.object("inference")) : null,
         }
       : null,
     modelArtifactUri: optionalUri("modelArtifactUri"),
