@@ -8,10 +8,10 @@
 import { spawnSync } from "node:child_process";
 import { deflateRawSync, gzipSync } from "node:zlib";
 import protobuf from "protobufjs";
-import { createDecoder, createEncoder } from "../src/coding/example.ts";
-import type { Column, Row } from "../src/coding/schema.ts";
-import { frameRecords } from "../src/coding/tfrecord.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { createDecoder, createEncoder } from "../src/codec/example.ts";
+import type { Column, Row } from "../src/codec/schema.ts";
+import { frameRecords } from "../src/codec/tfrecord.ts";
+import { projectPython, projectRoot } from "../src/workers/paths.ts";
 
 const COLUMNS: Column[] = [
   { name: "pixels", dtype: "FLOAT32", shape: { fixed: 64 } },

@@ -7,14 +7,13 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createEncoder } from "../src/coding/example.ts";
+import { createEncoder } from "../src/codec/example.ts";
 import { schemaOf } from "../src/api/table.ts";
-import { frameRecords } from "../src/coding/tfrecord.ts";
-import type { ShardFeedEvent } from "../src/feed/shard-feed.ts";
-import { runJob } from "../src/jobs/run.ts";
-import type { JobRuntime } from "../src/jobs/runtime.ts";
-import { rowToJson } from "../src/jobs/source.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { frameRecords } from "../src/codec/tfrecord.ts";
+
+import { runJob } from "../src/runtime/run-job.ts";
+import { rowToJson } from "../src/protocol/table-source.ts";
+import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
 import { digitsRows } from "./coding.ts";
 import type { BenchContext, Measurement } from "./figures.ts";
@@ -64,18 +63,12 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   const workerReady = new Promise<void>((resolve) => (ready = resolve));
   let dispatchedAt = 0;
   let consumed: { rows: number; seconds: number; at: number } | undefined;
-  const gated: JobRuntime = {
-    deps: runtime.deps,
-    launcher: runtime.launcher,
-    acquire: () => runtime.acquire(),
-    release: () => runtime.release(),
-    async dispatchShard(event: ShardFeedEvent) {
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
-      await Promise.race([workerReady, timeout]);
-      dispatchedAt ||= Date.now();
-      await runtime.dispatchShard(event);
-    },
-  };
+  const gated = runtime.interceptingShards(async (event, dispatch) => {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
+    await Promise.race([workerReady, timeout]);
+    dispatchedAt ||= Date.now();
+    await dispatch(event);
+  });
   await runJob(
     gated,
     {

@@ -4,7 +4,7 @@
  *
  * To add a figure, write `run` in its own module under bench/ and append an entry below.
  */
-import type { LocalRuntime } from "../src/local/runtime.ts";
+import type { LocalRuntime } from "../src/runtime/local-runtime.ts";
 import { benchCoding } from "./coding.ts";
 import { benchFeed } from "./feed.ts";
 import { benchInference } from "./inference.ts";

@@ -3,7 +3,7 @@
  * those named) and prints each as a ratio against the baseline it measured in the same run.
  * Starts the emulator when AWS_ENDPOINT_URL is unset.
  */
-import { LocalRuntime } from "../src/local/runtime.ts";
+import { LocalRuntime } from "../src/runtime/local-runtime.ts";
 import { figures, type BenchContext, type Measurement } from "./figures.ts";
 
 async function main(names: readonly string[]): Promise<void> {

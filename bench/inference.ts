@@ -6,8 +6,8 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { InferenceClient } from "../src/inference/client.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { InferenceClient } from "../src/api/inference-client.ts";
+import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { percentile, publishScaleModel, saveScaleModels } from "../test/helpers/models.ts";
 import type { BenchContext, Measurement } from "./figures.ts";
 

@@ -6,10 +6,10 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Row } from "../src/coding/schema.ts";
+import type { Row } from "../src/codec/schema.ts";
 import { schemaOf } from "../src/api/table.ts";
-import { parseJsonLines } from "../src/feed/rows.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { parseJsonLines } from "../src/codec/table-rows.ts";
+import { projectPython, projectRoot } from "../src/workers/paths.ts";
 
 export const DIGITS_SCHEMA = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 

@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { putObject } from "../src/storage/objects.ts";
 import { LocalRuntime, Table, TFEstimator } from "../src/index.ts";
-import { projectRoot } from "../src/local/paths.ts";
+import { projectRoot } from "../src/workers/paths.ts";
 import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
-import { InferenceClient } from "../src/inference/client.ts";
+import { InferenceClient } from "../src/api/inference-client.ts";
 
 
 async function main(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator } from "../src/index.ts";
-import { projectRoot } from "../src/local/paths.ts";
+import { projectRoot } from "../src/workers/paths.ts";
 import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
 
 const accuracyOf = (t: Table, col: string) => {

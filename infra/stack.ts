@@ -164,7 +164,7 @@ export class ServerlessTfStack extends Stack {
     }
 
     // Inference: loads the model named by `latest`, writes typed rows to a job's output queue,
-    // and one idempotency record per served row (src/inference/idempotency.ts) in the registry.
+    // and one idempotency record per served row (functions/inference/idempotency.ts) in the registry.
     const inference = make("inference", baseEnv);
     if (inference) {
       table.grantReadWriteData(inference.role);
@@ -174,7 +174,7 @@ export class ServerlessTfStack extends Stack {
       inference.fn.addEventSource(new SqsEventSource(queues.inferenceInput.queue, { batchSize: queues.inferenceInput.plan.batchSize, reportBatchItemFailures: true }));
     }
 
-    // Job-watch: one watch round per message (src/jobs/job-watch-stage.ts): reads the registry and
+    // Job-watch: one watch round per message (functions/job-watch/watch-round.ts): reads the registry and
     // fences members, describes the job's tasks, restarts them (RunTask), re-queues its own message;
     // finishing a job sets its final state, deletes its queues and stops its tasks. It reads
     // models/ for the published metadata (List: a missing key must be a 404, not a 403).

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { build } from "esbuild";
-import { projectRoot } from "../src/local/paths.ts";
+import { projectRoot } from "../src/workers/paths.ts";
 
 export interface BuiltFunction {
   readonly name: string;

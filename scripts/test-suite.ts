@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { startEmulator, type RunningEmulator } from "../src/local/emulator.ts";
-import { projectPython, projectRoot } from "../src/local/paths.ts";
+import { startEmulator, type RunningEmulator } from "../src/runtime/emulator.ts";
+import { projectPython, projectRoot } from "../src/workers/paths.ts";
 
 interface Counts {
   passed: number;

@@ -1,6 +1,28 @@
-/** Lambda: publishes finished exports as model versions (S3 notifications through SQS). */
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { runCheckpointBatch } from "../../src/checkpoint/checkpoint-stage.ts";
-import { stageDeps } from "../../src/stage/deps.ts";
+/** Lambda: publishes finished exports as model versions (S3 notifications for `export.json`, through SQS). */
+import { processSqsBatch } from "../../src/aws/sqs-batch.ts";
+import { depsFromEnv, type Deps } from "../../src/jobs/deps.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
+import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
+import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
+import { publishExport } from "./publish.ts";
 
-export const handler = (event: SQSEvent): Promise<SQSBatchResponse> => runCheckpointBatch(stageDeps(), event);
+export function createCheckpointHandler(deps: Deps, log: (line: string) => void = console.error): SqsHandler {
+  return (event) =>
+    processSqsBatch(
+      event,
+      async (record) => {
+        for (const object of parseS3Notification(record.body)) {
+          if (object.key.endsWith(EXPORT_MANIFEST)) await publishExport(deps, object);
+        }
+      },
+      { name: "checkpoint", isFinal: (e) => e instanceof EventShapeError, log },
+    );
+}
+
+let fromEnv: SqsHandler | undefined;
+
+export const handler: SqsHandler = (event, context) => (fromEnv ??= createCheckpointHandler(depsFromEnv()))(event, context);
+
+// The local runtime builds this function through the same factory (src/runtime/functions.ts).
+createCheckpointHandler satisfies FunctionFactories["checkpoint"]["createCheckpointHandler"];

@@ -1,32 +1,38 @@
 /**
  * Lambda: starts jobs, from two sources.
- * - Invoked with `{ "action": "start", "request": <JobRequest> }` (docs/protocol.md JobSpec fields,
+ * - Invoked with `{ "action": "start", "request": <JobRequest> }` (src/protocol/start-request.ts,
  *   scripts as s3:// URIs): returns the job id at once; the job runs on its workers. A request that
  *   can never succeed (bad shape, invalid settings, a job id already taken) is answered with
  *   `status: "rejected"` and the typed error, so an asynchronous invocation is not retried;
  *   anything else is thrown, so Lambda reports and retries it.
- * - Either way, a started job is put under watch: its first job-watch round is queued
- *   (src/jobs/job-watch-stage.ts), which ends, restarts or finishes it. A start event's optional
- *   `watch` ({ timeoutMs, maxWorkerRestarts, progressTimeoutMs }) and a trigger's estimator params
- *   override the stack's defaults for that job.
  * - From the fit-triggers queue (S3 notifications for `training/`): each new data object starts a
- *   fit through src/triggers/fit-trigger.ts, the code the local runtime runs for the same queue,
- *   with partial batch failures.
+ *   fit (./fit-trigger.ts), with partial batch failures.
+ * Either way a started job is put under watch: its first job-watch round is queued
+ * (src/jobs/watch-queue.ts). A start's optional `watch` ({ timeoutMs, maxWorkerRestarts,
+ * progressTimeoutMs }) and a trigger's estimator params override the stack's defaults for that job.
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { ParamMap } from "../../src/api/params.ts";
+import { Table } from "../../src/api/table.ts";
+import { ESTIMATOR_PARAMS } from "../../src/api/tf-params.ts";
 import { trainRequestOf, watchOverridesOf } from "../../src/api/train-request.ts";
-import { SchemaError } from "../../src/coding/errors.ts";
-import { startJob, type CoordinatorPorts } from "../../src/coordinator/coordinator.ts";
-import { ServerlessTfError, ConfigError } from "../../src/errors.ts";
-import { parseCoordinatorEvent } from "../../src/events/coordinator-event.ts";
-import { EventShapeError } from "../../src/events/errors.ts";
-import { allMembers } from "../../src/jobs/spec.ts";
-import { sendShardFeedRequest } from "../../src/feed/dispatch.ts";
-import { watchStartedJob } from "../../src/jobs/job-watch-stage.ts";
-import { launcherFromEnv } from "../../src/launch/from-env.ts";
+import { SchemaError } from "../../src/codec/errors.ts";
+import { ConfigError, ServerlessTfError } from "../../src/errors.ts";
+import { depsFromEnv, type FunctionDeps } from "../../src/jobs/deps.ts";
+import { sendShardFeedRequest } from "../../src/jobs/shard-feed-queue.ts";
+import type { CoordinatorPorts } from "../../src/jobs/started-job.ts";
+import { watchStartedJob } from "../../src/jobs/watch-queue.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import { memberKey } from "../../src/protocol/names.ts";
+import { allMembers } from "../../src/protocol/spec.ts";
+import { parseCoordinatorEvent } from "../../src/protocol/start-request.ts";
 import { JobConflictError } from "../../src/registry/errors.ts";
-import { stageDeps, type StageDeps } from "../../src/stage/deps.ts";
-import { runFitTriggerBatch, type StartFit } from "../../src/triggers/fit-trigger.ts";
+import type { FunctionFactories, SqsHandler, StartFit } from "../../src/runtime/functions.ts";
+import { launcherFromEnv } from "../../src/workers/from-env.ts";
+import { createFitTriggerHandler } from "./fit-trigger.ts";
+import { startJob } from "./start-job.ts";
+
+export { createFitTriggerHandler, startJob };
 
 export type CoordinatorResponse =
   | { readonly status: "started"; readonly jobId: string; readonly mode: "train" | "inference"; readonly members: readonly string[]; readonly shards: number }
@@ -34,8 +40,25 @@ export type CoordinatorResponse =
 
 const REJECTED: readonly (abstract new (...args: never[]) => ServerlessTfError)[] = [EventShapeError, ConfigError, SchemaError, JobConflictError];
 
-let ports: CoordinatorPorts | undefined;
-const portsOf = (deps: StageDeps): CoordinatorPorts => (ports ??= { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) });
+/** Built once per container, from the environment the stack sets. */
+let fromEnv: { readonly deps: FunctionDeps; readonly ports: CoordinatorPorts; readonly triggers: SqsHandler } | undefined;
+
+function containerOf(): NonNullable<typeof fromEnv> {
+  if (!fromEnv) {
+    const deps = depsFromEnv();
+    const ports: CoordinatorPorts = { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) };
+    // The same start as a direct invocation; the job id is the trigger's (bucket, key, ETag), so a
+    // repeated event is refused by the registry (JobConflictError) and reported as a duplicate.
+    const start: StartFit = async (fit) => {
+      const params = new ParamMap(ESTIMATOR_PARAMS);
+      params.loadJSON(fit.params, `the fit spec of ${fit.table.uri}`);
+      const request = { ...trainRequestOf(params, Table.fromS3(fit.table.uri, [...fit.table.columns], fit.table.format), deps.config.bucket), jobId: fit.jobId };
+      await watchStartedJob(deps, await startJob(deps, request, ports), watchOverridesOf(params));
+    };
+    fromEnv = { deps, ports, triggers: createFitTriggerHandler(deps, start) };
+  }
+  return fromEnv;
+}
 
 /** An SQS event source delivers `Records` of `eventSource: "aws:sqs"`; a direct invocation never does. */
 function isSqsEvent(event: unknown): event is SQSEvent {
@@ -46,23 +69,20 @@ function isSqsEvent(event: unknown): event is SQSEvent {
 export function handler(event: SQSEvent): Promise<SQSBatchResponse>;
 export function handler(event: unknown): Promise<CoordinatorResponse>;
 export async function handler(event: unknown): Promise<CoordinatorResponse | SQSBatchResponse> {
-  if (isSqsEvent(event)) {
-    const deps = stageDeps();
-    // The same start as a direct invocation; the job id is the trigger's (bucket, key, ETag), so a
-    // repeated event is refused by the registry (JobConflictError) and reported as a duplicate.
-    const start: StartFit = async (params, table, jobId) =>
-      void (await watchStartedJob(deps, await startJob(deps, { ...trainRequestOf(params, table, deps.config.bucket), jobId }, portsOf(deps)), watchOverridesOf(params)));
-    return runFitTriggerBatch(deps, event, start);
-  }
+  if (isSqsEvent(event)) return containerOf().triggers(event);
   try {
-    const deps = stageDeps();
+    const { deps, ports } = containerOf();
     const { request, watch } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
-    const started = await startJob(deps, request, portsOf(deps));
+    const started = await startJob(deps, request, ports);
     await watchStartedJob(deps, started, watch);
     const { spec } = started;
-    return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => `${m.role}-${m.index}`), shards: started.shards.length };
+    return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => memberKey(m)), shards: started.shards.length };
   } catch (e) {
     if (REJECTED.some((type) => e instanceof type)) return { status: "rejected", error: { type: (e as Error).name, message: (e as Error).message } };
     throw e;
   }
 }
+
+// The local runtime starts jobs and runs fit triggers through the same cores (src/runtime/functions.ts).
+startJob satisfies FunctionFactories["coordinator"]["startJob"];
+createFitTriggerHandler satisfies FunctionFactories["coordinator"]["createFitTriggerHandler"];

@@ -1,18 +1,22 @@
 /**
- * Lambda: SQS-triggered inference (src/inference). One engine process per warm container,
- * started on the first batch; the model version follows `latest.json`.
+ * Lambda: SQS-triggered inference (./inference-service.ts). One engine process per warm
+ * container, started on the first batch; the model version follows `latest.json`.
  */
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { PythonEngine } from "../../src/inference/engine.ts";
-import { inferenceSettingsFromEnv } from "../../src/inference/config.ts";
-import { InferenceService, type InferenceSettings } from "../../src/inference/inference.ts";
-import { stageDeps } from "../../src/stage/deps.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
+import { depsFromEnv } from "../../src/jobs/deps.ts";
+import type { FunctionFactories, InferenceSettings, SqsHandler } from "../../src/runtime/functions.ts";
+import { PythonEngine } from "./engine.ts";
+import { InferenceService } from "./inference-service.ts";
+import { inferenceSettingsFromEnv } from "./settings.ts";
 
-/** A handler for one served model; the local runtime builds one per `serveModel`. */
-export function createInferenceHandler(settings: InferenceSettings, service = new InferenceService(stageDeps().clients, settings, new PythonEngine())): ((event: SQSEvent) => Promise<SQSBatchResponse>) & { service: InferenceService } {
-  return Object.assign((event: SQSEvent) => service.handle(event), { service });
+/** One served model: the local runtime builds one per `serveModel`, Lambda one per container. */
+export function createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log: (line: string) => void = console.error): InferenceService {
+  return new InferenceService(deps.clients, settings, new PythonEngine({ env: engine.env }), log);
 }
 
-let fromEnv: ReturnType<typeof createInferenceHandler> | undefined;
+let fromEnv: InferenceService | undefined;
 
-export const handler = (event: SQSEvent): Promise<SQSBatchResponse> => (fromEnv ??= createInferenceHandler(inferenceSettingsFromEnv()))(event);
+export const handler: SqsHandler = (event) => (fromEnv ??= createInferenceFunction(depsFromEnv(), inferenceSettingsFromEnv(), { env: {} })).handle(event);
+
+// The local runtime builds this function through the same factory (src/runtime/functions.ts).
+createInferenceFunction satisfies FunctionFactories["inference"]["createInferenceFunction"];

@@ -1,17 +1,36 @@
 /**
- * Lambda: one watch round per message from the `<prefix>-job-watch` queue (src/jobs/job-watch-stage.ts):
- * decides as the local watch does, then queues the next round, restarts the workers, or finishes the job.
+ * Lambda: one watch round per message from the `<prefix>-job-watch` queue (./watch-round.ts):
+ * decides as the local watch does, then queues the next round, restarts the workers, or finishes
+ * the job. A failed round comes back from SQS, and after the redrive count lands in the DLQ.
  */
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { runJobWatchBatch, sendJobWatchMessage, type JobWatchPorts } from "../../src/jobs/job-watch-stage.ts";
-import { launcherFromEnv } from "../../src/launch/from-env.ts";
-import { stageDeps, type StageDeps } from "../../src/stage/deps.ts";
+import { processSqsBatch } from "../../src/aws/sqs-batch.ts";
+import { depsFromEnv, type Deps } from "../../src/jobs/deps.ts";
+import { sendJobWatchMessage } from "../../src/jobs/watch-queue.ts";
+import { EventShapeError } from "../../src/protocol/errors.ts";
+import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
+import type { SqsHandler } from "../../src/runtime/functions.ts";
+import { launcherFromEnv } from "../../src/workers/from-env.ts";
+import { runJobWatchRound, type JobWatchPorts } from "./watch-round.ts";
 
-let ports: JobWatchPorts | undefined;
-const portsOf = (deps: StageDeps): JobWatchPorts => (ports ??= { launcher: launcherFromEnv(deps.config), send: (message, delay) => sendJobWatchMessage(deps, message, delay) });
+export function createJobWatchHandler(deps: Deps, ports: JobWatchPorts, log: (line: string) => void = console.error): SqsHandler {
+  return (event) =>
+    processSqsBatch(
+      event,
+      async (record) => {
+        const outcome = await runJobWatchRound(deps, parseJobWatchEvent(record.body), record.messageId, ports);
+        if (outcome.status !== "watching") log(`[job-watch] job ${outcome.jobId} ${outcome.status}${outcome.status === "failed" ? `: ${outcome.error}` : ""}`);
+      },
+      // A malformed message never becomes valid: let it go instead of cycling to the DLQ.
+      { name: "job-watch", isFinal: (e) => e instanceof EventShapeError, log },
+    );
+}
 
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  const deps = stageDeps();
-  const { batchItemFailures } = await runJobWatchBatch(deps, event, portsOf(deps));
-  return { batchItemFailures };
+let fromEnv: SqsHandler | undefined;
+
+export const handler: SqsHandler = (event, context) => {
+  if (!fromEnv) {
+    const deps = depsFromEnv();
+    fromEnv = createJobWatchHandler(deps, { launcher: launcherFromEnv(deps.config), send: (message, delay) => sendJobWatchMessage(deps, message, delay) });
+  }
+  return fromEnv(event, context);
 };

@@ -3,7 +3,7 @@
  * built from `python/Dockerfile`, in a VPC of private isolated subnets that reach S3,
  * DynamoDB, SQS, ECR and CloudWatch Logs through VPC endpoints (no NAT, no internet route).
  *
- * The coordinator starts one task per member with `RunTask` (`src/launch/ecs-launcher.ts`).
+ * The coordinator starts one task per member with `RunTask` (`src/workers/ecs-launcher.ts`).
  * Synth only stages the image's build context into cdk.out; `cdk deploy` builds and pushes it.
  */
 import { RemovalPolicy } from "aws-cdk-lib";

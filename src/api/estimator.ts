@@ -3,21 +3,21 @@
  * workers fed through SQS and returns a {@link TFModel}, which holds only metadata.
  */
 import { ConfigError } from "../errors.ts";
-import type { JobRequest } from "../coordinator/coordinator.ts";
-import { runJob, type RunOptions } from "../jobs/run.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
-import { defaultRuntime } from "../local/runtime.ts";
+
+import { runJob, type RunOptions } from "../runtime/run-job.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
+import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { ParamMap } from "./params.ts";
 import type { Table } from "./table.ts";
 import { ClusterParams, ESTIMATOR_PARAMS, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
 import { trainRequestOf } from "./train-request.ts";
 import { TFModel } from "./model.ts";
 import { StreamingTFModel } from "./streaming-model.ts";
-import { startStreamingJob } from "../jobs/stream.ts";
+import { startStreamingJob } from "../runtime/streaming-job.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Estimator } from "./stage.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
 
-export { inferenceConfigOf, remainderPolicy } from "./train-request.ts";
 
 export class TFEstimator implements Estimator<TFModel> {
   readonly stageClass = "TFEstimator";

@@ -2,20 +2,22 @@
  * `TFModel`: a fitted model. It is metadata only (where the weights are and how to run them);
  * `transform(table)` runs the model's inference entry on workers and returns typed rows.
  */
-import type { Row } from "../coding/schema.ts";
+import type { Row } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
-import { ROW_ID, rowId } from "../feed/shard-feed.ts";
-import { runJob, type RunOptions } from "../jobs/run.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
-import { defaultRuntime } from "../local/runtime.ts";
-import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
+
+import { runJob, type RunOptions } from "../runtime/run-job.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
+import { defaultRuntime } from "../runtime/local-runtime.ts";
+import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
 import { getJson } from "../storage/objects.ts";
-import { parseS3Uri } from "../jobs/names.ts";
+import { parseS3Uri } from "../protocol/names.ts";
 import { Table } from "./table.ts";
 import { FeedParams, ModelParams, type RemainderParam } from "./tf-params.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Model } from "./stage.ts";
-import { remainderPolicy } from "./estimator.ts";
+
+import { ROW_ID, rowId } from "../protocol/feed-messages.ts";
+import { remainderPolicy } from "./train-request.ts";
 
 export interface TransformSettings {
   readonly inferenceWorkerNum: number;

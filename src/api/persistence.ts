@@ -15,9 +15,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ServerlessTfError } from "../errors.ts";
-import { parseS3Uri } from "../jobs/names.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
-import { defaultRuntime } from "../local/runtime.ts";
+import { parseS3Uri } from "../protocol/names.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
+import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { getObject, putObject } from "../storage/objects.ts";
 
 export const STAGE_FORMAT = "serverless-tf/stage";

@@ -6,14 +6,14 @@
  * `PipelineModel`: the fitted chain, whose `transform` runs every stage.
  */
 import { ConfigError } from "../errors.ts";
-import type { RunOptions } from "../jobs/run.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
+import type { RunOptions } from "../runtime/run-job.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { TFEstimator } from "./estimator.ts";
 import { TFModel } from "./model.ts";
 import { childUri, readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import { isEstimator, isTransformer, type Estimator, type Model, type Stage, type Transformer } from "./stage.ts";
-import { StandardScaler, StandardScalerModel } from "./stages/standard-scaler.ts";
-import { ArgMax, ColumnSelector } from "./stages/transformers.ts";
+import { StandardScaler, StandardScalerModel } from "./standard-scaler.ts";
+import { ArgMax, ColumnSelector } from "./transformers.ts";
 import type { Table } from "./table.ts";
 
 type Loader = (uri: string, options: PersistOptions) => Promise<Stage>;

@@ -2,10 +2,10 @@
  * What `fit` returns for an unbounded table: a {@link TFModel} (the first published version)
  * that also holds the running job, and can resolve the newest version while training goes on.
  */
-import { readLatest } from "../checkpoint/publish.ts";
-import type { JobRuntime } from "../jobs/runtime.ts";
-import type { StreamingJob } from "../jobs/stream.ts";
-import type { ModelMetadata } from "../models/metadata.ts";
+import { readLatest } from "../storage/latest-pointer.ts";
+import type { JobRuntime } from "../runtime/job-runtime.ts";
+import type { StreamingJob } from "../runtime/streaming-job.ts";
+import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { TFModel, type TransformSettings } from "./model.ts";
 
 export class StreamingTFModel extends TFModel {

@@ -2,12 +2,12 @@
  * A table: a schema and where the rows are. Bounded tables hold rows in memory or name an
  * S3 prefix of JSON Lines, CSV or TFRecord objects; an unbounded table is a queue.
  */
-import type { Column, Row } from "../coding/schema.ts";
-import { DTYPES, parseColumns, type Dtype } from "../coding/schema.ts";
+import type { Column, Row } from "../codec/schema.ts";
+import { DTYPES, parseColumns, type Dtype } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
-import { checkFormat, type TableFormat } from "../feed/rows.ts";
-import { parseS3Uri } from "../jobs/names.ts";
-import type { TableSource } from "../jobs/source.ts";
+import { checkFormat, type TableFormat } from "../codec/table-rows.ts";
+import { parseS3Uri } from "../protocol/names.ts";
+import type { TableSource } from "../protocol/table-source.ts";
 
 /**
  * A column type written as text: `FLOAT32`, `INT64`, a fixed list `FLOAT32[64]`, a variable list `STRING[]`.

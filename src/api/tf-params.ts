@@ -1,6 +1,7 @@
 /** The params of `TFEstimator` and `TFModel`, grouped as the seed report had them. */
 import { ConfigError } from "../errors.ts";
 import { defineParam, validators, type Param } from "./params.ts";
+import { MODEL_ID_PATTERN } from "../protocol/names.ts";
 
 export type RemainderParam = "drop" | "pad" | { readonly flushAfterMs: number };
 
@@ -42,7 +43,7 @@ export const FeedParams = {
 };
 
 export const ModelParams = {
-  modelId: defineParam("modelId", "Id under which fitted versions are published (models/<modelId>/).", "model", validators.string(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes")),
+  modelId: defineParam("modelId", "Id under which fitted versions are published (models/<modelId>/).", "model", validators.string(MODEL_ID_PATTERN, "lowercase letters, digits and dashes")),
   initModelUri: defineParam("initModelUri", "Metadata URI of a trained model to start from (warm start).", null as string | null, validators.optionalString(/^s3:\/\//, "an s3:// URI or null")),
   checkpointEverySteps: defineParam("checkpointEverySteps", "Checkpoint every this many steps (0: never).", 0, validators.int(0)),
   timeoutMs: defineParam("timeoutMs", "Longest a fit or transform may take before it fails.", 30 * 60_000, validators.int(1_000)),

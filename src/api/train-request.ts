@@ -3,14 +3,16 @@
  * coordinator, starting a fit trigger's job) builds it without the local runtime the estimator's
  * `fit` falls back to.
  */
-import type { Column } from "../coding/schema.ts";
-import type { JobRequest } from "../coordinator/coordinator.ts";
+import type { Column } from "../codec/schema.ts";
+
 import { ConfigError } from "../errors.ts";
-import type { RemainderPolicy } from "../jobs/spec.ts";
-import type { InferenceConfig } from "../models/metadata.ts";
+import type { RemainderPolicy } from "../protocol/spec.ts";
+
 import type { ParamMap } from "./params.ts";
 import { columnOf, type Table } from "./table.ts";
 import { ClusterParams, FeedParams, InferenceParams, ModelParams, TrainParams, type RemainderParam } from "./tf-params.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
+import { type InferenceConfig } from "../protocol/spec.ts";
 
 export function remainderPolicy(value: RemainderParam): RemainderPolicy {
   return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };

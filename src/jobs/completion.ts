@@ -4,13 +4,13 @@
  * inference job on AWS when every member is DONE (locally the output collector decides, since it
  * also waits for the rows).
  */
-import { EXPORT_MANIFEST, METADATA_OBJECT } from "../checkpoint/publish.ts";
-import { checkModelMetadata, type ModelMetadata } from "../models/metadata.ts";
+
+import { checkModelMetadata, type ModelMetadata, EXPORT_MANIFEST, METADATA_OBJECT } from "../protocol/model-metadata.ts";
 import type { MemberRecord } from "../registry/types.ts";
 import { getJson, headObject } from "../storage/objects.ts";
-import type { JobDeps } from "./deps.ts";
-import { parseS3Uri } from "./names.ts";
-import type { JobSpec } from "./spec.ts";
+import type { Deps } from "./deps.ts";
+import { parseS3Uri } from "../protocol/names.ts";
+import type { JobSpec } from "../protocol/spec.ts";
 import { COMPLETE, PENDING, type Completion } from "./watch-round.ts";
 
 const allDone = (spec: Pick<JobSpec, "cluster">, members: readonly MemberRecord[]) =>
@@ -20,7 +20,7 @@ const allDone = (spec: Pick<JobSpec, "cluster">, members: readonly MemberRecord[
  * @example
  * const { completion, model } = await trainCompletion(deps, spec, await deps.registry.members(spec.jobId));
  */
-export async function trainCompletion(deps: JobDeps, spec: Pick<JobSpec, "cluster" | "model" | "python">, members: readonly MemberRecord[]): Promise<{ readonly completion: Completion; readonly model: ModelMetadata | null }> {
+export async function trainCompletion(deps: Deps, spec: Pick<JobSpec, "cluster" | "model" | "python">, members: readonly MemberRecord[]): Promise<{ readonly completion: Completion; readonly model: ModelMetadata | null }> {
   if (!allDone(spec, members)) return { completion: PENDING, model: null };
   if (!spec.model) return { completion: COMPLETE, model: null };
   const published = await getJson<unknown>(deps.clients, parseS3Uri(`${spec.model.exportUri}${METADATA_OBJECT}`));
@@ -33,7 +33,7 @@ export async function trainCompletion(deps: JobDeps, spec: Pick<JobSpec, "cluste
 }
 
 /** Completion of a job as the job-watch stage sees it: no output collector there. */
-export async function jobCompletion(deps: JobDeps, spec: JobSpec, members: readonly MemberRecord[]): Promise<Completion> {
+export async function jobCompletion(deps: Deps, spec: JobSpec, members: readonly MemberRecord[]): Promise<Completion> {
   if (spec.mode === "train") return (await trainCompletion(deps, spec, members)).completion;
   return allDone(spec, members) ? COMPLETE : PENDING;
 }

@@ -11,16 +11,17 @@
  */
 import { createHash } from "node:crypto";
 import type { AwsClients } from "../aws/clients.ts";
-import type { Column } from "../coding/schema.ts";
+import type { Column } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
-import type { OutputMessage } from "../feed/messages.ts";
+import type { OutputMessage } from "../protocol/feed-messages.ts";
 import { getJson, isPreconditionFailed, listKeys, putJson } from "../storage/objects.ts";
-import { jobKeys } from "./names.ts";
-import { OutputRows, type OutputRow } from "./output.ts";
-import type { JobDeps } from "./deps.ts";
+import { jobKeys } from "../protocol/names.ts";
+import { OutputRows, type OutputRow } from "./output-rows.ts";
+import type { Deps } from "./deps.ts";
 import { JobNotFoundError } from "../registry/errors.ts";
 import { queueDepth, takeMessages } from "./queues.ts";
-import { dataMembers, type JobSpec } from "./spec.ts";
+import { dataMembers, type JobSpec } from "../protocol/spec.ts";
+import { parseJobSpec } from "../protocol/spec.ts";
 
 /** One saved part: the bodies of the output messages one receive returned, as sent. */
 export interface OutputPart {
@@ -136,8 +137,8 @@ export async function readSavedOutput(clients: AwsClients, spec: Pick<JobSpec, "
  * @example
  * const rows = await readJobOutput({ clients: createAwsClients(), registry }, "transform-2f9c1a");
  */
-export async function readJobOutput(deps: JobDeps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
+export async function readJobOutput(deps: Deps, jobId: string): Promise<ReadonlyMap<bigint, OutputRow>> {
   const job = await deps.registry.getJob(jobId);
   if (!job) throw new JobNotFoundError(jobId);
-  return (await readSavedOutput(deps.clients, job.spec as unknown as JobSpec)).rows;
+  return (await readSavedOutput(deps.clients, parseJobSpec(job.spec))).rows;
 }

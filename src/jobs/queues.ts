@@ -4,17 +4,9 @@
  */
 import { CreateQueueCommand, DeleteMessageBatchCommand, DeleteQueueCommand, GetQueueAttributesCommand, QueueDoesNotExist, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
-import { queueName, type MemberKey } from "./names.ts";
-import type { JobQueues } from "./spec.ts";
-
-export interface QueueSettings {
-  /** Seconds a received message stays invisible; a consumer that dies releases it after this. */
-  readonly visibilityTimeoutSeconds: number;
-  /** Receives before a message moves to the DLQ. */
-  readonly maxReceiveCount: number;
-}
-
-export const DEFAULT_QUEUE_SETTINGS: QueueSettings = { visibilityTimeoutSeconds: 60, maxReceiveCount: 5 };
+import { queueName, type MemberKey } from "../protocol/names.ts";
+import type { JobQueues } from "../protocol/spec.ts";
+import { DEFAULT_QUEUE_SETTINGS, type QueueSettings } from "../protocol/start-request.ts";
 
 async function createQueue(clients: AwsClients, name: string, attributes: Record<string, string>): Promise<string> {
   const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));

@@ -6,31 +6,11 @@
  * so both make the same decisions from the same facts.
  */
 import type { JobRecord, MemberRecord } from "../registry/types.ts";
-import type { WorkerExit } from "../launch/launcher.ts";
+import { memberKey } from "../protocol/names.ts";
+import type { WorkerExit } from "../workers/launcher.ts";
+import type { WatchPolicy, WatchState } from "../protocol/watch-message.ts";
 
-/** What a watch remembers between rounds: plain JSON, so it can travel in an SQS message. */
-export interface WatchState {
-  /** Restarts of the member set so far (attempt N meets at barrier `start-N`). */
-  readonly attempt: number;
-  /** When the watch began (ms since the epoch): the overall deadline counts from here. */
-  readonly startedAt: number;
-  /** Member (`worker-0`) -> the last epoch of an earlier attempt: records up to it are history. */
-  readonly retired: Readonly<Record<string, number>>;
-  /** Member -> its last progress mark (`epoch:step:rowsConsumed`) and when it first showed it. */
-  readonly moved: Readonly<Record<string, { readonly mark: string; readonly at: number }>>;
-}
-
-/** How long to wait and how often to resume; defaults as `watchJob` had them. */
-export interface WatchPolicy {
-  /** The whole job's deadline, from `startedAt`. */
-  readonly timeoutMs: number;
-  /** Extra grace after a lease's expiry before the member counts as gone. */
-  readonly leaseGraceMs: number;
-  /** Restarts of the member set after a member is lost (0: fail at once). */
-  readonly maxWorkerRestarts: number;
-  /** Fail when an active member's step and rows consumed stay the same this long (0: never). */
-  readonly progressTimeoutMs: number;
-}
+export type { WatchPolicy, WatchState };
 
 export const DEFAULT_WATCH_POLICY: WatchPolicy = { timeoutMs: 30 * 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 0, progressTimeoutMs: 0 };
 
@@ -75,7 +55,6 @@ export type WatchDecision =
   | { readonly kind: "succeed" }
   | { readonly kind: "fail"; readonly failure: WatchFailure };
 
-export const memberName = (m: { readonly role: string; readonly index: number }): string => `${m.role}-${m.index}`;
 
 /**
  * @example
@@ -102,7 +81,7 @@ interface Lost {
  */
 export function decideWatchRound(observation: WatchObservation, state: WatchState, policy: WatchPolicy): WatchDecision {
   const { now, job, members } = observation;
-  const current = (m: MemberRecord) => m.epoch > (state.retired[memberName(m)] ?? 0);
+  const current = (m: MemberRecord) => m.epoch > (state.retired[memberKey(m)] ?? 0);
   if (job?.state === "FAILED") return { kind: "fail", failure: { kind: "job-failed", reason: job.error ?? "no reason recorded" } };
 
   // Losses are judged before reported failures: when a worker is killed, its peers' collective ops
@@ -111,10 +90,10 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
   let lost: Lost | undefined;
   const reported = new Map<string, string | undefined>(); // member -> stderr tail of a reported failure
   for (const exit of observation.exits) {
-    const name = memberName(exit.member);
-    const record = members.find((m) => memberName(m) === name);
+    const name = memberKey(exit.member);
+    const record = members.find((m) => memberKey(m) === name);
     if (exit.code === 0 || record?.status === "DONE") continue;
-    const again = (observation.membersAfterExit ?? members).find((m) => memberName(m) === name && current(m));
+    const again = (observation.membersAfterExit ?? members).find((m) => memberKey(m) === name && current(m));
     if (again?.status === "FAILED") {
       reported.set(name, exit.tail);
       continue;
@@ -124,13 +103,13 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
   if (!lost) {
     const lapsed = members.find((m) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + policy.leaseGraceMs < now);
     if (lapsed) {
-      lost = { member: memberName(lapsed), reason: `no heartbeat since ${new Date(lapsed.heartbeatAt).toISOString()} (lease expired); last progress ${JSON.stringify(lapsed.progress ?? {})}` };
+      lost = { member: memberKey(lapsed), reason: `no heartbeat since ${new Date(lapsed.heartbeatAt).toISOString()} (lease expired); last progress ${JSON.stringify(lapsed.progress ?? {})}` };
     }
   }
   const failed = (observation.membersAfterExit ?? members).find((m) => m.status === "FAILED" && current(m));
   if (failed && !lost) {
-    const tail = reported.get(memberName(failed));
-    return { kind: "fail", failure: { kind: "member-failed", member: memberName(failed), reason: failed.error ?? "no reason recorded", ...(tail !== undefined ? { tail } : {}) } };
+    const tail = reported.get(memberKey(failed));
+    return { kind: "fail", failure: { kind: "member-failed", member: memberKey(failed), reason: failed.error ?? "no reason recorded", ...(tail !== undefined ? { tail } : {}) } };
   }
   if (lost) {
     if (state.attempt >= policy.maxWorkerRestarts) {
@@ -139,7 +118,7 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
     const attempt = state.attempt + 1;
     // Every member of this attempt is retired: a survivor stuck in a collective op exits on its
     // next heartbeat, and the slots open for the new registrations (a live ACTIVE lease refuses them).
-    const retired = { ...state.retired, ...Object.fromEntries(members.map((m) => [memberName(m), m.epoch])) };
+    const retired = { ...state.retired, ...Object.fromEntries(members.map((m) => [memberKey(m), m.epoch])) };
     return {
       kind: "restart",
       attempt,
@@ -155,7 +134,7 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
     // From a member's first progress report on: before it, TensorFlow imports and the start barrier
     // hold it (the barrier has its own deadline, and the lease catches a dead process).
     for (const m of members.filter((r) => r.status === "ACTIVE" && current(r) && r.progress)) {
-      const name = memberName(m);
+      const name = memberKey(m);
       const mark = `${m.epoch}:${m.progress?.step ?? -1}:${m.progress?.rowsConsumed ?? -1}`;
       const seen = moved[name];
       if (!seen || seen.mark !== mark) moved[name] = { mark, at: now };
@@ -168,7 +147,7 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
   if (observation.completion.kind === "complete") return { kind: "succeed" };
   if (observation.completion.kind === "failed") return { kind: "fail", failure: { kind: "member-failed", reason: observation.completion.reason } };
   if (now > state.startedAt + policy.timeoutMs) {
-    return { kind: "fail", failure: { kind: "timeout", timeoutMs: policy.timeoutMs, members: members.map((m) => `${memberName(m)}=${m.status}`).join(", ") || "none registered" } };
+    return { kind: "fail", failure: { kind: "timeout", timeoutMs: policy.timeoutMs, members: members.map((m) => `${memberKey(m)}=${m.status}`).join(", ") || "none registered" } };
   }
   return { kind: "continue", state: { ...state, moved } };
 }

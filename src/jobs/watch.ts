@@ -9,11 +9,13 @@
  * `decideWatchRound` (src/jobs/watch-round.ts), the same one the job-watch stage makes on AWS.
  */
 import { ServerlessTfError } from "../errors.ts";
-import type { LaunchedWorkers, WorkerExit } from "../launch/launcher.ts";
+import { memberKey } from "../protocol/names.ts";
+import type { LaunchedWorkers, WorkerExit } from "../workers/launcher.ts";
 import type { CheckpointRecord } from "../registry/types.ts";
-import type { JobDeps } from "./deps.ts";
-import type { StartedJob } from "../coordinator/coordinator.ts";
-import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, memberName, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
+import type { Deps } from "./deps.ts";
+
+import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
+import { type StartedJob } from "./started-job.ts";
 
 export class JobFailedError extends ServerlessTfError {
   constructor(
@@ -81,15 +83,15 @@ export interface WatchOptions {
  * Reads what a round looks at: the job, its members, and (after an exit with an error from a
  * member not DONE) the members once more, the moment it may need to write FAILED with its reason.
  */
-export async function observeJob(deps: JobDeps, jobId: string, exits: readonly WorkerExit[], completion: Completion = PENDING): Promise<WatchObservation> {
+export async function observeJob(deps: Deps, jobId: string, exits: readonly WorkerExit[], completion: Completion = PENDING): Promise<WatchObservation> {
   const [job, members] = await Promise.all([deps.registry.getJob(jobId), deps.registry.members(jobId)]);
-  const exitedEarly = exits.some((e) => e.code !== 0 && members.find((m) => memberName(m) === memberName(e.member))?.status !== "DONE");
+  const exitedEarly = exits.some((e) => e.code !== 0 && members.find((m) => memberKey(m) === memberKey(e.member))?.status !== "DONE");
   const membersAfterExit = exitedEarly ? await deps.registry.members(jobId) : undefined;
   return { now: Date.now(), job, members, exits, completion, ...(membersAfterExit ? { membersAfterExit } : {}) };
 }
 
 /** Carries out a restart decision: fences the attempt's active members, then restarts the member set. */
-export async function restartMembers(deps: JobDeps, jobId: string, workers: LaunchedWorkers, decision: Extract<WatchDecision, { kind: "restart" }>): Promise<void> {
+export async function restartMembers(deps: Deps, jobId: string, workers: LaunchedWorkers, decision: Extract<WatchDecision, { kind: "restart" }>): Promise<void> {
   for (const m of decision.fence) {
     await deps.registry
       .markMember({ jobId, role: m.role, index: m.index, epoch: m.epoch, status: "FAILED", error: `restarted (attempt ${decision.attempt}) after ${decision.member} was lost: ${decision.reason}` })
@@ -99,7 +101,7 @@ export async function restartMembers(deps: JobDeps, jobId: string, workers: Laun
 }
 
 /** The typed error for a failure decision, with what the registry adds (the last checkpoint, the shards). */
-export async function failureError(deps: JobDeps, jobId: string, failure: WatchFailure): Promise<JobFailedError | JobTimeoutError> {
+export async function failureError(deps: Deps, jobId: string, failure: WatchFailure): Promise<JobFailedError | JobTimeoutError> {
   switch (failure.kind) {
     case "job-failed":
       return new JobFailedError(jobId, failure.reason);
@@ -118,7 +120,7 @@ export async function failureError(deps: JobDeps, jobId: string, failure: WatchF
   }
 }
 
-export async function watchJob(deps: JobDeps, started: StartedJob, options: WatchOptions): Promise<void> {
+export async function watchJob(deps: Deps, started: StartedJob, options: WatchOptions): Promise<void> {
   const { jobId } = started.spec;
   const pollMs = options.pollMs ?? 250;
   const policy = {

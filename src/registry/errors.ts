@@ -4,7 +4,8 @@
  * and its message says what to do next.
  */
 import { ServerlessTfError } from "../errors.ts";
-import type { JobState, MemberRole, MemberStatus } from "./types.ts";
+import type { Role } from "../protocol/names.ts";
+import type { JobState, MemberStatus } from "./types.ts";
 
 /** `createJob` found an item for this job id already. */
 export class JobConflictError extends ServerlessTfError {
@@ -45,7 +46,7 @@ export class JobStateError extends ServerlessTfError {
 export class MemberConflictError extends ServerlessTfError {
   constructor(
     readonly jobId: string,
-    readonly role: MemberRole,
+    readonly role: Role,
     readonly index: number,
     readonly holderEpoch: number,
     readonly holderAddress: string,
@@ -62,7 +63,7 @@ export class MemberConflictError extends ServerlessTfError {
 export class FencedError extends ServerlessTfError {
   constructor(
     readonly jobId: string,
-    readonly role: MemberRole,
+    readonly role: Role,
     readonly index: number,
     readonly epoch: number,
     readonly currentEpoch: number | undefined,

@@ -12,6 +12,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../aws/clients.ts";
 import { ConfigError, ServerlessTfError } from "../errors.ts";
+import { sleep } from "./items.ts";
 
 export const DEFAULT_REGISTRY_TABLE = "serverless-tf-registry";
 
@@ -43,8 +44,6 @@ export function registryTableName(env: Readonly<Record<string, string | undefine
 }
 
 export class RegistryTableError extends ServerlessTfError {}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Creates the registry table if it is missing, waits until it is ACTIVE and enables TTL on

@@ -1,4 +1,5 @@
 /** The records of the registry table, as docs/protocol.md lays them out. */
+import type { Role } from "../protocol/names.ts";
 
 export const JOB_STATES = ["CREATED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPING", "STOPPED"] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -8,8 +9,9 @@ export const FINAL_JOB_STATES: readonly JobState[] = ["SUCCEEDED", "FAILED", "ST
 export const JOB_MODES = ["train", "inference"] as const;
 export type JobMode = (typeof JOB_MODES)[number];
 
-export const MEMBER_ROLES = ["worker", "ps"] as const;
-export type MemberRole = (typeof MEMBER_ROLES)[number];
+// The roles are the protocol's (protocol/names.ts); these two names stay only for callers not yet switched.
+export { ROLES as MEMBER_ROLES } from "../protocol/names.ts";
+export type MemberRole = Role;
 
 export const MEMBER_STATUSES = ["ACTIVE", "DONE", "FAILED"] as const;
 export type MemberStatus = (typeof MEMBER_STATUSES)[number];
@@ -37,7 +39,7 @@ export interface MemberProgress {
 
 export interface MemberRecord {
   readonly jobId: string;
-  readonly role: MemberRole;
+  readonly role: Role;
   readonly index: number;
   /** `host:port` */
   readonly address: string;
@@ -92,7 +94,7 @@ interface CheckpointFields {
 
 export interface CheckpointInput extends CheckpointFields {
   /** The member publishing it, with the epoch of its lease. */
-  readonly writer: { readonly role: MemberRole; readonly index: number; readonly epoch: number };
+  readonly writer: { readonly role: Role; readonly index: number; readonly epoch: number };
 }
 
 export interface CheckpointRecord extends CheckpointFields {
@@ -100,9 +102,4 @@ export interface CheckpointRecord extends CheckpointFields {
   /** `worker-0`, ... */
   readonly member: string;
   readonly createdAt: number;
-}
-
-/** `worker-0`, `ps-1`: the key of a member in cluster specs, barrier epochs and per-member counters. */
-export function memberName(role: MemberRole, index: number): string {
-  return `${role}-${index}`;
 }

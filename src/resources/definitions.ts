@@ -1,16 +1,19 @@
 /**
  * The runtime resources as data: names, queue attributes, function sizes and the registry
- * table's keys. The CDK stack (`infra/`) and the local runtime (`src/local/runtime.ts`) both
- * build from here, and `test/infra/definitions.test.ts` checks the synthesized template
+ * table's keys. The CDK stack (`infra/`) and the local runtime (`src/runtime/local-runtime.ts`) both
+ * build from here, and `test/infra/stack.test.ts` checks the synthesized template
  * against {@link localProvisioningPlan}, so the emulator and AWS cannot drift apart.
  *
  * Plain data and pure functions only: the CDK app imports this module at synth time.
  */
-import { EXPORT_MANIFEST } from "../checkpoint/publish.ts";
+
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
-import { DEFAULT_BUCKET } from "../stage/config.ts";
+import { EXPORT_MANIFEST } from "../protocol/model-metadata.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
+
+/** The artifacts bucket when none is configured. */
+export const DEFAULT_BUCKET = "serverless-tf-artifacts";
 
 /** Default name prefix of the runtime-wide resources (a deployment may choose another). */
 export const DEFAULT_PREFIX = "serverless-tf";
@@ -45,12 +48,12 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
   // Starts a job: queues, registry item, shard plan, RunTask per member. No data passes through it.
   // Also consumes the fit-triggers queue: one job start per new training object.
   coordinator: { name: "coordinator", packaging: "zip", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
-  // Hands its cursor to a continuation before the timeout (ARCHITECTURE.md section 4), so a
+  // Hands its cursor to a continuation before Lambda's timeout stops it, so a
   // shard of any size fits in a short invocation; 150 s x 6 = the queue's 900 s visibility.
   "shard-feed": { name: "shard-feed", packaging: "zip", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
   // Reads export.json and a few small objects, writes metadata and the latest pointer.
   checkpoint: { name: "checkpoint", packaging: "zip", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
-  // Spawns a Python TensorFlow process (src/inference/engine.ts): more than a zip can hold.
+  // Spawns a Python TensorFlow process (functions/inference/engine.ts): more than a zip can hold.
   inference: { name: "inference", packaging: "image", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
   // One watch round per message: a few registry reads, one DescribeTasks; a restart waits for the
   // stopped tasks (Fargate: up to the container's 30 s stop timeout) before RunTask.
@@ -104,9 +107,9 @@ export const RUNTIME_QUEUES: Readonly<Record<RuntimeQueueKey, RuntimeQueueDefini
   // S3 notifications for `export.json` (the last object of an export).
   events: { key: "events", suffix: "events", consumer: "checkpoint", batchSize: 10, local: true },
   inferenceInput: { key: "inferenceInput", suffix: "inference-input", consumer: "inference", batchSize: 10, local: false },
-  // S3 notifications for new objects under `training/`: each starts a fit (src/triggers/fit-trigger.ts).
+  // S3 notifications for new objects under `training/`: each starts a fit (functions/coordinator/fit-trigger.ts).
   fitTriggers: { key: "fitTriggers", suffix: "fit-triggers", consumer: "coordinator", batchSize: 10, local: true },
-  // One watch round of one job per message (src/jobs/job-watch-stage.ts); AWS only: locally runJob watches in-process.
+  // One watch round of one job per message (functions/job-watch/watch-round.ts); AWS only: locally runJob watches in-process.
   jobWatch: { key: "jobWatch", suffix: "job-watch", consumer: "job-watch", batchSize: 1, local: false },
 };
 
@@ -192,7 +195,7 @@ export function localProvisioningPlan(names: { readonly tableName?: string; read
     bucket: names.bucket ?? DEFAULT_BUCKET,
     queues: (Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[]).filter((k) => RUNTIME_QUEUES[k].local).map((k) => queuePlan(prefix, k)),
     notifications: [
-      // export.json, the last object of an export (src/checkpoint/publish.ts), for the checkpoint stage.
+      // export.json, the last object of an export (functions/checkpoint/publish.ts), for the checkpoint stage.
       { queue: "events", events: ["s3:ObjectCreated:*"], prefix: BUCKET_PREFIXES.models, suffix: EXPORT_MANIFEST },
       // Any new object under training/; `_fit.json` and other `_`/`.` names are ignored by the trigger itself.
       { queue: "fitTriggers", events: ["s3:ObjectCreated:*"], prefix: names.trainingPrefix ?? BUCKET_PREFIXES.training },

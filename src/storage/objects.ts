@@ -1,7 +1,7 @@
 /** Reading and writing the objects a job keeps in S3: JSON documents, bytes, listings. */
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
 import type { AwsClients } from "../aws/clients.ts";
-import type { S3Location } from "../jobs/names.ts";
+import type { S3Location } from "../protocol/names.ts";
 
 export interface StoredObject {
   readonly body: Uint8Array;

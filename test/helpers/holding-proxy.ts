@@ -30,7 +30,7 @@ import { once } from "node:events";
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { projectRoot } from "../../src/local/paths.ts";
+import { projectRoot } from "../../src/workers/paths.ts";
 
 /** A request as the proxy received it, body read in full. */
 export interface ProxiedRequest {

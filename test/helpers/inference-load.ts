@@ -11,12 +11,12 @@ import { readFileSync } from "node:fs";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { awsSettingsFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from "../../src/aws/clients.ts";
 import { FAULT_KINDS, injectedFaults } from "../../src/aws/faults.ts";
-import type { Column } from "../../src/coding/schema.ts";
-import { InferenceClient } from "../../src/inference/client.ts";
-import type { PythonEngine } from "../../src/inference/engine.ts";
-import type { RejectedMessage, ResultMessage } from "../../src/inference/messages.ts";
-import type { ServiceTotals } from "../../src/inference/inference.ts";
-import { LocalRuntime, type ServedModel } from "../../src/local/runtime.ts";
+import type { Column } from "../../src/codec/schema.ts";
+import { InferenceClient } from "../../src/api/inference-client.ts";
+import type { PythonEngine } from "../../functions/inference/engine.ts";
+import type { RejectedMessage, ResultMessage } from "../../src/protocol/inference-messages.ts";
+import type { ServiceTotals } from "../../src/runtime/functions.ts";
+import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
 import { publishScaleModel, saveScaleModels } from "./models.ts";
 import { queueDepth } from "../../src/jobs/queues.ts";
 

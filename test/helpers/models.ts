@@ -7,12 +7,12 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { METADATA_OBJECT, moveLatest } from "../../src/checkpoint/publish.ts";
+import { moveLatest } from "../../functions/checkpoint/publish.ts";
 import type { AwsClients } from "../../src/aws/clients.ts";
-import type { Column } from "../../src/coding/schema.ts";
-import { modelKeys, s3Uri } from "../../src/jobs/names.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, newVersion, type ModelMetadata } from "../../src/models/metadata.ts";
+import type { Column } from "../../src/codec/schema.ts";
+import { modelKeys, s3Uri } from "../../src/protocol/names.ts";
+import { projectPython, projectRoot } from "../../src/workers/paths.ts";
+import { MODEL_FORMAT, MODEL_FORMAT_VERSION, newVersion, type ModelMetadata, METADATA_OBJECT } from "../../src/protocol/model-metadata.ts";
 import { putJson, putObject } from "../../src/storage/objects.ts";
 
 export const SCALE_MODEL = join(projectRoot, "test/integration/models/scale_model.py");

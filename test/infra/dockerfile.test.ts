@@ -2,17 +2,17 @@
  * The two Dockerfiles: their essentials and hadolint when installed. The worker image's must agree
  * with the two launchers (a local process and an ECS task start the same module with the same
  * arguments); the inference function's with the worker image (same lock, same interpreter) and
- * with the engine (the interpreter it spawns, src/local/paths.ts).
+ * with the engine (the interpreter it spawns, src/workers/paths.ts).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { WORKER_MODULE, workerArgs } from "../../src/launch/ecs-launcher.ts";
-import { projectRoot } from "../../src/local/paths.ts";
+import { WORKER_MODULE, workerArgs } from "../../src/workers/ecs-launcher.ts";
+import { projectRoot } from "../../src/workers/paths.ts";
 
-const processLauncher = readFileSync(join(projectRoot, "src", "launch", "process-launcher.ts"), "utf8");
+const processLauncher = readFileSync(join(projectRoot, "src", "workers", "process-launcher.ts"), "utf8");
 
 /** A Dockerfile as instructions (continuation lines joined, comments dropped), its final stage and its ARG defaults. */
 function parseDockerfile(...path: string[]) {
@@ -83,8 +83,8 @@ describe("functions/inference/Dockerfile", () => {
     assert.match(run, /import serverless_tf\.serve, tensorflow/, "the build fails if the engine cannot import");
   });
 
-  it("tells the engine where its interpreter is, as src/local/paths.ts reads it", () => {
-    const paths = readFileSync(join(projectRoot, "src", "local", "paths.ts"), "utf8");
+  it("tells the engine where its interpreter is, as src/workers/paths.ts reads it", () => {
+    const paths = readFileSync(join(projectRoot, "src", "workers", "paths.ts"), "utf8");
     assert.ok(paths.includes("process.env.SERVERLESS_TF_PYTHON"), "paths.ts reads SERVERLESS_TF_PYTHON");
     const env = inference.lastStage.filter((l) => l.startsWith("ENV ")).join(" ");
     const python = /SERVERLESS_TF_PYTHON=(\S+)/.exec(env)?.[1];

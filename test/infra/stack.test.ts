@@ -12,7 +12,8 @@ import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { buildApp, projectRoot } from "../../infra/app.ts";
 import type { ServerlessTfStack } from "../../infra/stack.ts";
-import { BUCKET_PREFIXES, ENV, EXPORT_MANIFEST, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
 
@@ -222,7 +223,7 @@ describe("functions", () => {
     assert.equal(image.source.platform, "linux/amd64");
     const context = join(outdir, image.source.directory);
     assert.equal(readFileSync(join(context, "functions", "inference", "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "functions", "inference", "Dockerfile"), "utf8"));
-    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "src/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
+    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "functions/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
       assert.ok(existsSync(join(context, needed)), `${needed} is in the build context`);
     }
     for (const kept of ["node_modules", ".venv", ".tmp", "dist", "cdk.out", "test", "python/tests"]) assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);

@@ -1,7 +1,7 @@
 /** Where each soak test leaves its figures (JSON) for the runner's table (test/soak/run.ts). */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { projectRoot } from "../../src/local/paths.ts";
+import { projectRoot } from "../../src/workers/paths.ts";
 
 export const SOAK_FIGURES_DIR = join(projectRoot, ".tmp", "soak");
 

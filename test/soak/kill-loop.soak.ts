@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "node:test";
 import { LocalRuntime, TFEstimator, TFModel, Table, schemaOf, type Row } from "../../src/index.ts";
-import { parseJsonLines } from "../../src/feed/rows.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
+import { parseJsonLines } from "../../src/codec/table-rows.ts";
+import { projectPython, projectRoot } from "../../src/workers/paths.ts";
 import { recordSoakFigures } from "./figures.ts";
 
 const SCRIPT = join(projectRoot, "test/integration/scripts/resume_digits.py");

@@ -1,14 +1,14 @@
 /**
  * `npm run test:soak`: the reliability soak (issue #8). Starts the emulator (the one bootstrap,
- * src/local/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
+ * src/runtime/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
  * time, and prints a table from the figures each left in .tmp/soak/. Sizes: SOAK_ROWS,
  * SOAK_POISON, SOAK_FEED_ROWS, SOAK_KILLS (defaults 10,000 / 10,000 / 10,000 / 20).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startEmulator, type RunningEmulator } from "../../src/local/emulator.ts";
-import { projectPython, projectRoot } from "../../src/local/paths.ts";
+import { startEmulator, type RunningEmulator } from "../../src/runtime/emulator.ts";
+import { projectPython, projectRoot } from "../../src/workers/paths.ts";
 import { SOAK_FIGURES_DIR } from "./figures.ts";
 
 const files = (process.argv.slice(2).length ? process.argv.slice(2) : readdirSync(join(projectRoot, "test/soak")).filter((f) => f.endsWith(".soak.ts")).map((f) => `test/soak/${f}`)).sort();

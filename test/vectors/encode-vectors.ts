@@ -3,8 +3,8 @@
  * tfrecord: hex}`. The Python suite runs it (`node --import tsx test/vectors/encode-vectors.ts`) and
  * parses the bytes with TensorFlow's own parser and TFRecordDataset.
  */
-import { createEncoder } from "../../src/coding/example.ts";
-import { frameRecords } from "../../src/coding/tfrecord.ts";
+import { createEncoder } from "../../src/codec/example.ts";
+import { frameRecords } from "../../src/codec/tfrecord.ts";
 import { loadVectors } from "./vectors.ts";
 
 const examples: Record<string, string> = {};

@@ -3,7 +3,7 @@
  * and the byte comparison both the unit test and the tamper test use.
  */
 import { readFileSync } from "node:fs";
-import { parseColumns, type Column, type ColumnValue, type Dtype } from "../../src/coding/schema.ts";
+import { parseColumns, type Column, type ColumnValue, type Dtype } from "../../src/codec/schema.ts";
 
 export interface JsonVector {
   readonly name: string;

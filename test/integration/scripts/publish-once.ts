@@ -7,8 +7,8 @@
  * (test/helpers/holding-proxy.ts) and kill it between two of its writes.
  */
 import { createAwsClients, destroyAwsClients } from "../../../src/aws/clients.ts";
-import { publishExport } from "../../../src/checkpoint/publish.ts";
-import { parseS3Uri } from "../../../src/jobs/names.ts";
+import { publishExport } from "../../../functions/checkpoint/publish.ts";
+import { parseS3Uri } from "../../../src/protocol/names.ts";
 import { Registry, registryTableName } from "../../../src/registry/index.ts";
 
 const [uri, ...extra] = process.argv.slice(2);

@@ -1,0 +1,100 @@
+/**
+ * The inference function's idempotency record: one registry item per (model, row id), so a row
+ * delivered twice (SQS is at-least-once; a short visibility timeout, a slow batch or a lost
+ * delete brings a message back while or after it was served) is run and answered once.
+ *
+ * Item: `pk = "served#<modelId>"`, `sk = "row#<row id>"`, `status` `PENDING` | `DONE`, `owner`
+ * (a token per handling), `lockedUntil` (epoch ms), `expiresAt` (epoch seconds, TTL only).
+ *
+ * A handler claims a row with a conditional put (absent, or PENDING with its lock lapsed, so a
+ * handler that died does not hold the row forever), runs the model, sends the result, then marks
+ * the row DONE. A claim whose response was lost comes back from the SDK's retry as a failed
+ * condition; reading the item back and finding our own `owner` tells it apart from a real
+ * conflict (the powertools idempotency pattern, with the owner token added for lost responses).
+ */
+import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import type { AwsClients } from "../../src/aws/clients.ts";
+
+/** What a claim found: the row is ours to serve, was served already, or is being served by another handler. */
+export type ClaimOutcome = "claimed" | "done" | "busy";
+
+/** How long an idempotency record is kept (TTL), in seconds: longer than any redelivery (SQS keeps a message 14 days at most). */
+const KEEP_SECONDS = 15 * 24 * 3600;
+
+export class IdempotencyStore {
+  constructor(
+    private readonly clients: AwsClients,
+    readonly tableName: string,
+    readonly modelId: string,
+    /** How long a claim holds a row before another handler may take it over (a handler that died). */
+    readonly lockMs: number = 30_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private key(rowId: string) {
+    return { pk: { S: `served#${this.modelId}` }, sk: { S: `row#${rowId}` } };
+  }
+
+  /** Claims `rowId` for the handling identified by `owner`. */
+  async claim(rowId: string, owner: string): Promise<ClaimOutcome> {
+    const now = this.now();
+    try {
+      await this.clients.dynamodb.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            ...this.key(rowId),
+            status: { S: "PENDING" },
+            owner: { S: owner },
+            lockedUntil: { N: String(now + this.lockMs) },
+            expiresAt: { N: String(Math.floor(now / 1000) + KEEP_SECONDS) },
+          },
+          ConditionExpression: "attribute_not_exists(sk) OR (#s = :pending AND lockedUntil < :now) OR #o = :owner",
+          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
+          ExpressionAttributeValues: { ":pending": { S: "PENDING" }, ":now": { N: String(now) }, ":owner": { S: owner } },
+        }),
+      );
+      return "claimed";
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw e;
+    }
+    const { Item } = await this.clients.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: this.key(rowId), ConsistentRead: true }));
+    if (Item?.status?.S === "DONE") return "done";
+    if (Item?.owner?.S === owner) return "claimed"; // our put took effect; its response was lost
+    return "busy";
+  }
+
+  /**
+   * Marks rows whose results were sent as DONE (25 per request). Unconditional on purpose: once a
+   * result is on the output queue the row is served, whoever holds the claim now.
+   */
+  async complete(rowIds: readonly string[]): Promise<void> {
+    const expiresAt = String(Math.floor(this.now() / 1000) + KEEP_SECONDS);
+    for (let i = 0; i < rowIds.length; i += 25) {
+      let items = rowIds.slice(i, i + 25).map((id) => ({ PutRequest: { Item: { ...this.key(id), status: { S: "DONE" }, expiresAt: { N: expiresAt } } } }));
+      for (let attempt = 0; items.length; attempt++) {
+        const out = await this.clients.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: items } }));
+        items = (out.UnprocessedItems?.[this.tableName] ?? []) as typeof items;
+        if (items.length && attempt >= 8) throw new Error(`${items.length} idempotency records of ${this.modelId} stayed unprocessed after ${attempt + 1} BatchWriteItem calls`);
+        if (items.length) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Gives a claimed row back (its result was not sent), so the redelivery can serve it at once. */
+  async release(rowId: string, owner: string): Promise<void> {
+    try {
+      await this.clients.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: this.key(rowId),
+          ConditionExpression: "#o = :owner AND #s = :pending",
+          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
+          ExpressionAttributeValues: { ":owner": { S: owner }, ":pending": { S: "PENDING" } },
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw e; // gone already (a lost response) or taken over
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Shard-feed: reads one shard of a bounded table, validates and encodes its rows, and sends
+ * them to the workers' feed queues in messages under the SQS size limit.
+ *
+ * A retry (or a continuation after a Lambda timeout) resumes from the cursor recorded in the
+ * registry after every chunk; packing from a given cursor is deterministic, so a chunk sent
+ * twice carries the same feed ids and the workers drop the copy.
+ */
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { SchemaError } from "../../src/codec/errors.ts";
+import { createEncoder, createDecoder } from "../../src/codec/example.ts";
+import type { Column, Row } from "../../src/codec/schema.ts";
+import { frameRecords, packRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import type { Deps } from "../../src/jobs/deps.ts";
+import type { MemberKey } from "../../src/protocol/names.ts";
+import { parseS3Uri } from "../../src/protocol/names.ts";
+import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
+import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
+import { getObject } from "../../src/storage/objects.ts";
+import { feedId, ROW_ID, ROW_ID_COLUMN, rowId, rowsEnvelopeBytes, type EndOfDataMessage, type RowsMessage } from "../../src/protocol/feed-messages.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import type { ShardFeedEvent, ShardRef } from "../../src/protocol/shard-feed-request.ts";
+import { parseCsvRows, parseJsonLines } from "../../src/codec/table-rows.ts";
+import { ServerlessTfError } from "../../src/errors.ts";
+import { parseJobSpec } from "../../src/protocol/spec.ts";
+
+export type ShardFeedResult = { readonly status: "done" | "continue" | "skipped"; readonly cursor: number };
+
+export interface FeedOptions {
+  /** Milliseconds left before the platform stops this invocation. */
+  readonly remainingMs?: () => number;
+  /** Stop and hand over to a continuation when less than this is left. */
+  readonly marginMs?: number;
+  readonly chunkRows?: number;
+  readonly maxBodyBytes?: number;
+}
+
+export class ShardReadError extends ServerlessTfError {}
+
+export function memberForRow(members: readonly MemberKey[], shardIndex: number, row: number): MemberKey {
+  return members[(shardIndex + row) % members.length]!;
+}
+
+export async function loadShardRows(deps: Deps, shard: ShardRef, columns: readonly Column[]): Promise<Row[]> {
+  const object = await getObject(deps.clients, parseS3Uri(shard.uri, "shard.uri"));
+  if (!object) throw new ShardReadError(`shard ${shard.shardId} is gone: nothing at ${shard.uri}. Was the input deleted while the job ran?`);
+  switch (shard.format) {
+    case "jsonl":
+      return parseJsonLines(Buffer.from(object.body).toString("utf8"), columns);
+    case "csv":
+      return parseCsvRows(Buffer.from(object.body).toString("utf8"), columns);
+    case "tfrecord": {
+      const decoder = createDecoder(columns);
+      return unframeRecords(object.body).map((record, i) => decoder.decode(record, i));
+    }
+  }
+}
+
+export async function feedShard(deps: Deps, event: ShardFeedEvent, options: FeedOptions = {}): Promise<ShardFeedResult> {
+  const { jobId, shard } = event;
+  const job = await deps.registry.getJob(jobId);
+  if (!job) throw new ShardReadError(`job ${jobId} is not in the registry: the shard-feed event is stale or for another table`);
+  if (["SUCCEEDED", "FAILED", "STOPPED", "STOPPING"].includes(job.state)) return { status: "skipped", cursor: 0 };
+  const spec = parseJobSpec(job.spec);
+  const members = dataMembers(spec.cluster);
+  const progress = (await deps.registry.getShard(jobId, shard.shardId)) ?? { cursor: 0, seq: 0, done: false, rowsPerMember: {}, messagesPerMember: {} };
+  if (progress.done) {
+    await sendEndOfDataWhenComplete(deps, spec);
+    return { status: "done", cursor: progress.cursor };
+  }
+  const remainingMs = options.remainingMs ?? (() => Number.POSITIVE_INFINITY);
+  const marginMs = options.marginMs ?? 15_000;
+  const chunkRows = options.chunkRows ?? 4096;
+  const maxBodyBytes = options.maxBodyBytes ?? SQS_MAX_MESSAGE_BYTES;
+  const withRowIds = spec.mode === "inference";
+
+  try {
+    const rows = await loadShardRows(deps, shard, spec.input.columns);
+    const encoder = createEncoder(withRowIds ? [...spec.input.columns, ROW_ID_COLUMN] : spec.input.columns);
+    let { cursor, seq } = progress;
+    const rowsPerMember: Record<string, number> = { ...progress.rowsPerMember };
+    const messagesPerMember: Record<string, number> = { ...progress.messagesPerMember };
+    while (cursor < rows.length) {
+      if (remainingMs() < marginMs) return { status: "continue", cursor };
+      const end = Math.min(cursor + chunkRows, rows.length);
+      const perMember = new Map<MemberKey, Uint8Array[]>();
+      for (let r = cursor; r < end; r++) {
+        const row = withRowIds ? { ...rows[r], [ROW_ID]: rowId(shard.index, r) } : rows[r]!;
+        const member = memberForRow(members, shard.index, r);
+        const list = perMember.get(member) ?? [];
+        list.push(encoder.encode(row, r));
+        perMember.set(member, list);
+      }
+      const sends: Promise<unknown>[] = [];
+      for (const member of members) {
+        const records = perMember.get(member);
+        if (!records?.length) continue;
+        const envelopeBytes = rowsEnvelopeBytes(jobId, shard.shardId, member);
+        for (const group of packRecords(records, { maxBodyBytes, envelopeBytes, firstRowIndex: cursor })) {
+          const message: RowsMessage = { v: 1, kind: "rows", job: jobId, shard: shard.shardId, seq, member, count: group.length, data: Buffer.from(frameRecords(group)).toString("base64") };
+          sends.push(
+            deps.clients.sqs.send(
+              new SendMessageCommand({
+                QueueUrl: spec.queues.feed[member],
+                MessageBody: JSON.stringify(message),
+                MessageAttributes: { feedId: { DataType: "String", StringValue: feedId(shard.shardId, seq, member) } },
+              }),
+            ),
+          );
+          seq += 1;
+          rowsPerMember[member] = (rowsPerMember[member] ?? 0) + group.length;
+          messagesPerMember[member] = (messagesPerMember[member] ?? 0) + 1;
+        }
+      }
+      await Promise.all(sends);
+      cursor = end;
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: cursor === rows.length, rowsPerMember, messagesPerMember });
+    }
+    if (rows.length === 0) {
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor: 0, seq, done: true, rowsPerMember, messagesPerMember });
+    }
+    await sendEndOfDataWhenComplete(deps, spec);
+    return { status: "done", cursor };
+  } catch (e) {
+    if (e instanceof SchemaError || e instanceof ShardReadError || e instanceof RemainderError) {
+      await failJob(deps, jobId, `shard ${shard.shardId} (${shard.uri}): ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+async function failJob(deps: Deps, jobId: string, error: string): Promise<void> {
+  try {
+    await deps.registry.transitionJob(jobId, ["CREATED", "RUNNING"], "FAILED", { error });
+  } catch {
+    // already final: the first failure is the one users see
+  }
+}
+
+/**
+ * When every planned shard is fed, tells each member how many rows and messages it gets and
+ * how many steps every member runs. Any shard-feed may be the last; a second copy of the
+ * message is harmless because workers keep the first.
+ */
+export async function sendEndOfDataWhenComplete(deps: Deps, spec: JobSpec): Promise<boolean> {
+  const shards = await deps.registry.shards(spec.jobId);
+  if (shards.length === 0 || !shards.every((s) => s.done)) return false;
+  const members = dataMembers(spec.cluster);
+  const rows = members.map((m) => shards.reduce((sum, s) => sum + (s.rowsPerMember[m] ?? 0), 0));
+  const messages = members.map((m) => shards.reduce((sum, s) => sum + (s.messagesPerMember[m] ?? 0), 0));
+  const { steps } = spec.mode === "train" ? planSteps(rows, spec.batchSize, spec.remainder) : { steps: 0 };
+  await Promise.all(
+    members.map((member, i) => {
+      const message: EndOfDataMessage = { v: 1, kind: "end-of-data", job: spec.jobId, member, rows: rows[i]!, messages: messages[i]!, steps };
+      return deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: spec.queues.feed[member], MessageBody: JSON.stringify(message) }));
+    }),
+  );
+  return true;
+}

@@ -1,0 +1,27 @@
+/**
+ * The configuration every function reads from its environment, checked once at its start (a
+ * Lambda cold start) into a typed object. The local runtime builds the same object directly.
+ */
+import { ConfigError } from "../errors.ts";
+import { registryTableName } from "../registry/table.ts";
+import { DEFAULT_BUCKET } from "../resources/definitions.ts";
+
+
+export interface FunctionConfig {
+  readonly tableName: string;
+  readonly bucket: string;
+  /** Where shard-feed requests (and their continuations) are queued. */
+  readonly shardFeedQueueUrl: string | undefined;
+  /** Where job-watch rounds are queued (AWS); unset, a started job has no watcher but its starter (runJob). */
+  readonly jobWatchQueueUrl: string | undefined;
+}
+
+export function functionConfigFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): FunctionConfig {
+  const bucket = env.SERVERLESS_TF_BUCKET ?? DEFAULT_BUCKET;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError("SERVERLESS_TF_BUCKET", bucket, "a valid S3 bucket name");
+  const shardFeedQueueUrl = env.SERVERLESS_TF_SHARD_FEED_QUEUE_URL;
+  if (shardFeedQueueUrl !== undefined && !/^https?:\/\//.test(shardFeedQueueUrl)) throw new ConfigError("SERVERLESS_TF_SHARD_FEED_QUEUE_URL", shardFeedQueueUrl, "an SQS queue URL");
+  const jobWatchQueueUrl = env.SERVERLESS_TF_JOB_WATCH_QUEUE_URL;
+  if (jobWatchQueueUrl !== undefined && !/^https?:\/\//.test(jobWatchQueueUrl)) throw new ConfigError("SERVERLESS_TF_JOB_WATCH_QUEUE_URL", jobWatchQueueUrl, "an SQS queue URL");
+  return { tableName: registryTableName(env), bucket, shardFeedQueueUrl, jobWatchQueueUrl };
+}

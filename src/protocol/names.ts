@@ -1,0 +1,74 @@
+/**
+ * Names of everything a job owns. A job is addressed by its id everywhere, so two jobs
+ * (two fits in one pipeline, two pipelines in one process) never share a queue or a key.
+ */
+import { randomBytes } from "node:crypto";
+import { ConfigError } from "../errors.ts";
+
+export const JOB_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,39}$/;
+/** A model id: its versions live under `models/<modelId>/`. */
+export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export const ROLES = ["worker", "ps"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** One member of a job's cluster. */
+export interface MemberRef {
+  readonly role: Role;
+  readonly index: number;
+}
+
+/** `worker-0`, `ps-1`: the key of a member in feeds, counts and queue names. */
+export type MemberKey = `${Role}-${number}`;
+
+export function memberKey(role: Role, index: number): MemberKey;
+export function memberKey(member: MemberRef): MemberKey;
+export function memberKey(roleOrMember: Role | MemberRef, index?: number): MemberKey {
+  return typeof roleOrMember === "string" ? `${roleOrMember}-${index!}` : `${roleOrMember.role}-${roleOrMember.index}`;
+}
+
+/** A fresh job id such as `fit-3f9a2c1b04`. */
+export function newJobId(prefix: "fit" | "transform" | "stream" = "fit"): string {
+  return `${prefix}-${randomBytes(5).toString("hex")}`;
+}
+
+export function checkJobId(jobId: string): string {
+  if (!JOB_ID_PATTERN.test(jobId)) throw new ConfigError("jobId", jobId, `a string matching ${JOB_ID_PATTERN}`);
+  return jobId;
+}
+
+export const queueName = {
+  feed: (jobId: string, member: MemberKey) => `stf-${jobId}-feed-${member}`,
+  output: (jobId: string) => `stf-${jobId}-output`,
+  dlq: (jobId: string) => `stf-${jobId}-dlq`,
+};
+
+export const jobKeys = {
+  prefix: (jobId: string) => `jobs/${jobId}/`,
+  code: (jobId: string, fileName: string) => `jobs/${jobId}/code/${fileName}`,
+  shard: (jobId: string, index: number) => `jobs/${jobId}/shards/part-${String(index).padStart(5, "0")}.jsonl`,
+  /** Saved output of an inference job: one part per batch of output messages, named by its first message id. */
+  output: (jobId: string) => `jobs/${jobId}/output/`,
+  outputPart: (jobId: string, firstMessageId: string) => `jobs/${jobId}/output/part-${firstMessageId}.json`,
+};
+
+export const modelKeys = {
+  versions: (modelId: string) => `models/${modelId}/versions/`,
+  version: (modelId: string, version: string) => `models/${modelId}/versions/${version}/`,
+  latest: (modelId: string) => `models/${modelId}/latest.json`,
+};
+
+export interface S3Location {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+export function parseS3Uri(uri: string, setting = "uri"): S3Location {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.*)$/.exec(uri);
+  if (!match) throw new ConfigError(setting, uri, "an S3 URI such as s3://bucket/prefix/");
+  return { bucket: match[1]!, key: match[2]! };
+}
+
+export function s3Uri(location: S3Location): string {
+  return `s3://${location.bucket}/${location.key}`;
+}

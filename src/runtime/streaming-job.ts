@@ -1,0 +1,90 @@
+/**
+ * A streaming fit: a training job on an unbounded table that runs until stopped, publishing a
+ * new model version every K steps or T seconds. `startStreamingJob` returns once the first
+ * version is published; the handle stops the job (forwarder detached first, then a stop
+ * message on the feed, so every row forwarded is trained on), and the worker's final export
+ * becomes the last version.
+ */
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import type { StopMessage } from "../protocol/feed-messages.ts";
+import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
+import { getJson } from "../storage/objects.ts";
+import { parseS3Uri } from "../protocol/names.ts";
+import type { RunOptions } from "./run-job.ts";
+import type { JobRuntime } from "./job-runtime.ts";
+import { dataMembers } from "../protocol/spec.ts";
+import { watchJob } from "../jobs/watch.ts";
+import { finishJob } from "../jobs/finish.ts";
+import { type JobRequest } from "../protocol/start-request.ts";
+import { type StartedJob } from "../jobs/started-job.ts";
+
+/** A running streaming fit. */
+export interface StreamingJob {
+  readonly jobId: string;
+  /** Settles when the job has ended (after {@link stop}), rejecting if it failed. */
+  readonly done: Promise<void>;
+  /** Stops forwarding, lets the worker train on what was forwarded and export once more, then ends the job. */
+  stop(): Promise<void>;
+}
+
+export async function startStreamingJob(runtime: JobRuntime, request: JobRequest, options: RunOptions = {}): Promise<{ job: StreamingJob; first: ModelMetadata }> {
+  runtime.acquire();
+  let started: StartedJob;
+  try {
+    started = await runtime.startJob(request, { hooks: options.onProgress ? { onProgress: options.onProgress } : {} });
+  } catch (e) {
+    await runtime.release();
+    throw e;
+  }
+  const { spec } = started;
+  const { deps } = runtime;
+  let stopping = false;
+  // Restarting a streaming worker would replay nothing (the forwarded rows are acked), and a
+  // worker waiting for rows makes no progress by design: neither watchdog applies.
+  const watched = watchJob(deps, started, {
+    timeoutMs: Number.MAX_SAFE_INTEGER,
+    maxWorkerRestarts: 0,
+    progressTimeoutMs: 0,
+    done: async () => stopping && (await deps.registry.members(spec.jobId)).every((m) => m.status === "DONE"),
+  });
+  const done = watched.then(
+    () => finishJob(deps, started, { ok: true }),
+    async (e: unknown) => {
+      await finishJob(deps, started, { ok: false, error: (e as Error).message });
+      throw e;
+    },
+  ).finally(() => runtime.release());
+  done.catch(() => undefined); // observed through the handle
+
+  const job: StreamingJob = {
+    jobId: spec.jobId,
+    done,
+    async stop() {
+      if (!stopping) {
+        stopping = true;
+        await started.stream?.detach();
+        const stop: StopMessage = { v: 1, kind: "stop", job: spec.jobId };
+        await Promise.all(dataMembers(spec.cluster).map((m) => deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: spec.queues.feed[m], MessageBody: JSON.stringify(stop) }))));
+      }
+      await done;
+    },
+  };
+
+  // The first version: the checkpoint stage records each publication as the job's modelUri.
+  const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
+  let failure: unknown;
+  done.catch((e: unknown) => (failure = e));
+  for (;;) {
+    if (failure) throw failure;
+    const uri = (await deps.registry.getJob(spec.jobId))?.modelUri;
+    if (uri) {
+      const found = await getJson<unknown>(deps.clients, parseS3Uri(uri, "modelUri"));
+      if (found) return { job, first: checkModelMetadata(found.value, uri) };
+    }
+    if (Date.now() > deadline) {
+      await job.stop().catch(() => undefined);
+      throw new Error(`streaming job ${spec.jobId} published no model version within ${options.timeoutMs ?? 30 * 60_000} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * A streaming fit on a queue table publishes versions while it runs, and the inference
+ * function follows them: its outputs move from version n to n+1 without a restart and no input
+ * is lost across the switch. One worker (MultiWorkerMirroredStrategy needs equal step counts,
+ * which an unbounded feed cannot promise) and one inference engine.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { StreamingTFModel } from "../../../src/api/streaming-model.ts";
+import { InferenceClient } from "../../../src/api/inference-client.ts";
+import { modelKeys } from "../../../src/protocol/names.ts";
+import { LocalRuntime, type ServedModel } from "../../../src/runtime/local-runtime.ts";
+import { listKeys } from "../../../src/storage/objects.ts";
+import { Table, TFEstimator, schemaOf } from "../../../src/index.ts";
+import { SCALE_MODEL } from "../../helpers/models.ts";
+
+describe("streaming fit", () => {
+  let runtime: LocalRuntime;
+  let served: ServedModel | undefined;
+  let sourceUrl: string;
+  let stopJob: (() => Promise<void>) | undefined;
+  const modelId = `stream-${Date.now().toString(36)}`;
+
+  before(async () => {
+    runtime = await LocalRuntime.start(process.env.STF_TEST_LOG ? { workerLog: (l) => console.error(l) } : {});
+    sourceUrl = (await runtime.deps.clients.sqs.send(new CreateQueueCommand({ QueueName: `${modelId}-source` }))).QueueUrl!;
+  });
+
+  after(async () => {
+    await stopJob?.().catch(() => undefined);
+    await served?.stop();
+    await runtime.deps.clients.sqs.send(new DeleteQueueCommand({ QueueUrl: sourceUrl })).catch(() => undefined);
+    await runtime?.close();
+  });
+
+  it("publishes versions while it runs and inference follows them without losing a row", { timeout: 150_000 }, async () => {
+    // Arrange: a producer sends rows of y = 3x to the source queue, 10 every 50 ms, until told to stop
+    let producing = true;
+    let n = 0;
+    const producer = (async () => {
+      while (producing) {
+        const entries = Array.from({ length: 10 }, (_, i) => {
+          const x = ((n++ % 50) - 25) / 10;
+          return { Id: String(i), MessageBody: JSON.stringify({ v: 1, id: `s${n}`, row: { x, y: 3 * x } }) };
+        });
+        await runtime.deps.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: sourceUrl, Entries: entries }));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const estimator = new TFEstimator()
+      .withRuntime(runtime)
+      .setWorkerNum(1)
+      .setTrainScripts([SCALE_MODEL])
+      .setTrainEntry("train_stream")
+      .setTrainSelectedCols(["x", "y"])
+      .setBatchSize(10)
+      .setRemainder({ flushAfterMs: 100 })
+      .setExportEverySteps(25)
+      .setInferenceScripts([SCALE_MODEL])
+      .setInferenceEntry("predict")
+      .setInferenceSelectedCols(["x"])
+      .setInferenceOutputCols(["y"])
+      .setInferenceOutputTypes(["FLOAT32"])
+      .setModelId(modelId);
+
+    // Act: fit returns at the first version; serve it and send rows until a second version answers
+    const model = await estimator.fit(Table.fromQueue(sourceUrl, schemaOf({ x: "FLOAT32", y: "FLOAT32" })));
+    stopJob = () => (model as StreamingTFModel).job.stop();
+    served = await runtime.serveModel(modelId, { recheckMs: 200 });
+    const client = new InferenceClient(runtime.deps.clients, served.inputQueueUrl, served.outputQueueUrl);
+    const ids: string[] = [];
+    const versions: string[] = [];
+    for (let i = 0; i < 400 && new Set(versions).size < 2; i++) {
+      await client.send(`q${i}`, { x: 1 });
+      ids.push(`q${i}`);
+      versions.push((await client.result(`q${i}`, 60_000)).version);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    producing = false;
+    await producer;
+    await (model as StreamingTFModel).job.stop();
+    const published = (await listKeys(runtime.deps.clients, { bucket: runtime.bucket, key: modelKeys.versions(modelId) })).filter((o) => o.key.endsWith("/metadata.json"));
+
+    // Assert
+    assert.ok(model instanceof StreamingTFModel);
+    assert.equal(versions.length, ids.length, "every input answered");
+    assert.equal(new Set(versions).size, 2, `outputs from two versions: ${[...new Set(versions)].join(", ")}`);
+    const switchAt = versions.findIndex((v) => v !== versions[0]);
+    assert.ok(versions.slice(switchAt).every((v) => v === versions[switchAt]) && versions[switchAt]! > versions[0]!, "n then n+1, never back");
+    assert.ok(published.length >= 2, `at least two versions published: ${published.length}`);
+    assert.ok((await model.latest()).metadata.version >= versions.at(-1)!, "latest() follows the newest version");
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Issue #8, poison messages (the fast version; test/soak runs 10,000): malformed rows of every
+ * kind mixed with good ones through the SQS inference path. Each bad one is dead-lettered once,
+ * with a machine-readable reason; no good row is retried, lost or dead-lettered; the engine
+ * process is the same one at the end, its memory bounded.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { POISON_EXTRA_INPUTS, POISON_KINDS, runPoison, serveScaleModel, type Served } from "../../helpers/inference-load.ts";
+
+describe("poison messages", { timeout: 120_000 }, () => {
+  let s: Served;
+
+  before(async () => {
+    s = await serveScaleModel({ modelId: `poison-${Date.now().toString(36)}`, concurrency: 4, visibilityTimeoutSeconds: 30, extraInputs: POISON_EXTRA_INPUTS });
+  });
+
+  after(async () => {
+    await s?.close();
+  });
+
+  it("dead-letters 200 malformed rows of 10 kinds with their reason and answers the 100 good rows among them once", async () => {
+    // Act
+    const f = await runPoison(s, 100, 200, { timeoutMs: 90_000 });
+    console.log(`[poison] ${JSON.stringify(f)}`);
+    // Assert
+    assert.deepEqual([f.goodOut, f.goodLost, f.goodDuplicates, f.goodInDlq], [100, 0, 0, 0], "every good row answered once, none dead-lettered");
+    assert.equal(f.retried, 0, "no row retried because of a bad one");
+    assert.deepEqual([f.badInDlq, f.badMissing, f.unreadableReasons], [200, 0, 0], "every bad row dead-lettered with error, column, expected and received");
+    for (const kind of POISON_KINDS) assert.equal(f.byKind[kind], 20, `20 dead letters of kind ${kind}`);
+    assert.ok(f.enginePid.before !== undefined && f.enginePid.before === f.enginePid.after, "the engine process survived");
+    if (f.engineRssMiB.before !== undefined) assert.ok(f.engineRssMiB.after! - f.engineRssMiB.before < 200, `engine RSS ${JSON.stringify(f.engineRssMiB)} MiB`);
+  });
+});
