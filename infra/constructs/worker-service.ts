@@ -51,7 +51,7 @@ export class WorkerService extends Construct {
     this.vpc.addGatewayEndpoint("S3", { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [this.subnets] });
     this.vpc.addGatewayEndpoint("DynamoDb", { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets: [this.subnets] });
     this.securityGroup = new ec2.SecurityGroup(this, "Workers", { vpc: this.vpc, description: "serverless-tf workers: TensorFlow gRPC between members", allowAllOutbound: true });
-    // Each member's gRPC server binds a free ephemeral port (worker.py free_port) and publishes
+    // Each member's gRPC server binds a free ephemeral port (python/serverless_tf/worker/entry.py free_port) and publishes
     // it in the registry, so peers of the same group need the ephemeral range from each other.
     this.securityGroup.addIngressRule(this.securityGroup, ec2.Port.tcpRange(1024, 65535), "TensorFlow gRPC between members of a job");
     for (const [name, service] of [

@@ -1,6 +1,6 @@
 """The inference server: ``python -m serverless_tf.serve``, one long-lived process per warm container.
 
-The inference function (functions/inference, src/inference/engine.ts) keeps one of these per
+The inference function (functions/inference, functions/inference/engine.ts) keeps one of these per
 container and talks to it over stdin/stdout, one JSON object per line (docs/protocol.md
 "Inference server"). It loads a model version once (the user's inference scripts and the
 SavedModel, through the same ``ctx.load_model`` the workers use) and runs the model's inference

@@ -1,7 +1,7 @@
 """The remainder planner against the cases it shares with the TypeScript planner (test/vectors/remainder.json).
 
 Each case gives the rows of every member, the batch size and the policy; the expected ``steps`` and
-``rowsSeen`` are ``planSteps`` in src/jobs/remainder.ts (the feed sender announces ``steps`` in
+``rowsSeen`` are ``planSteps`` in src/protocol/remainder.ts (the feed sender announces ``steps`` in
 end-of-data), ``batchSizes`` the real rows of each batch every member's dataset yields here, and
 ``"error": "RemainderError"`` a plan both sides refuse.
 """

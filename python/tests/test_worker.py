@@ -178,8 +178,6 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
         "initModelUri": None,
         "checkpoint": {"everySteps": 0, "everySeconds": 0},
         "leaseMs": 3000,
-        "feedIdleMs": 90_000,
-        "barrierTimeoutMs": 90_000,
     }
     if artifact_uri:
         spec["modelArtifactUri"] = artifact_uri

@@ -6,7 +6,7 @@
  *
  * Switched on by `SERVERLESS_TF_FAULT_RATE` (0..0.5) and, for a repeatable run,
  * `SERVERLESS_TF_FAULT_SEED`. The Python workers read the same variables
- * (python/serverless_tf/faults.py).
+ * (python/serverless_tf/aws/faults.py).
  */
 import type { DeserializeMiddleware, MetadataBearer, Pluggable } from "@smithy/types";
 import { ConfigError } from "../errors.ts";

@@ -146,8 +146,8 @@ describe("the worker command", () => {
   });
 
   it("is the CLI the worker parses", () => {
-    const worker = readFileSync(join(projectRoot, "python", "serverless_tf", "worker.py"), "utf8");
+    const worker = readFileSync(join(projectRoot, "python", "serverless_tf", "worker", "entry.py"), "utf8");
     for (const flag of workerArgs("J", { role: "worker", index: 0 }).filter((a) => a.startsWith("--"))) assert.ok(worker.includes(`p.add_argument("${flag}"`), flag);
-    assert.ok(existsSync(join(projectRoot, "python", ...WORKER_MODULE.split(".")) + ".py"));
+    assert.ok(existsSync(join(projectRoot, "python", ...WORKER_MODULE.split("."), "__main__.py")), `python -m ${WORKER_MODULE} runs a package main`);
   });
 });

@@ -109,7 +109,7 @@ class LiveBatches:
                 raise FeedIdleError(
                     f"{self.queue.member} received nothing on its feed queue {self.queue.url} for {self.idle_timeout_s:.0f} s; "
                     f"position: {self.position.describe()}. Check the feed of job {self.queue.job_id} "
-                    "(raise feedIdleMs in the job spec if the feed is just slow)"
+                    "(the deadline is 12 leases of the job's leaseMs)"
                 )
             if not self.bounded and idle.remaining() <= 0:
                 if self.should_stop():

@@ -1,11 +1,11 @@
 """Remainder policies (docs/protocol.md "Remainder policies") on the worker: exactly ``steps`` batches.
 
 Every member runs the same number of steps, announced by end-of-data, because collective ops
-(MultiWorkerMirroredStrategy) hang when one worker sees fewer batches than another
-(ARCHITECTURE.md §5). :func:`plan_steps` is the plan over all members (what the feed sender
+(MultiWorkerMirroredStrategy) hang when one worker sees fewer batches than another.
+:func:`plan_steps` is the plan over all members (what the feed sender
 announces as ``steps``), :func:`batch_sizes` one member's part of it, and :func:`spool_dataset`
 turns a spool file into the tf.data pipeline that follows it. The cases of
-``test/vectors/remainder.json`` hold this planner and ``planSteps`` in src/jobs/remainder.ts to one
+``test/vectors/remainder.json`` hold this planner and ``planSteps`` in src/protocol/remainder.ts to one
 specification.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def batch_sizes(policy: str, rows: int, batch_size: int, steps: int) -> list[int
 
 @dataclass(frozen=True)
 class StepPlan:
-    """What a bounded feed of several members runs: as ``StepPlan`` in src/jobs/remainder.ts, plus each member's batch sizes."""
+    """What a bounded feed of several members runs: as ``StepPlan`` in src/protocol/remainder.ts, plus each member's batch sizes."""
 
     #: Steps (batches) every member runs: the end-of-data ``steps``.
     steps: int

@@ -163,7 +163,7 @@ def spool_bounded_feed(
             raise FeedIdleError(
                 f"{queue.member} received nothing on its feed queue {queue.url} for {idle_timeout_s:.0f} s; "
                 f"position: {position.describe()}. Check the shard-feed functions of job {queue.job_id} "
-                "(raise feedIdleMs in the job spec if the feed is just slow)"
+                "(the deadline is 12 leases of the job's leaseMs)"
             )
         received = queue.receive(min(MAX_WAIT_SECONDS, max(0, remaining)))
         if not received:

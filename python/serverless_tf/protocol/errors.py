@@ -1,4 +1,4 @@
-"""The coding errors (as src/coding/errors.ts): a value that does not fit its column, bytes that do not decode."""
+"""The coding errors (as src/codec/errors.ts): a value that does not fit its column, bytes that do not decode."""
 
 from __future__ import annotations
 

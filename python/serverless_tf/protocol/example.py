@@ -1,4 +1,4 @@
-"""tf.Example coding from a column schema: the Python half of ``src/coding/example.ts`` (see docs/protocol.md).
+"""tf.Example coding from a column schema: the Python half of ``src/codec/example.ts`` (see docs/protocol.md).
 
 Both halves produce the same bytes as TensorFlow's ``Example.SerializeToString(deterministic=True)``;
 the shared vectors in ``test/vectors/examples.json`` prove it from both sides.

@@ -1,4 +1,4 @@
-"""Names shared by the registry, the spec and the feed: job ids and member names (as src/jobs/names.ts)."""
+"""Names shared by the registry, the spec and the feed: job ids and member names (as src/protocol/names.ts)."""
 from __future__ import annotations
 
 import re

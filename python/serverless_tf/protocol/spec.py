@@ -103,19 +103,16 @@ class JobSpec:
     lease_ms: int
     export: ExportSpec = ExportSpec()
     model_artifact_uri: Optional[str] = None
-    #: Optional ``feedIdleMs`` / ``barrierTimeoutMs``: override the deadlines derived from ``leaseMs`` below.
-    feed_idle_ms: Optional[int] = None
-    barrier_timeout_ms: Optional[int] = None
 
     @property
     def feed_idle_timeout_ms(self) -> int:
-        """How long a feed may deliver nothing before the worker fails: ``feedIdleMs`` or 12 leases."""
-        return self.feed_idle_ms if self.feed_idle_ms is not None else 12 * self.lease_ms
+        """How long a feed may deliver nothing before the worker fails: 12 leases."""
+        return 12 * self.lease_ms
 
     @property
     def barrier_deadline_ms(self) -> int:
-        """How long the start barrier may take: ``barrierTimeoutMs`` or 30 leases."""
-        return self.barrier_timeout_ms if self.barrier_timeout_ms is not None else 30 * self.lease_ms
+        """How long the start barrier may take: 30 leases."""
+        return 30 * self.lease_ms
 
     @staticmethod
     def from_json(text: str) -> "JobSpec":
@@ -229,8 +226,6 @@ class JobSpec:
             lease_ms=_int(data, "leaseMs", minimum=100),
             export=export,
             model_artifact_uri=_opt_str(data, "modelArtifactUri"),
-            feed_idle_ms=_int(data, "feedIdleMs", minimum=1) if data.get("feedIdleMs") is not None else None,
-            barrier_timeout_ms=_int(data, "barrierTimeoutMs", minimum=1) if data.get("barrierTimeoutMs") is not None else None,
         )
 
     def feed_queue(self, member: str) -> str:

@@ -1,4 +1,4 @@
-"""TFRecord framing (as src/coding/tfrecord.ts): what feed, spool and output messages carry.
+"""TFRecord framing (as src/codec/tfrecord.ts): what feed, spool and output messages carry.
 
 Each record is ``uint64 length, uint32 masked CRC of the length, data, uint32 masked CRC of the data``
 (little-endian); ``tf.data.TFRecordDataset`` reads the stream unchanged.

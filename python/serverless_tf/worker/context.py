@@ -1,4 +1,4 @@
-"""``ctx``: what the user's entry function receives (ARCHITECTURE.md §1).
+"""``ctx``: what the user's entry function receives (the README's "Using it" section).
 
 Example (the user's model.py)::
 

@@ -25,7 +25,7 @@ _last_version_ms = 0
 
 
 def next_version(job_id: str, now_ms: Optional[int] = None) -> str:
-    """A new sortable version name, ``<14-digit epoch ms>-<jobId>`` (as ``newVersion`` in src/models/metadata.ts).
+    """A new sortable version name, ``<14-digit epoch ms>-<jobId>`` (as ``newVersion`` in src/protocol/model-metadata.ts).
 
     Strictly later than the previous one of this process, so two exports in one millisecond
     still publish in order (``latest.json`` only moves to a version that sorts after it).

@@ -1,7 +1,7 @@
 """What a worker reports about training: the ``STF_PROGRESS {json}`` line and a model's step.
 
 The launcher reads ``STF_PROGRESS`` lines from the worker's stdout (``PROGRESS_PREFIX`` in
-src/launch/process-launcher.ts) and hands them to ``fit(..., {onProgress})``; user code may
+src/workers/process-launcher.ts) and hands them to ``fit(..., {onProgress})``; user code may
 print its own with :func:`progress_line`.
 """
 from __future__ import annotations
