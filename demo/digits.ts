@@ -4,37 +4,31 @@
  */
 import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { putObject } from "../src/storage/objects.ts";
-import { LocalRuntime, Table, TFEstimator } from "../src/index.ts";
-import { projectRoot } from "../src/workers/paths.ts";
-import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
-import { InferenceClient } from "../src/api/inference-client.ts";
-
+import { InferenceClient, LocalRuntime, Table, TFEstimator } from "../src/index.ts";
+import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "./digits-data.ts";
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const { trainFiles, trainRows, testRows } = prepareDigits(join(projectRoot, ".tmp", "digits"), 3);
+  const { trainFiles, trainRows, testRows } = prepareDigits(join(process.cwd(), ".tmp", "digits"), 3);
   console.log(`digits: ${trainRows.length} training rows in ${trainFiles.length} JSON Lines objects, ${testRows.length} held out`);
 
   const runtime = await LocalRuntime.start();
   try {
-    console.log(`AWS endpoint ${process.env.AWS_ENDPOINT_URL}, bucket ${runtime.bucket}, registry table ${runtime.deps.config.tableName}`);
+    console.log(`runtime: local (AWS endpoint ${runtime.endpoint}, bucket ${runtime.bucket}, registry table ${runtime.deps.config.tableName})`);
     const prefix = `datasets/digits-${Date.now()}/train/`;
-    for (const file of trainFiles) {
-      await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: prefix + basename(file) }, readFileSync(file));
-    }
+    for (const file of trainFiles) await runtime.upload(prefix + basename(file), readFileSync(file));
     const trainTable = Table.fromS3(`s3://${runtime.bucket}/${prefix}`, schema);
 
     const estimator = new TFEstimator()
       .withRuntime(runtime)
       .setWorkerNum(2)
-      .setTrainScripts(["demo/digits_model.py"])
+      .setTrainScripts([demoFile("digits_model.py")])
       .setTrainEntry("train")
       .setTrainHyperParams({ epochs: 30, hidden: 64, learning_rate: 0.005 })
       .setTrainSelectedCols(["pixels", "label"])
       .setBatchSize(32)
       .setRemainder("pad")
-      .setInferenceScripts(["demo/digits_model.py"])
+      .setInferenceScripts([demoFile("digits_model.py")])
       .setInferenceEntry("predict")
       .setInferenceSelectedCols(["pixels"])
       .setInferenceOutputCols(["digit", "score"])

@@ -5,8 +5,7 @@
  */
 import { join } from "node:path";
 import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator } from "../src/index.ts";
-import { projectRoot } from "../src/workers/paths.ts";
-import { DIGITS_SCHEMA as schema, prepareDigits } from "./digits-data.ts";
+import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "./digits-data.ts";
 
 const accuracyOf = (t: Table, col: string) => {
   const judged = t.rows.filter((r) => BigInt(r[col] as bigint) >= 0n);
@@ -16,20 +15,21 @@ const accuracyOf = (t: Table, col: string) => {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const { trainRows, testRows } = prepareDigits(join(projectRoot, ".tmp", "digits-pipeline"));
+  const { trainRows, testRows } = prepareDigits(join(process.cwd(), ".tmp", "digits-pipeline"));
   console.log(`digits: ${trainRows.length} training rows, ${testRows.length} held out`);
 
   const runtime = await LocalRuntime.start();
+  console.log(`runtime: local (AWS endpoint ${runtime.endpoint})`);
   try {
     const classifier = new TFEstimator()
       .setWorkerNum(2)
-      .setTrainScripts(["demo/pipeline_model.py"])
+      .setTrainScripts([demoFile("pipeline_model.py")])
       .setTrainHyperParams({ input_col: "pixels", epochs: 20, hidden: 64 })
       .setTrainSelectedCols(["pixels", "label"])
       .setBatchSize(32)
       .setRemainder("pad")
       .setCheckpointEverySteps(50)
-      .setInferenceScripts(["demo/pipeline_model.py"])
+      .setInferenceScripts([demoFile("pipeline_model.py")])
       .setInferenceHyperParams({ input_col: "pixels" })
       .setInferenceSelectedCols(["pixels"])
       .setInferenceOutputCols(["logits"])

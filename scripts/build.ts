@@ -3,7 +3,8 @@
  * for the Lambda Node.js 22 runtime: ESM, minified, no source map, `@aws-sdk/*` left to the
  * runtime (it ships SDK v3). Prints each bundle's size.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { build } from "esbuild";
 import { projectRoot } from "../src/workers/paths.ts";
@@ -53,4 +54,26 @@ export async function buildFunctions(options: { outDir?: string; log?: (line: st
   return built;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await buildFunctions();
+/**
+ * The installable package's JavaScript: `src/`, `functions/` and `demo/` compiled to ESM with
+ * types under `dist/lib/` (tsconfig.build.json), the demo's Python files beside its modules.
+ * `npm pack` runs it (`prepack`).
+ */
+export function buildPackage(log: (line: string) => void = console.log): void {
+  const outDir = join(projectRoot, "dist", "lib");
+  rmSync(outDir, { recursive: true, force: true });
+  const tsc = spawnSync(process.execPath, [join(projectRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(projectRoot, "tsconfig.build.json")], { stdio: "inherit" });
+  if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed (exit ${tsc.status})`);
+  for (const file of readdirSync(join(projectRoot, "demo")).filter((f) => f.endsWith(".py"))) copyFileSync(join(projectRoot, "demo", file), join(outDir, "demo", file));
+  log(`dist/lib: ${(sizeOf(outDir) / 1024).toFixed(0)} KiB of JavaScript, types and demo files`);
+}
+
+function sizeOf(path: string): number {
+  const s = statSync(path);
+  return s.isDirectory() ? readdirSync(path).reduce((n, f) => n + sizeOf(join(path, f)), 0) : s.size;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (process.argv[2] === "package") buildPackage();
+  else await buildFunctions();
+}

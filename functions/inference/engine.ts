@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { ServerlessTfError } from "../../src/errors.ts";
-import { projectPython, projectRoot } from "../../src/workers/paths.ts";
+import { projectPython, projectRoot, pythonChildEnv } from "../../src/workers/paths.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 
 /** What the inference core needs from an engine; {@link PythonEngine} is the one implementation. */
@@ -66,7 +66,7 @@ export class PythonEngine implements InferenceEngine {
     if (this.ready) return this.ready;
     const child = spawn(projectPython, ["-m", "serverless_tf.serve"], {
       cwd: projectRoot,
-      env: { ...process.env, ...this.options.env, PYTHONUNBUFFERED: "1", TF_CPP_MIN_LOG_LEVEL: "2" },
+      env: { ...process.env, ...this.options.env, ...pythonChildEnv() },
       stdio: ["pipe", "pipe", "pipe"],
     });
     this.child = child;

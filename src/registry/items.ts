@@ -13,6 +13,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   TransactWriteItemsCommand,
   TransactionCanceledException,
   UpdateItemCommand,
@@ -164,6 +165,23 @@ export class Items {
 
   async get(k: Item): Promise<Item | undefined> {
     return (await this.ddb.send(new GetItemCommand({ TableName: this.tableName, Key: k, ConsistentRead: true }))).Item;
+  }
+
+  /**
+   * Every item whose sort key is `sk`, across jobs, over all pages: a Scan, so for listings a
+   * person asks for (the CLI's `jobs`), never on a job's own path.
+   */
+  async scanSortKey(sk: string): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.ddb.send(
+        new ScanCommand({ TableName: this.tableName, FilterExpression: "sk = :sk", ExpressionAttributeValues: { ":sk": { S: sk } }, ...(start ? { ExclusiveStartKey: start } : {}) }),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
   }
 
   /** Every item of the job whose sort key starts with `prefix`, over all pages; with `projectKeys`, their keys only. */

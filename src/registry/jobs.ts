@@ -38,6 +38,11 @@ function toJob(item: Item): JobRecord {
   };
 }
 
+/** Every job in the registry, newest first. */
+export async function listJobs(items: Items): Promise<JobRecord[]> {
+  return (await items.scanSortKey("job")).map(toJob).sort((a, b) => b.createdAt - a.createdAt);
+}
+
 export async function createJob(items: Items, input: CreateJobInput): Promise<JobRecord> {
   const now = items.now();
   const k = keys.job(input.jobId);

@@ -50,6 +50,16 @@ export class Registry {
     return jobs.createJob(this.items, input);
   }
 
+  /**
+   * Every job in the registry, newest first (a Scan: for a person's listing, not a job's path).
+   *
+   * @example
+   * for (const job of await registry.listJobs()) console.log(job.jobId, job.state);
+   */
+  listJobs(): Promise<JobRecord[]> {
+    return jobs.listJobs(this.items);
+  }
+
   /** The job, read consistently; undefined when it is not in the registry. */
   getJob(jobId: string): Promise<JobRecord | undefined> {
     return jobs.getJob(this.items, jobId);

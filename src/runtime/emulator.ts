@@ -6,8 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
-import { projectRoot } from "../workers/paths.ts";
+import { dirname, join } from "node:path";
+import { projectPython } from "../workers/paths.ts";
 import { ServerlessTfError } from "../errors.ts";
 
 export const LOCALSTACK_PORT = 4566;
@@ -67,9 +67,10 @@ export async function waitForEndpoint(endpoint: string, timeoutMs = 30_000, isAl
  * await emulator.stop();
  */
 export async function startEmulator(options: { port?: number; quiet?: boolean } = {}): Promise<RunningEmulator> {
-  const motoServer = join(projectRoot, ".venv", "bin", "moto_server");
+  // moto server is installed beside the project Python (python/requirements.lock).
+  const motoServer = join(dirname(projectPython), "moto_server");
   if (!existsSync(motoServer)) {
-    throw new EmulatorError(`${motoServer} is missing: run \`npm run setup\` (npm test and npm run demo do it for you)`);
+    throw new EmulatorError(`${motoServer} is missing: in a checkout run \`npm run setup\` (npm test and npm run demo do it for you); with the installed package point SERVERLESS_TF_PYTHON at a Python that has python/requirements.lock installed, or AWS_ENDPOINT_URL at a running emulator`);
   }
   const port = options.port ?? ((await portIsFree(LOCALSTACK_PORT)) ? LOCALSTACK_PORT : await freePort());
   const child: ChildProcess = spawn(motoServer, ["-H", "127.0.0.1", "-p", String(port)], {

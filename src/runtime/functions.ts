@@ -7,8 +7,8 @@
  * built on the library, never the other way round; each module's exports are checked against
  * these types where they are declared (`satisfies` in functions/<name>/handler.ts).
  */
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import type { Deps, FunctionDeps } from "../jobs/deps.ts";
 import type { CoordinatorPorts, StartedJob } from "../jobs/started-job.ts";
@@ -16,7 +16,6 @@ import type { JobSpec } from "../protocol/spec.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
 import type { TableFormat } from "../codec/table-rows.ts";
 import type { Column } from "../codec/schema.ts";
-import { projectRoot } from "../workers/paths.ts";
 
 /** A Lambda handler for an SQS event source mapping with partial batch responses. */
 export type SqsHandler = (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse>;
@@ -81,14 +80,22 @@ export interface FunctionFactories {
 
 export type LocalFunctionName = keyof FunctionFactories;
 
-/** Each function's module, relative to the functions folder. */
+/** Each function's module, relative to the functions folder, without its extension. */
 export const FUNCTION_MODULES: Readonly<Record<LocalFunctionName, string>> = {
-  coordinator: "coordinator/handler.ts",
-  "shard-feed": "shard-feed/handler.ts",
-  checkpoint: "checkpoint/handler.ts",
-  inference: "inference/handler.ts",
-  "stream-feed": "stream-feed/stream-feed.ts",
+  coordinator: "coordinator/handler",
+  "shard-feed": "shard-feed/handler",
+  checkpoint: "checkpoint/handler",
+  inference: "inference/handler",
+  "stream-feed": "stream-feed/stream-feed",
 };
+
+/**
+ * The functions folder beside this module's own tree: `functions/` of a checkout (TypeScript,
+ * run through tsx) or of the installed package's compiled tree (`dist/lib/functions/`, `.js`).
+ */
+const here = fileURLToPath(import.meta.url);
+const FUNCTIONS_DIR = join(dirname(here), "..", "..", "functions");
+const EXTENSION = extname(here);
 
 /**
  * Loads one function's factories.
@@ -96,6 +103,6 @@ export const FUNCTION_MODULES: Readonly<Record<LocalFunctionName, string>> = {
  * @example
  * const { createCheckpointHandler } = await loadFunction("checkpoint");
  */
-export async function loadFunction<N extends LocalFunctionName>(name: N, functionsDir = join(projectRoot, "functions")): Promise<FunctionFactories[N]> {
-  return (await import(pathToFileURL(join(functionsDir, FUNCTION_MODULES[name])).href)) as FunctionFactories[N];
+export async function loadFunction<N extends LocalFunctionName>(name: N, functionsDir = FUNCTIONS_DIR): Promise<FunctionFactories[N]> {
+  return (await import(pathToFileURL(join(functionsDir, FUNCTION_MODULES[name] + EXTENSION)).href)) as FunctionFactories[N];
 }

@@ -17,6 +17,7 @@ import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
 import { DEFAULT_PREFIX, queuePlan } from "../resources/definitions.ts";
+import { putObject } from "../storage/objects.ts";
 import { ProcessLauncher } from "../workers/process-launcher.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
@@ -155,6 +156,17 @@ export class LocalRuntime implements JobRuntime {
 
   get bucket(): string {
     return this.deps.config.bucket;
+  }
+
+  /**
+   * Puts `body` into the runtime's bucket under `key`; returns its s3:// URI (for `Table.fromS3`).
+   *
+   * @example
+   * const uri = await runtime.upload("datasets/digits/train/part-0.jsonl", readFileSync("part-0.jsonl"));
+   */
+  async upload(key: string, body: Uint8Array | string): Promise<string> {
+    await putObject(this.deps.clients, { bucket: this.bucket, key }, body);
+    return `s3://${this.bucket}/${key}`;
   }
 
   /** Starts a job through the coordinator's own start, with this runtime's launcher and shard-feed queue. */

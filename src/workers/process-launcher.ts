@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { projectPython, projectRoot } from "./paths.ts";
+import { projectPython, projectRoot, pythonChildEnv } from "./paths.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
 import { type MemberRef } from "../protocol/names.ts";
@@ -32,7 +32,7 @@ export class ProcessLauncher implements WorkerLauncher {
       const args = ["-m", "serverless_tf.worker", "--job-id", spec.jobId, "--role", member.role, "--index", String(member.index), "--attempt", String(attempt)];
       const child = spawn(projectPython, args, {
         cwd: projectRoot,
-        env: { ...process.env, ...this.options.env, PYTHONUNBUFFERED: "1", TF_CPP_MIN_LOG_LEVEL: "2" },
+        env: { ...process.env, ...this.options.env, ...pythonChildEnv() },
         stdio: ["ignore", "pipe", "pipe"],
       });
       running.set(name, child);

@@ -1,0 +1,59 @@
+/**
+ * The package as a user gets it: `npm pack`, installed into a fresh project that has its own
+ * package.json and no access to this repository's sources, then a script that imports only
+ * `serverless-tf` fits digits on 2 workers on the embedded default and transforms the held-out
+ * rows, and the `serverless-tf` command lists the job it ran.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { projectPython, projectRoot } from "../../../src/workers/paths.ts";
+
+const endpoint = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
+const work = mkdtempSync(join(tmpdir(), "stf-package-"));
+const project = join(work, "project");
+// The installed package finds its Python through SERVERLESS_TF_PYTHON, as a user's would, and its
+// own root (never this checkout's).
+const { SERVERLESS_TF_ROOT: _checkout, ...inherited } = process.env;
+const userEnv = { ...inherited, AWS_ENDPOINT_URL: endpoint, SERVERLESS_TF_PYTHON: projectPython };
+
+before(() => {
+  execFileSync("npm", ["pack", "--pack-destination", work], { cwd: projectRoot, stdio: ["ignore", "ignore", "inherit"] });
+  const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"))!;
+  execFileSync("mkdir", ["-p", project]);
+  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(work, tarball)], { cwd: project, stdio: ["ignore", "ignore", "inherit"] });
+  copyFileSync(join(projectRoot, "test", "integration", "package", "fixtures", "fit.mjs"), join(project, "fit.mjs"));
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe("the installed package", () => {
+  let jobId = "";
+
+  it("fits digits on 2 workers and transforms the held-out rows from a script that imports only serverless-tf", () => {
+    // Act
+    const run = spawnSync(process.execPath, ["fit.mjs"], { cwd: project, env: userEnv, encoding: "utf8", timeout: 600_000 });
+
+    // Assert
+    assert.equal(run.status, 0, `the user's script failed:\n${run.stderr}`);
+    const result = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { rows: number; accuracy: number; jobId: string };
+    assert.equal(result.rows, 360, "one output row per held-out row");
+    assert.ok(result.accuracy >= 0.95, `held-out accuracy ${result.accuracy} is at least the demo's bar 0.95`);
+    jobId = result.jobId;
+  });
+
+  it("lists that job with its final state through the serverless-tf command", () => {
+    // Act
+    const run = spawnSync(join(project, "node_modules", ".bin", "serverless-tf"), ["jobs"], { cwd: project, env: userEnv, encoding: "utf8" });
+
+    // Assert
+    assert.equal(run.status, 0, run.stderr);
+    const line = run.stdout.split("\n").find((l) => l.startsWith(jobId));
+    assert.ok(jobId && line, `the fit's job ${jobId} is listed:\n${run.stdout}`);
+    assert.match(line, /\btrain\s+SUCCEEDED\b/);
+  });
+});
