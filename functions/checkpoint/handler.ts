@@ -7,7 +7,7 @@ import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
 import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
 import { publishExport } from "./publish.ts";
 
-export function createCheckpointHandler(deps: Deps, log: (line: string) => void = console.error): SqsHandler {
+export function createCheckpointHandler(deps: Deps, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   return (event) =>
     processSqsBatch(
       event,

@@ -85,7 +85,7 @@ export async function triggerFit(deps: Deps, object: S3Location, start: StartFit
  * @example
  * const handler = createFitTriggerHandler(deps, async (fit) => void console.log(fit.jobId, fit.table.uri));
  */
-export function createFitTriggerHandler(deps: Deps, start: StartFit, log: (line: string) => void = console.error): SqsHandler {
+export function createFitTriggerHandler(deps: Deps, start: StartFit, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   return (event) =>
     processSqsBatch(
       event,

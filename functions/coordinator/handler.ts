@@ -40,22 +40,26 @@ export type CoordinatorResponse =
 
 const REJECTED: readonly (abstract new (...args: never[]) => ServerlessTfError)[] = [EventShapeError, ConfigError, SchemaError, JobConflictError];
 
-/** Built once per container, from the environment the stack sets. */
-let fromEnv: { readonly deps: FunctionDeps; readonly ports: CoordinatorPorts; readonly triggers: SqsHandler } | undefined;
+/** Built once per container, from the environment the stack sets; the launcher on the first start that needs it. */
+let fromEnv: { readonly deps: FunctionDeps; readonly triggers: SqsHandler } | undefined;
+let ports: CoordinatorPorts | undefined;
+
+function portsOf(deps: FunctionDeps): CoordinatorPorts {
+  return (ports ??= { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) });
+}
 
 function containerOf(): NonNullable<typeof fromEnv> {
   if (!fromEnv) {
     const deps = depsFromEnv();
-    const ports: CoordinatorPorts = { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) };
     // The same start as a direct invocation; the job id is the trigger's (bucket, key, ETag), so a
     // repeated event is refused by the registry (JobConflictError) and reported as a duplicate.
     const start: StartFit = async (fit) => {
       const params = new ParamMap(ESTIMATOR_PARAMS);
       params.loadJSON(fit.params, `the fit spec of ${fit.table.uri}`);
       const request = { ...trainRequestOf(params, Table.fromS3(fit.table.uri, [...fit.table.columns], fit.table.format), deps.config.bucket), jobId: fit.jobId };
-      await watchStartedJob(deps, await startJob(deps, request, ports), watchOverridesOf(params));
+      await watchStartedJob(deps, await startJob(deps, request, portsOf(deps)), watchOverridesOf(params));
     };
-    fromEnv = { deps, ports, triggers: createFitTriggerHandler(deps, start) };
+    fromEnv = { deps, triggers: createFitTriggerHandler(deps, start) };
   }
   return fromEnv;
 }
@@ -71,9 +75,9 @@ export function handler(event: unknown): Promise<CoordinatorResponse>;
 export async function handler(event: unknown): Promise<CoordinatorResponse | SQSBatchResponse> {
   if (isSqsEvent(event)) return containerOf().triggers(event);
   try {
-    const { deps, ports } = containerOf();
+    const { deps } = containerOf();
     const { request, watch } = parseCoordinatorEvent(event, { bucket: deps.config.bucket });
-    const started = await startJob(deps, request, ports);
+    const started = await startJob(deps, request, portsOf(deps));
     await watchStartedJob(deps, started, watch);
     const { spec } = started;
     return { status: "started", jobId: spec.jobId, mode: spec.mode, members: allMembers(spec.cluster).map((m) => memberKey(m)), shards: started.shards.length };

@@ -10,7 +10,7 @@ import { InferenceService } from "./inference-service.ts";
 import { inferenceSettingsFromEnv } from "./settings.ts";
 
 /** One served model: the local runtime builds one per `serveModel`, Lambda one per container. */
-export function createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log: (line: string) => void = console.error): InferenceService {
+export function createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log: (line: string) => void = (line) => console.error(line)): InferenceService {
   return new InferenceService(deps.clients, settings, new PythonEngine({ env: engine.env }), log);
 }
 

@@ -67,7 +67,7 @@ export class InferenceService implements InferenceFunction {
     private readonly clients: AwsClients,
     readonly settings: InferenceSettings,
     readonly engine: InferenceEngine,
-    private readonly log: (line: string) => void = console.error,
+    private readonly log: (line: string) => void = (line) => console.error(line),
   ) {
     this.latest = new LatestModel(clients, settings.bucket, settings.modelId, settings.recheckMs);
     this.idempotency = new IdempotencyStore(clients, settings.tableName, settings.modelId, settings.claimLockMs);

@@ -12,7 +12,7 @@ import type { SqsHandler } from "../../src/runtime/functions.ts";
 import { launcherFromEnv } from "../../src/workers/from-env.ts";
 import { runJobWatchRound, type JobWatchPorts } from "./watch-round.ts";
 
-export function createJobWatchHandler(deps: Deps, ports: JobWatchPorts, log: (line: string) => void = console.error): SqsHandler {
+export function createJobWatchHandler(deps: Deps, ports: JobWatchPorts, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   return (event) =>
     processSqsBatch(
       event,

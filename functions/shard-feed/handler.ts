@@ -12,7 +12,7 @@ import { parseShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
 import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
 import { feedShard } from "./feed-shard.ts";
 
-export function createShardFeedHandler(deps: FunctionDeps, log: (line: string) => void = console.error): SqsHandler {
+export function createShardFeedHandler(deps: FunctionDeps, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   return (event: SQSEvent, context?: Context) =>
     processSqsBatch(
       event,

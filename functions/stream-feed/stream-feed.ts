@@ -22,7 +22,7 @@ import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.
 export const STREAM_SHARD = "stream";
 
 /** A handler for one streaming job's source queue; `seq` numbers its feed messages. */
-export function createStreamFeedHandler(deps: Deps, spec: JobSpec, log: (line: string) => void = console.error): SqsHandler {
+export function createStreamFeedHandler(deps: Deps, spec: JobSpec, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   const encoder = createEncoder(spec.input.columns);
   const member = dataMembers(spec.cluster)[0]!;
   let seq = 0;

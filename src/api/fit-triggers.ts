@@ -13,7 +13,7 @@ import { Table } from "./table.ts";
  * // put training/day1/_fit.json, then training/day1/data.jsonl: a fit starts
  * await stop();
  */
-export function startFitTriggers(runtime: LocalRuntime, log: (line: string) => void = console.error): () => Promise<void> {
+export function startFitTriggers(runtime: LocalRuntime, log: (line: string) => void = (line) => console.error(line)): () => Promise<void> {
   return runtime.runFitTriggers(
     (fit) =>
       new Promise<void>((resolve, reject) => {

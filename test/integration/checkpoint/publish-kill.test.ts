@@ -22,6 +22,7 @@ import { registryTableName } from "../../../src/registry/index.ts";
 import { getJson, getObject, putJson, putObject } from "../../../src/storage/objects.ts";
 import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, startHoldingProxy, type HoldWhen, type ProxiedRequest } from "../../helpers/holding-proxy.ts";
 import { modelStoreFixture } from "../../helpers/model-store.ts";
+import { jobSpec } from "../../helpers/job-spec.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test -- test/integration/publish-kill.test.ts`");
 const { clients, registry, bucket, jobs, ready } = modelStoreFixture("publish-kill"); // straight to the emulator: the state the writer left
@@ -34,7 +35,7 @@ async function completeExport(version: string): Promise<{ jobId: string; prefix:
   const jobId = `pk-${randomUUID().slice(0, 8)}`;
   jobs.push(jobId);
   const prefix = modelKeys.version(modelId, version);
-  await registry.createJob({ jobId, mode: "train", spec: { version: 1, jobId, model: { modelId, version, exportUri: `s3://${bucket}/${prefix}`, inference: null } } });
+  await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket, model: { modelId, version, exportUri: `s3://${bucket}/${prefix}`, inference: null } }) });
   await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
   const files = [
     { key: `${prefix}artifact/saved_model.pb`, body: "graph".repeat(100) },

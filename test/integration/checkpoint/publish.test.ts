@@ -12,6 +12,7 @@ import { modelKeys } from "../../../src/protocol/names.ts";
 import type { ModelMetadata } from "../../../src/protocol/model-metadata.ts";
 import { getJson, putJson, putObject } from "../../../src/storage/objects.ts";
 import { modelStoreFixture } from "../../helpers/model-store.ts";
+import { jobSpec } from "../../helpers/job-spec.ts";
 
 const { clients, registry, bucket, jobs } = modelStoreFixture("publish");
 const deps = { clients, registry };
@@ -21,7 +22,7 @@ async function trainJobExportingTo(version: string): Promise<{ jobId: string; pr
   const jobId = `pub-${randomUUID().slice(0, 8)}`;
   jobs.push(jobId);
   const prefix = modelKeys.version(modelId, version);
-  await registry.createJob({ jobId, mode: "train", spec: { version: 1, jobId, model: { modelId, version, exportUri: `s3://${bucket}/${prefix}`, inference: null } } });
+  await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket, model: { modelId, version, exportUri: `s3://${bucket}/${prefix}`, inference: null } }) });
   await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
   return { jobId, prefix };
 }

@@ -34,6 +34,7 @@ import { listKeys } from "../../../src/storage/objects.ts";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { ROW_ID, ROW_ID_COLUMN } from "../../../src/protocol/feed-messages.ts";
 import { firstWatchMessage } from "../../../src/jobs/watch-queue.ts";
+import { jobSpec } from "../../helpers/job-spec.ts";
 
 const clients = createAwsClients();
 const registry = new Registry(clients, registryTableName());
@@ -50,17 +51,13 @@ async function runningJob(name: string): Promise<{ jobId: string; exportPrefix: 
   const queues = await createJobQueues(clients, jobId, ["worker-0", "worker-1"]);
   const version = "0001";
   const exportPrefix = modelKeys.version(`m-${jobId}`, version);
-  const spec = {
-    version: 1,
+  const spec = jobSpec({
     jobId,
-    mode: "train",
     cluster: { worker: 2, ps: 0 },
-    python: { scripts: [], entry: "train", env: {} },
     queues,
     bucket,
     model: { modelId: `m-${jobId}`, version, exportUri: `s3://${bucket}/${exportPrefix}`, versionsUri: `s3://${bucket}/${modelKeys.versions(`m-${jobId}`)}`, inference: null },
-    leaseMs: 60_000,
-  };
+  });
   await registry.createJob({ jobId, mode: "train", spec });
   await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
   for (const index of [0, 1]) await registry.register({ jobId, role: "worker", index, address: `127.0.0.1:${2220 + index}`, pid: 1, leaseMs: 60_000 });
@@ -168,7 +165,7 @@ async function finishedInferenceJob(name: string, rows: number, lost = 0) {
   const jobId = `${name}-${run}`;
   jobs.push(jobId);
   const queues = await createJobQueues(clients, jobId, ["worker-0", "worker-1"]);
-  const spec = { version: 1, jobId, mode: "inference", cluster: { worker: 2, ps: 0 }, python: { scripts: [], entry: "infer", env: {} }, output: { columns: OUTPUT_COLUMNS }, queues, bucket, model: null, leaseMs: 60_000 };
+  const spec = jobSpec({ jobId, mode: "inference", cluster: { worker: 2, ps: 0 }, python: { scripts: [], entry: "infer", hyperParams: {}, env: {} }, output: { columns: OUTPUT_COLUMNS }, queues, bucket });
   await registry.createJob({ jobId, mode: "inference", spec });
   await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
   const encoder = createEncoder([...OUTPUT_COLUMNS, ROW_ID_COLUMN]);

@@ -16,6 +16,7 @@ import { projectPython } from "../../../src/workers/paths.ts";
 import { LIFECYCLE } from "../../../src/resources/definitions.ts";
 import { dynamoDbCall, killWriterAtWrite, s3PutEndingWith, startChild, type HoldWhen } from "../../helpers/holding-proxy.ts";
 import { modelStoreFixture } from "../../helpers/model-store.ts";
+import { jobSpec } from "../../helpers/job-spec.ts";
 
 const emulator = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
 const { clients, registry, bucket, jobs } = modelStoreFixture("chief-kill");
@@ -30,15 +31,15 @@ async function trainingJob(version: string): Promise<{ jobId: string; versionPre
   const jobId = `ck-${randomUUID().slice(0, 8)}`;
   jobs.push(jobId);
   const versionPrefix = modelKeys.version(modelId, version);
-  const spec = {
-    version: 1, jobId, mode: "train", cluster: { worker: 1, ps: 0 },
+  const spec = jobSpec({
+    jobId,
     python: { scripts: [`s3://${bucket}/jobs/${jobId}/code/train.py`], entry: "train", hyperParams: {}, env: {} },
-    input: { columns: [{ name: "x", dtype: "FLOAT32", shape: { fixed: 3 } }] }, output: null,
-    batchSize: 8, remainder: { policy: "drop" }, bounded: true,
-    queues: { feed: { "worker-0": `${emulator}/000000000000/stf-${jobId}-feed-worker-0` } },
-    bucket, model: { modelId, exportUri: `s3://${bucket}/${versionPrefix}` }, initModelUri: null,
-    checkpoint: { everySteps: 0, everySeconds: 0 }, leaseMs: 2_000,
-  };
+    input: { columns: [{ name: "x", dtype: "FLOAT32", shape: { fixed: 3 } }] },
+    queues: { feed: { "worker-0": `${emulator}/000000000000/stf-${jobId}-feed-worker-0` }, output: "", dlq: "" },
+    bucket,
+    model: { modelId, version, exportUri: `s3://${bucket}/${versionPrefix}` },
+    leaseMs: 2_000,
+  });
   await registry.createJob({ jobId, mode: "train", spec });
   await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
   return { jobId, versionPrefix };
