@@ -24,7 +24,7 @@ export class RuntimeQueues extends Construct {
       const plan = queuePlan(props.prefix, key);
       // SSE-SQS: encrypted at rest with no key policy to manage; S3 can deliver notifications
       // to it, which an SQS queue under the AWS managed KMS key (aws/sqs) cannot.
-      const common = { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true };
+      const common = { encryption: sqs.QueueEncryption.SQS_MANAGED, enforceSSL: true, maxMessageSizeBytes: plan.maxMessageSizeBytes };
       const dlq = new sqs.Queue(this, `${key}Dlq`, { ...common, queueName: plan.dlq.name, retentionPeriod: Duration.seconds(plan.dlq.messageRetentionSeconds) });
       const queue = new sqs.Queue(this, key, {
         ...common,

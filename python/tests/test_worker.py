@@ -160,8 +160,10 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
     """Creates a job the way the coordinator would: queues, the script in S3, the job item (RUNNING)."""
     job_id = f"{prefix or mode[:3]}-{uuid.uuid4().hex[:10]}"
     members = [f"worker-{i}" for i in range(workers)]
-    feed = {m: env.sqs.create_queue(QueueName=f"stf-{job_id}-feed-{m}")["QueueUrl"] for m in members}
-    output = env.sqs.create_queue(QueueName=f"stf-{job_id}-output")["QueueUrl"]
+    # As the coordinator creates them (src/jobs/queues.ts): messages up to SQS's 1 MiB limit.
+    big = {"MaximumMessageSize": "1048576"}
+    feed = {m: env.sqs.create_queue(QueueName=f"stf-{job_id}-feed-{m}", Attributes=big)["QueueUrl"] for m in members}
+    output = env.sqs.create_queue(QueueName=f"stf-{job_id}-output", Attributes=big)["QueueUrl"]
     code_key = f"jobs/{job_id}/code/{script}"
     env.s3.put_object(Bucket=env.bucket, Key=code_key, Body=(SCRIPTS / script).read_bytes())
     spec = {

@@ -7,9 +7,14 @@ import type { AwsClients } from "../aws/clients.ts";
 import { queueName, type MemberKey } from "../protocol/names.ts";
 import type { JobQueues } from "../protocol/spec.ts";
 import { DEFAULT_QUEUE_SETTINGS, type QueueSettings } from "../protocol/start-request.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 
-async function createQueue(clients: AwsClients, name: string, attributes: Record<string, string>): Promise<string> {
-  const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+/**
+ * Creates a queue (or finds it, when it exists with the same attributes), taking messages up to
+ * SQS's limit: the one way queues are made, for jobs, the local runtime and served models.
+ */
+export async function createQueue(clients: AwsClients, name: string, attributes: Readonly<Record<string, string>> = {}): Promise<string> {
+  const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { MaximumMessageSize: String(SQS_MAX_MESSAGE_BYTES), ...attributes } }));
   return QueueUrl!;
 }
 

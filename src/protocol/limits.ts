@@ -3,7 +3,8 @@
  */
 
 /**
- * Bytes an SQS message body (plus its attributes) may hold. 256 KiB: the size moto enforces and
- * the default `MaximumMessageSize` of a queue created without that attribute.
+ * Bytes an SQS message (body plus attributes) may hold: 1 MiB since 2025-08. A queue takes it
+ * only with `MaximumMessageSize` set (the attribute's default is still 256 KiB), so every queue
+ * this package creates sets it (src/jobs/queues.ts `createQueue`, the stack's queues).
  */
-export const SQS_MAX_MESSAGE_BYTES = 262_144;
+export const SQS_MAX_MESSAGE_BYTES = 1_048_576;

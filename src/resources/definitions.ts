@@ -8,6 +8,7 @@
  */
 
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { EXPORT_MANIFEST } from "../protocol/model-metadata.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
@@ -120,6 +121,8 @@ export interface QueuePlan {
   readonly dlq: { readonly name: string; readonly messageRetentionSeconds: number; readonly maxReceiveCount: number };
   readonly consumer: FunctionName;
   readonly batchSize: number;
+  /** The queue's and its DLQ's `MaximumMessageSize`: SQS's limit. */
+  readonly maxMessageSizeBytes: number;
 }
 
 export function runtimeQueueName(prefix: string, key: RuntimeQueueKey): string {
@@ -135,6 +138,7 @@ export function queuePlan(prefix: string, key: RuntimeQueueKey): QueuePlan {
     dlq: { name: `${name}-dlq`, messageRetentionSeconds: DLQ_RETENTION_SECONDS, maxReceiveCount: MAX_RECEIVE_COUNT },
     consumer: queue.consumer,
     batchSize: queue.batchSize,
+    maxMessageSizeBytes: SQS_MAX_MESSAGE_BYTES,
   };
 }
 

@@ -6,10 +6,9 @@
  * Each function is loaded from its module (src/runtime/functions.ts) and built from explicit
  * dependencies; nothing here writes the process environment.
  */
-import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { awsSettingsFromEnv, type AwsSettings } from "../aws/clients.ts";
 import { createDeps, type FunctionDeps } from "../jobs/deps.ts";
-import { queueArn } from "../jobs/queues.ts";
+import { createQueue, queueArn } from "../jobs/queues.ts";
 import { sendShardFeedRequest } from "../jobs/shard-feed-queue.ts";
 import { functionConfigFromEnv } from "../jobs/settings.ts";
 import type { StartedJob, StreamAttachment } from "../jobs/started-job.ts";
@@ -220,8 +219,7 @@ export class LocalRuntime implements JobRuntime {
    * // served.outputQueueUrl receives {"v":1,"kind":"result","id":"r-1","version":...,"row":{"digit":"3","score":0.98}}
    */
   async serveModel(modelId: string, options: ServeOptions = {}): Promise<ServedModel> {
-    const sqs = this.deps.clients.sqs;
-    const create = async (name: string, attributes: Record<string, string> = {}) => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
+    const create = (name: string, attributes: Record<string, string> = {}) => createQueue(this.deps.clients, name, attributes);
     const dlqUrl = options.dlqUrl ?? (await create(`stf-serve-${modelId}-dlq`, { MessageRetentionPeriod: String(14 * 24 * 3600) }));
     const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: options.maxReceiveCount ?? 3 });
     const inputQueueUrl = options.inputQueueUrl ?? (await create(`stf-serve-${modelId}-input`, { VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60), RedrivePolicy: redrive }));

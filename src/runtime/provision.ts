@@ -3,9 +3,8 @@
  * created on the emulator or on the endpoint given, under the same names and settings.
  */
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand, type Event } from "@aws-sdk/client-s3";
-import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
-import { queueArn } from "../jobs/queues.ts";
+import { createQueue, queueArn } from "../jobs/queues.ts";
 import { ensureRegistryTable } from "../registry/table.ts";
 import { DEFAULT_PREFIX, DLQ_RETENTION_SECONDS, MAX_RECEIVE_COUNT, localProvisioningPlan, queuePlan, runtimeQueueName, type RuntimeQueueKey } from "../resources/definitions.ts";
 
@@ -25,10 +24,10 @@ export async function createQueueWithDlq(
   name: string,
   options: { readonly visibilityTimeoutSeconds: number; readonly maxReceiveCount?: number; readonly dlqName?: string },
 ): Promise<{ readonly url: string; readonly dlqUrl: string }> {
-  const { QueueUrl: dlqUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: options.dlqName ?? `${name}-dlq`, Attributes: { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) } }));
-  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlqUrl!), maxReceiveCount: options.maxReceiveCount ?? MAX_RECEIVE_COUNT });
-  const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: String(options.visibilityTimeoutSeconds), RedrivePolicy: redrive } }));
-  return { url: QueueUrl!, dlqUrl: dlqUrl! };
+  const dlqUrl = await createQueue(clients, options.dlqName ?? `${name}-dlq`, { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) });
+  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlqUrl), maxReceiveCount: options.maxReceiveCount ?? MAX_RECEIVE_COUNT });
+  const url = await createQueue(clients, name, { VisibilityTimeout: String(options.visibilityTimeoutSeconds), RedrivePolicy: redrive });
+  return { url, dlqUrl };
 }
 
 /** Creates the bucket, the registry table, the runtime queues and the bucket's notifications; returns the queue URLs. */

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 from ..protocol.schema import ROW_ID, ROW_ID_COLUMN, Column
 from ..protocol.tfrecord import FRAME_OVERHEAD, frame_records
 
-# SQS's default and maximum body size; the envelope budget leaves room for the JSON around `data`.
-SQS_MAX_MESSAGE_BYTES = 262_144
+# SQS's limit (every queue of a job is created with MaximumMessageSize at it, src/jobs/queues.ts); the envelope budget leaves room for the JSON around `data`.
+SQS_MAX_MESSAGE_BYTES = 1_048_576
 ENVELOPE_BYTES = 1_024
 
 
