@@ -16,19 +16,24 @@ import { rowToJson } from "../src/protocol/table-source.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
 import { digitsRows } from "./coding.ts";
-import type { BenchContext, Measurement } from "./figures.ts";
+import { ratioGoal, type BenchContext, type Measurement } from "./measurement.ts";
 
 const COLUMNS = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 
+// The tuned baseline: batched parsing mapped in parallel and prefetched, best of 3 passes.
 const TF_DATA = String.raw`
 import sys, time, tensorflow as tf
 path, batch = sys.argv[1], int(sys.argv[2])
 spec = {"pixels": tf.io.FixedLenFeature([64], tf.float32), "label": tf.io.FixedLenFeature([], tf.int64)}
-ds = tf.data.TFRecordDataset(path).batch(batch).map(lambda s: tf.io.parse_example(s, spec))
+ds = tf.data.TFRecordDataset(path).batch(batch).map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 for _ in ds.take(2): pass  # warm up
-t0 = time.perf_counter(); rows = 0
-for b in ds: rows += int(tf.shape(b["label"])[0])
-print(rows, time.perf_counter() - t0)
+best = None
+for _ in range(3):
+    t0 = time.perf_counter(); rows = 0
+    for b in ds: rows += int(tf.shape(b["label"])[0])
+    seconds = time.perf_counter() - t0
+    best = seconds if best is None else min(best, seconds)
+print(rows, best)
 `;
 
 export async function benchFeed(ctx: BenchContext, options: { rows?: number; objects?: number; batchSize?: number } = {}): Promise<Measurement[]> {
@@ -94,5 +99,5 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   if (!consumed || consumed.rows < total) throw new Error(`the bench worker reported ${consumed?.rows ?? "no"} rows, expected ${total}`);
   const seconds = (consumed.at - dispatchedAt) / 1000;
   ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
-  return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file", value: local.rows / local.seconds } }];
+  return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file (parallel parse, prefetch, best of 3)", value: local.rows / local.seconds }, goal: ratioGoal({ min: 0.25, stretch: 0.5 }) }];
 }

@@ -4,26 +4,10 @@
  *
  * To add a figure, write `run` in its own module under bench/ and append an entry below.
  */
-import type { LocalRuntime } from "../src/runtime/local-runtime.ts";
+import type { BenchContext, Measurement } from "./measurement.ts";
 import { benchCoding } from "./coding.ts";
 import { benchFeed } from "./feed.ts";
 import { benchInference } from "./inference.ts";
-
-export interface Measurement {
-  readonly name: string;
-  readonly value: number;
-  readonly unit: string;
-  /** What `value` is compared with, measured in the same run, in the same unit. */
-  readonly baseline: { readonly name: string; readonly value: number };
-  /** Higher is better (throughput) unless false (latency, size). */
-  readonly higherIsBetter?: boolean;
-}
-
-export interface BenchContext {
-  /** The local runtime (emulator started when AWS_ENDPOINT_URL is unset), started on first use. */
-  runtime(): Promise<LocalRuntime>;
-  log(line: string): void;
-}
 
 export interface Figure {
   readonly name: string;

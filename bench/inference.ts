@@ -9,7 +9,7 @@ import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { InferenceClient } from "../src/api/inference-client.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { percentile, publishScaleModel, saveScaleModels } from "../test/helpers/models.ts";
-import type { BenchContext, Measurement } from "./figures.ts";
+import { ratioGoal, valueGoal, type BenchContext, type Measurement } from "./measurement.ts";
 
 export async function benchInference(ctx: BenchContext): Promise<Measurement[]> {
   const runtime = await ctx.runtime();
@@ -48,8 +48,8 @@ export async function benchInference(ctx: BenchContext): Promise<Measurement[]> 
     const call = { name: "direct 1-row model call", value: baseline.oneRowMs };
     return [
       { name: "inference latency p50 per record (queue -> queue)", value: p50, unit: "ms", baseline: call, higherIsBetter: false },
-      { name: "inference latency p99 per record (queue -> queue)", value: p99, unit: "ms", baseline: call, higherIsBetter: false },
-      { name: "inference function throughput", value: rowsPerSec, unit: "rows/s", baseline: { name: "same model in-process, batches of 10", value: baseline.rowsPerSec } },
+      { name: "inference latency p99 per record (queue -> queue)", value: p99, unit: "ms", baseline: call, higherIsBetter: false, goal: valueGoal(100, "ms") },
+      { name: "inference function throughput", value: rowsPerSec, unit: "rows/s", baseline: { name: "same model in-process, batches of 10", value: baseline.rowsPerSec }, goal: ratioGoal({ min: 0.5, stretch: 0.8 }) },
     ];
   } finally {
     await served.stop();

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { WORKER_MODULE, workerArgs } from "../../src/workers/ecs-launcher.ts";
-import { projectRoot } from "../../src/workers/paths.ts";
+import { projectRoot, pythonChildEnv } from "../../src/workers/paths.ts";
 
 const processLauncher = readFileSync(join(projectRoot, "src", "workers", "process-launcher.ts"), "utf8");
 
@@ -138,11 +138,11 @@ describe("the worker command", () => {
   });
 
   it("gets the environment the process launcher gives a local worker", () => {
-    const env = /PYTHONUNBUFFERED: "1", TF_CPP_MIN_LOG_LEVEL: "(\d)"/.exec(processLauncher);
-    assert.ok(env, "the process launcher sets PYTHONUNBUFFERED and TF_CPP_MIN_LOG_LEVEL");
+    const env = pythonChildEnv({});
+    assert.ok(processLauncher.includes("...pythonChildEnv()"), "the process launcher gives its workers pythonChildEnv()");
     const envLine = lastStage.find((l) => l.startsWith("ENV PATH="))!;
-    assert.match(envLine, /PYTHONUNBUFFERED=1/);
-    assert.match(envLine, new RegExp(`TF_CPP_MIN_LOG_LEVEL=${env[1]}`));
+    assert.match(envLine, new RegExp(`PYTHONUNBUFFERED=${env.PYTHONUNBUFFERED}`));
+    assert.match(envLine, new RegExp(`TF_CPP_MIN_LOG_LEVEL=${env.TF_CPP_MIN_LOG_LEVEL}`));
   });
 
   it("is the CLI the worker parses", () => {
