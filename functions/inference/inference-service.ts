@@ -32,12 +32,60 @@ import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import type { InferenceEngine } from "./engine.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
-import { parseInputRow, rejection, type RejectedMessage, type ResultMessage } from "../../src/protocol/inference-messages.ts";
+import { parseInputMessage, rejection, rowRejection, type RejectedMessage, type ResultMessage, type ResultsMessage } from "../../src/protocol/inference-messages.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
 import { ROW_ID, ROW_ID_COLUMN } from "../../src/protocol/feed-messages.ts";
 import type { InferenceFunction, InferenceSettings, ServiceTotals } from "../../src/runtime/functions.ts";
 
-/** SQS's limit on the total size of one SendMessageBatch (256 KiB), less room for the request's own fields. */
-const MAX_BATCH_BYTES = 250_000;
+/** SQS's limit on the total size of one SendMessageBatch (1 MiB, as for one message), less room for the request's own fields. */
+const MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 8_192;
+
+/** Most rows in one engine call: a bigger SQS batch runs as several calls. */
+const MAX_ROWS_PER_CALL = 8_192;
+
+/** One input message: its rows, and the key its claim is taken under (the row id of a one-row message). */
+interface Unit {
+  readonly record: SQSRecord;
+  readonly batched: boolean;
+  readonly claimKey: string;
+  readonly rows: { readonly id: string; readonly row: Readonly<Record<string, unknown>> }[];
+}
+
+/** An output message to send for the input message `messageId`, with the number of rows it answers. */
+interface OutputItem {
+  readonly messageId: string;
+  readonly dedupeKey: string;
+  readonly body: ResultMessage | ResultsMessage;
+  readonly rows: number;
+}
+
+/**
+ * The output of one input message: a result for a one-row message; for a message of rows, its
+ * results in one `results` message, or in several when they would not fit one SQS message.
+ */
+function outputMessages(unit: Unit, rows: readonly { id: string; row: Record<string, unknown> }[], metadata: ModelMetadata): OutputItem[] {
+  const { modelId, version } = metadata;
+  const messageId = unit.record.messageId;
+  if (!unit.batched) return rows.map((r) => ({ messageId, dedupeKey: unit.claimKey, rows: 1, body: { v: 1, kind: "result", id: r.id, modelId, version, row: r.row } }));
+  const items: OutputItem[] = [];
+  const budget = SQS_MAX_MESSAGE_BYTES - 1_024 - Buffer.byteLength(JSON.stringify({ v: 1, kind: "results", modelId, version, rows: [] }));
+  let part: { id: string; row: Record<string, unknown> }[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (!part.length) return;
+    items.push({ messageId, dedupeKey: `${unit.claimKey}:${items.length}`, rows: part.length, body: { v: 1, kind: "results", modelId, version, rows: part } });
+    part = [];
+    bytes = 0;
+  };
+  for (const r of rows) {
+    const size = Buffer.byteLength(JSON.stringify(r)) + 1;
+    if (bytes + size > budget) flush();
+    part.push(r);
+    bytes += size;
+  }
+  flush();
+  return items;
+}
 
 /** What one batch did, for logs, tests and the bench. */
 export interface BatchReport {
@@ -78,78 +126,111 @@ export class InferenceService implements InferenceFunction {
     const rejected: RejectedMessage[] = [];
     const retry = new Set<string>();
     let metadata: ModelMetadata | undefined;
-    let results: { messageId: string; rowId: string; body: ResultMessage }[] = [];
     let duplicates = 0;
-    const parsed: { record: SQSRecord; id: string; row: Record<string, unknown> }[] = [];
+    const units: Unit[] = [];
     for (const record of event.Records) {
       try {
-        const message = parseInputRow(record.body);
-        parsed.push({ record, id: message.id, row: message.row });
+        const message = parseInputMessage(record.body);
+        if ("rows" in message) {
+          const rows: Unit["rows"] = [];
+          for (const entry of message.rows) {
+            if ("error" in entry) rejected.push(rowRejection(record.messageId, entry.body, entry.id, entry.error));
+            else rows.push({ id: entry.id, row: entry.row });
+          }
+          // A message of rows is claimed whole: SQS redelivers it under the same message id.
+          units.push({ record, batched: true, claimKey: `message:${record.messageId}`, rows });
+        } else {
+          units.push({ record, batched: false, claimKey: message.id, rows: [{ id: message.id, row: message.row }] });
+        }
       } catch (e) {
         rejected.push(rejection(record, e));
       }
     }
     const handling = randomUUID();
-    const claimed: { p: (typeof parsed)[number]; owner: string; frame: Uint8Array; index: number }[] = [];
-    if (parsed.length) {
+    const claimed: { unit: Unit; owner: string }[] = [];
+    let outputs: OutputItem[] = [];
+    let served = 0;
+    const live = units.filter((u) => u.rows.length);
+    if (live.length) {
       try {
         metadata = await this.latest.current();
         const coders = this.codersFor(metadata);
-        const good: { p: (typeof parsed)[number]; frame: Uint8Array }[] = [];
-        for (const p of parsed) {
-          try {
-            const row = { ...rowFromJson(p.row, coders.input, good.length), [ROW_ID]: BigInt(good.length) };
-            good.push({ p, frame: coders.encoder.encode(row, good.length) });
-          } catch (e) {
-            rejected.push(rejection(p.record, e));
-          }
-        }
-        // Claim before running: a row served already (or being served by another handler) is not run again.
-        const outcomes = await Promise.all(
-          good.map(async (g, index) => {
-            const owner = `${handling}:${g.p.record.messageId}`;
+        // Encode every row first: a row that does not fit the schema is dead-lettered on its own.
+        // The row id feature is the row's place in `all`, so an answer finds its row there.
+        const all: { unit: Unit; id: string; frame: Uint8Array }[] = [];
+        const encoded = new Map<Unit, number>();
+        for (const unit of live) {
+          let frames = 0;
+          for (const [i, r] of unit.rows.entries()) {
             try {
-              return { g, index, owner, outcome: await this.idempotency.claim(g.p.id, owner) };
+              const frame = coders.encoder.encode({ ...rowFromJson(r.row, coders.input, i), [ROW_ID]: BigInt(all.length) }, i);
+              all.push({ unit, id: r.id, frame });
+              frames += 1;
             } catch (e) {
-              this.log(`[inference ${this.settings.modelId}] claiming row ${g.p.id} failed: ${(e as Error).message}`);
-              return { g, index, owner, outcome: "busy" as const };
+              rejected.push(unit.batched ? rowRejection(unit.record.messageId, JSON.stringify({ id: r.id, row: r.row }), r.id, e) : rejection(unit.record, e));
+            }
+          }
+          if (frames) encoded.set(unit, frames);
+        }
+        // Claim before running: a unit served already (or being served by another handler) is not run again.
+        const outcomes = await Promise.all(
+          [...encoded.keys()].map(async (unit) => {
+            const owner = `${handling}:${unit.record.messageId}`;
+            try {
+              return { unit, owner, outcome: await this.idempotency.claim(unit.claimKey, owner) };
+            } catch (e) {
+              this.log(`[inference ${this.settings.modelId}] claiming ${unit.claimKey} failed: ${(e as Error).message}`);
+              return { unit, owner, outcome: "busy" as const };
             }
           }),
         );
         for (const o of outcomes) {
-          if (o.outcome === "claimed") claimed.push({ p: o.g.p, owner: o.owner, frame: o.g.frame, index: o.index });
-          else if (o.outcome === "done") duplicates += 1; // acknowledged without a second result
-          else retry.add(o.g.p.record.messageId);
+          if (o.outcome === "claimed") claimed.push({ unit: o.unit, owner: o.owner });
+          else if (o.outcome === "done") duplicates += encoded.get(o.unit)!; // acknowledged without a second result
+          else retry.add(o.unit.record.messageId);
         }
         if (claimed.length) {
           await this.engine.ensure(metadata);
-          const out = await this.engine.predict(metadata.version, frameRecords(claimed.map((c) => c.frame)));
-          const byIndex = new Map(claimed.map((c) => [c.index, c.p]));
-          results = unframeRecords(out).map((bytes) => {
-            const { [ROW_ID]: index, ...values } = coders.decoder.decode(bytes);
-            const p = byIndex.get(Number(index as bigint))!;
-            const body: ResultMessage = { v: 1, kind: "result", id: p.id, modelId: metadata!.modelId, version: metadata!.version, row: JSON.parse(rowToJson(values)) as Record<string, unknown> };
-            return { messageId: p.record.messageId, rowId: p.id, body };
-          });
-          if (results.length !== claimed.length) throw new Error(`the engine answered ${results.length} of ${claimed.length} rows`);
+          // The whole SQS batch as few model calls as the engine's call size allows.
+          const mine = new Set(claimed.map((c) => c.unit));
+          const order = all.filter((a) => mine.has(a.unit));
+          const results = new Map<Unit, { id: string; row: Record<string, unknown> }[]>();
+          for (let start = 0; start < order.length; start += MAX_ROWS_PER_CALL) {
+            const chunk = order.slice(start, start + MAX_ROWS_PER_CALL);
+            const answered = unframeRecords(await this.engine.predict(metadata.version, frameRecords(chunk.map((c) => c.frame))));
+            if (answered.length !== chunk.length) throw new Error(`the engine answered ${answered.length} of ${chunk.length} rows`);
+            for (const bytes of answered) {
+              const { [ROW_ID]: index, ...values } = coders.decoder.decode(bytes);
+              const at = all[Number(index as bigint)]!;
+              const list = results.get(at.unit) ?? [];
+              list.push({ id: at.id, row: JSON.parse(rowToJson(values)) as Record<string, unknown> });
+              results.set(at.unit, list);
+            }
+          }
+          outputs = claimed.flatMap(({ unit }) => outputMessages(unit, results.get(unit) ?? [], metadata!));
         }
       } catch (e) {
         this.log(`[inference ${this.settings.modelId}] ${(e as Error).message}`);
-        results = [];
-        for (const p of parsed) if (!rejected.some((r) => r.messageId === p.record.messageId)) retry.add(p.record.messageId);
+        outputs = [];
+        for (const unit of live) retry.add(unit.record.messageId);
       }
     }
     const [failedResults, failedRejections] = await Promise.all([
-      this.sendAll(this.settings.outputQueueUrl, results),
-      this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, rowId: r.reason.row ?? r.messageId, body: r }))),
+      this.sendAll(this.settings.outputQueueUrl, outputs),
+      this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r }))),
     ]);
     for (const id of [...failedResults, ...failedRejections]) retry.add(id);
-    // Unsent rows go back to the queue unclaimed; sent ones are DONE (a failure to record that only
+    // Unsent units go back to the queue unclaimed; sent ones are DONE (a failure to record that only
     // costs a second result if the message comes back after the claim's lock lapsed).
-    const sent = results.filter((r) => !failedResults.includes(r.messageId)).map((r) => r.rowId);
-    await Promise.all(claimed.filter((c) => retry.has(c.p.record.messageId)).map((c) => this.idempotency.release(c.p.id, c.owner).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] releasing row ${c.p.id}: ${(e as Error).message}`))));
-    await this.idempotency.complete(sent).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] recording ${sent.length} served rows: ${(e as Error).message}`));
-    const report: BatchReport = { version: metadata?.version, results: sent.length, rejected: rejected.length - failedRejections.length, retried: retry.size, duplicates };
+    const sent = claimed.filter((c) => !retry.has(c.unit.record.messageId));
+    for (const o of outputs) if (!retry.has(o.messageId)) served += o.rows;
+    await Promise.all(
+      claimed
+        .filter((c) => retry.has(c.unit.record.messageId))
+        .map((c) => this.idempotency.release(c.unit.claimKey, c.owner).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] releasing ${c.unit.claimKey}: ${(e as Error).message}`))),
+    );
+    await this.idempotency.complete(sent.map((c) => c.unit.claimKey)).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] recording ${sent.length} served messages: ${(e as Error).message}`));
+    const report: BatchReport = { version: metadata?.version, results: served, rejected: rejected.length - failedRejections.length, retried: retry.size, duplicates };
     this.lastReport = report;
     this.totals.results += report.results;
     this.totals.rejected += report.rejected;
@@ -175,15 +256,16 @@ export class InferenceService implements InferenceFunction {
   }
 
   /**
-   * Sends bodies in batches of at most 10 entries and 256 KiB (SQS's limits for one
-   * SendMessageBatch), all batches at once; returns the message ids whose send failed. On a FIFO
-   * queue each entry carries the row id as its deduplication id: the SDK's retry of a send whose
-   * response was lost then adds no second copy (SQS drops a repeated id for 5 minutes).
+   * Sends bodies in batches of at most 10 entries and 1 MiB (SQS's limits for one
+   * SendMessageBatch), all batches at once; returns the input message ids whose send failed. On
+   * a FIFO queue each entry carries its key (the row id of a one-row message) as its deduplication
+   * id: the SDK's retry of a send whose response was lost then adds no second copy (SQS drops a
+   * repeated id for 5 minutes).
    */
-  private async sendAll(queueUrl: string, items: readonly { messageId: string; rowId: string; body: unknown }[]): Promise<string[]> {
+  private async sendAll(queueUrl: string, items: readonly { messageId: string; dedupeKey: string; body: unknown }[]): Promise<string[]> {
     const failed: string[] = [];
     const fifo = queueUrl.endsWith(".fifo");
-    const chunks: { messageId: string; rowId: string; text: string }[][] = [];
+    const chunks: { messageId: string; dedupeKey: string; text: string }[][] = [];
     let size = 0;
     for (const item of items) {
       const text = JSON.stringify(item.body);
@@ -203,7 +285,7 @@ export class InferenceService implements InferenceFunction {
           const entries = chunk.map((c, i) => ({
             Id: String(i),
             MessageBody: c.text,
-            ...(fifo ? { MessageGroupId: c.rowId, MessageDeduplicationId: createHash("sha256").update(`${this.settings.modelId}\n${c.rowId}`).digest("hex") } : {}),
+            ...(fifo ? { MessageGroupId: c.dedupeKey, MessageDeduplicationId: createHash("sha256").update(`${this.settings.modelId}\n${c.dedupeKey}`).digest("hex") } : {}),
           }));
           const out = await this.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
           for (const f of out.Failed ?? []) failed.push(chunk[Number(f.Id)]!.messageId);

@@ -7,7 +7,7 @@ import type { AwsClients } from "../aws/clients.ts";
 import { ServerlessTfError } from "../errors.ts";
 import { rowToJson } from "../protocol/table-source.ts";
 import type { Row } from "../codec/schema.ts";
-import type { InputRowMessage, RejectedMessage, ResultMessage } from "../protocol/inference-messages.ts";
+import type { InputRowMessage, InputRowsMessage, RejectedMessage, ResultMessage, ResultsMessage } from "../protocol/inference-messages.ts";
 
 export class ResultTimeoutError extends ServerlessTfError {}
 
@@ -25,6 +25,21 @@ export class InferenceClient {
   /** Sends one row; resolves with the time it was sent (ms since epoch). */
   async send(id: string, row: Row): Promise<number> {
     const body: InputRowMessage = { v: 1, id, row: JSON.parse(rowToJson(row)) as Record<string, unknown> };
+    const sentAt = Date.now();
+    await this.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.inputQueueUrl, MessageBody: JSON.stringify(body) }));
+    return sentAt;
+  }
+
+  /**
+   * Sends many rows as one message (`{"v":1,"rows":[...]}`): the function runs them with the rest
+   * of its SQS batch in one model call and answers with one `results` message. Resolves with the
+   * time it was sent.
+   *
+   * @example
+   * await client.sendRows(rows.map((row, i) => ({ id: `r-${i}`, row })));
+   */
+  async sendRows(rows: readonly { readonly id: string; readonly row: Row }[]): Promise<number> {
+    const body: InputRowsMessage = { v: 1, rows: rows.map((r) => ({ id: r.id, row: JSON.parse(rowToJson(r.row)) as Record<string, unknown> })) };
     const sentAt = Date.now();
     await this.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.inputQueueUrl, MessageBody: JSON.stringify(body) }));
     return sentAt;
@@ -56,8 +71,10 @@ export class InferenceClient {
     const { Messages = [] } = await this.clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.outputQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }));
     const receivedAt = Date.now();
     for (const m of Messages) {
-      const result = JSON.parse(m.Body ?? "{}") as ResultMessage;
-      if (result.kind === "result") this.results.set(result.id, { ...result, receivedAt });
+      const body = JSON.parse(m.Body ?? "{}") as ResultMessage | ResultsMessage;
+      if (body.kind === "result") this.results.set(body.id, { ...body, receivedAt });
+      // A message of many rows answers each of them: one result per row id, as for single rows.
+      if (body.kind === "results") for (const r of body.rows) this.results.set(r.id, { v: 1, kind: "result", id: r.id, modelId: body.modelId, version: body.version, row: r.row, receivedAt });
     }
     if (Messages.length) {
       await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.outputQueueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));

@@ -1,7 +1,7 @@
 /**
- * Messages of the SQS inference function (docs/protocol.md "Inference messages"): one input row
- * per input message, one result per output message, and a machine-readable reason for each
- * row that went to the dead-letter queue.
+ * Messages of the SQS inference function (docs/protocol.md "Inference messages"): an input
+ * message holds one row or many (each with its id), an output message holds the results of one
+ * input message, and each row that went to the dead-letter queue has a machine-readable reason.
  */
 import type { SQSRecord } from "aws-lambda";
 import { SchemaError, describeValue } from "../codec/errors.ts";
@@ -14,6 +14,21 @@ export interface InputRowMessage {
   readonly row: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Input queue body with many rows: `{"v":1,"rows":[{"id":"r-1","row":{...}}, ...]}`. The whole SQS
+ * batch runs as one model call, and the results come back as one {@link ResultsMessage}.
+ */
+export interface InputRowsMessage {
+  readonly v: 1;
+  readonly rows: readonly InputRowEntry[];
+}
+
+/** One row of an {@link InputRowsMessage}: parsed, or refused on its own (the other rows still run). */
+export type InputRowEntry = { readonly id: string; readonly row: Readonly<Record<string, unknown>> } | { readonly error: EventShapeError; readonly id: string | null; readonly body: string };
+
+/** Most rows one input message may carry. */
+export const MAX_ROWS_PER_MESSAGE = 10_000;
+
 /** Output queue body: the row's outputs, typed by the model's output columns (INT64 as a decimal string). */
 export interface ResultMessage {
   readonly v: 1;
@@ -22,6 +37,15 @@ export interface ResultMessage {
   readonly modelId: string;
   readonly version: string;
   readonly row: Readonly<Record<string, unknown>>;
+}
+
+/** Output queue body for an {@link InputRowsMessage}: its rows' results, in its order (a very large one is split over several). */
+export interface ResultsMessage {
+  readonly v: 1;
+  readonly kind: "results";
+  readonly modelId: string;
+  readonly version: string;
+  readonly rows: readonly { readonly id: string; readonly row: Readonly<Record<string, unknown>> }[];
 }
 
 /** Why a row was rejected: enough for a program to route or fix it. */
@@ -77,6 +101,40 @@ export function parseInputRow(body: string): InputRowMessage {
   return { v: 1, id: o.id, row: o.row as Record<string, unknown> };
 }
 
+/**
+ * Parses an input message body of either shape: one row (`id`, `row`) or many (`rows`).
+ *
+ * @example
+ * parseInputMessage('{"v":1,"rows":[{"id":"a","row":{"x":1}},{"id":"b","row":{"x":2}}]}'); // { v: 1, rows: [...] }
+ * @throws EventShapeError when the message itself is malformed; a malformed row of `rows` is an entry with its error.
+ */
+export function parseInputMessage(body: string): InputRowMessage | InputRowsMessage {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new EventShapeError(TYPE, "body", body, "JSON");
+  }
+  const rows = (json as { rows?: unknown } | null)?.rows;
+  if (rows === undefined) return parseInputRow(body);
+  if ((json as { v?: unknown }).v !== 1) throw new EventShapeError(TYPE, "v", (json as { v?: unknown }).v, "1");
+  if (!Array.isArray(rows) || rows.length === 0 || rows.length > MAX_ROWS_PER_MESSAGE) throw new EventShapeError(TYPE, "rows", rows, `an array of 1 to ${MAX_ROWS_PER_MESSAGE} {"id":...,"row":{...}} entries`);
+  const seen = new Set<string>();
+  return {
+    v: 1,
+    rows: rows.map((entry: unknown, i): InputRowEntry => {
+      const o = (typeof entry === "object" && entry !== null && !Array.isArray(entry) ? entry : {}) as Record<string, unknown>;
+      const id = typeof o.id === "string" && ID_PATTERN.test(o.id) ? o.id : null;
+      const refuse = (field: string, received: unknown, expected: string): InputRowEntry => ({ error: new EventShapeError(TYPE, `rows[${i}].${field}`, received, expected), id, body: JSON.stringify(entry) ?? "" });
+      if (id === null) return refuse("id", o.id, "a row id of 1 to 128 printable ASCII characters");
+      if (seen.has(id)) return refuse("id", id, "an id not used by another row of the message");
+      seen.add(id);
+      if (typeof o.row !== "object" || o.row === null || Array.isArray(o.row)) return refuse("row", o.row, "a JSON object with one field per input column");
+      return { id, row: o.row as Record<string, unknown> };
+    }),
+  };
+}
+
 /** The row id of a body that may not parse, for the rejection reason. */
 function rowIdOf(body: string): string | null {
   try {
@@ -89,7 +147,11 @@ function rowIdOf(body: string): string | null {
 
 /** The DLQ message for `record`, rejected because of `error`. */
 export function rejection(record: SQSRecord, error: unknown): RejectedMessage {
-  const row = rowIdOf(record.body);
+  return rowRejection(record.messageId, record.body, rowIdOf(record.body), error);
+}
+
+/** The DLQ message for one row (`body`, its id `row`) of the input message `messageId`, rejected because of `error`. */
+export function rowRejection(messageId: string, body: string, row: string | null, error: unknown): RejectedMessage {
   let reason: RejectionReason;
   if (error instanceof SchemaError) {
     reason = { error: "SchemaError", message: error.message, column: error.column, row, expected: error.expected, received: describeValue(error.received) };
@@ -98,6 +160,6 @@ export function rejection(record: SQSRecord, error: unknown): RejectedMessage {
   } else {
     reason = { error: (error as Error)?.name ?? "Error", message: (error as Error)?.message ?? String(error), row };
   }
-  if (record.body.length <= MAX_KEPT_BODY) return { v: 1, kind: "rejected", messageId: record.messageId, reason, body: record.body };
-  return { v: 1, kind: "rejected", messageId: record.messageId, reason, body: record.body.slice(0, MAX_KEPT_BODY), bodyBytes: Buffer.byteLength(record.body) };
+  if (body.length <= MAX_KEPT_BODY) return { v: 1, kind: "rejected", messageId, reason, body };
+  return { v: 1, kind: "rejected", messageId, reason, body: body.slice(0, MAX_KEPT_BODY), bodyBytes: Buffer.byteLength(body) };
 }

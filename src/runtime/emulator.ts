@@ -58,11 +58,11 @@ export async function waitForEndpoint(endpoint: string, timeoutMs = 30_000, isAl
 }
 
 /**
- * Starts moto server from the project virtualenv and waits until it answers.
+ * Starts moto server beside the project Python and waits until it answers.
  *
  * @example
  * const emulator = await startEmulator();
- * process.env.AWS_ENDPOINT_URL = emulator.endpoint;
+ * const runtime = await LocalRuntime.start({ endpoint: emulator.endpoint });
  * // ... run jobs ...
  * await emulator.stop();
  */

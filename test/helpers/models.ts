@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { moveLatest } from "../../functions/checkpoint/publish.ts";
 import type { AwsClients } from "../../src/aws/clients.ts";
 import type { Column } from "../../src/codec/schema.ts";
@@ -30,20 +30,20 @@ export function saveScaleModels(weights: readonly number[]): string[] {
   return outs;
 }
 
-/** Uploads `dir` as a version of `modelId` serving through scale_model.py's `predict`, and moves latest to it. */
-export async function publishScaleModel(
-  clients: AwsClients,
-  bucket: string,
-  modelId: string,
-  dir: string,
-  version = newVersion("test-publish"),
-  /** Input columns besides `x` (the model reads only `x`; the others are parsed and checked). */
-  extraInputs: readonly Column[] = [],
-): Promise<ModelMetadata> {
+/** How a published SavedModel is served: the script with its inference entry, and its columns. */
+export interface Serving {
+  readonly script: string;
+  readonly entry: string;
+  readonly input: readonly Column[];
+  readonly output: readonly Column[];
+}
+
+/** Uploads the SavedModel in `dir` as a version of `modelId` served by `serving`, writes its metadata and moves latest to it. */
+export async function publishSavedModel(clients: AwsClients, bucket: string, modelId: string, dir: string, serving: Serving, version = newVersion("test-publish")): Promise<ModelMetadata> {
   const prefix = modelKeys.version(modelId, version);
   await Promise.all(files(dir).map((f) => putObject(clients, { bucket, key: `${prefix}artifact/${relative(dir, f)}` }, readFileSync(f))));
-  const script = { bucket, key: `models/${modelId}/code/scale_model.py` };
-  await putObject(clients, script, readFileSync(SCALE_MODEL));
+  const script = { bucket, key: `models/${modelId}/code/${basename(serving.script)}` };
+  await putObject(clients, script, readFileSync(serving.script));
   const metadata: ModelMetadata = {
     format: MODEL_FORMAT,
     formatVersion: MODEL_FORMAT_VERSION,
@@ -54,15 +54,29 @@ export async function publishScaleModel(
     artifactUri: s3Uri({ bucket, key: `${prefix}artifact/` }),
     step: 0,
     inference: {
-      python: { scripts: [s3Uri(script)], entry: "predict", hyperParams: {}, env: {} },
-      input: { columns: [{ name: "x", dtype: "FLOAT32", shape: "scalar" }, ...extraInputs] },
-      output: { columns: [{ name: "y", dtype: "FLOAT32", shape: "scalar" }] },
+      python: { scripts: [s3Uri(script)], entry: serving.entry, hyperParams: {}, env: {} },
+      input: { columns: [...serving.input] },
+      output: { columns: [...serving.output] },
       batchSize: 16,
     },
   };
   await putJson(clients, { bucket, key: `${prefix}${METADATA_OBJECT}` }, metadata);
   await moveLatest(clients, bucket, metadata);
   return metadata;
+}
+
+/** Uploads `dir` as a version of `modelId` serving through scale_model.py's `predict`, and moves latest to it. */
+export function publishScaleModel(
+  clients: AwsClients,
+  bucket: string,
+  modelId: string,
+  dir: string,
+  version = newVersion("test-publish"),
+  /** Input columns besides `x` (the model reads only `x`; the others are parsed and checked). */
+  extraInputs: readonly Column[] = [],
+): Promise<ModelMetadata> {
+  const serving = { script: SCALE_MODEL, entry: "predict", input: [{ name: "x", dtype: "FLOAT32", shape: "scalar" } as const, ...extraInputs], output: [{ name: "y", dtype: "FLOAT32", shape: "scalar" } as const] };
+  return publishSavedModel(clients, bucket, modelId, dir, serving, version);
 }
 
 /** p-th percentile (0..100) of `values`, nearest rank. */

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { InferenceClient, receiveRejected } from "../../../src/api/inference-client.ts";
 import { POISON_EXTRA_INPUTS, POISON_KINDS, runPoison, serveScaleModel, type Served } from "../../helpers/inference-load.ts";
 
 describe("poison messages", { timeout: 120_000 }, () => {
@@ -30,5 +31,32 @@ describe("poison messages", { timeout: 120_000 }, () => {
     for (const kind of POISON_KINDS) assert.equal(f.byKind[kind], 20, `20 dead letters of kind ${kind}`);
     assert.ok(f.enginePid.before !== undefined && f.enginePid.before === f.enginePid.after, "the engine process survived");
     if (f.engineRssMiB.before !== undefined) assert.ok(f.engineRssMiB.after! - f.engineRssMiB.before < 200, `engine RSS ${JSON.stringify(f.engineRssMiB)} MiB`);
+  });
+
+  it("serves a message of many rows whole, dead-letters its bad rows one by one with their reason, and answers the good ones in one results message", async () => {
+    // Arrange: 40 good rows and 3 bad ones (a wrong type, a missing column, a duplicated id) in one message
+    const client = new InferenceClient(s.clients, s.served.inputQueueUrl, s.served.outputQueueUrl);
+    const good = Array.from({ length: 40 }, (_, i) => ({ id: `batch-${i}`, row: { x: i, blob: new Uint8Array([i]), tag: "t" } }));
+    const bad = [
+      { id: "batch-bad-type", row: { x: "seven", blob: new Uint8Array([1]), tag: "t" } },
+      { id: "batch-bad-missing", row: { blob: new Uint8Array([1]), tag: "t" } },
+      { id: "batch-0", row: { x: 1, blob: new Uint8Array([1]), tag: "t" } },
+    ];
+    const retriedBefore = s.served.service.totals.retried;
+
+    // Act
+    await client.sendRows([...good.slice(0, 20), ...bad, ...good.slice(20)]);
+    const results = await Promise.all(good.map((g) => client.result(g.id, 60_000)));
+    const dead = await receiveRejected(s.clients, s.served.dlqUrl, bad.length, 30_000);
+
+    // Assert
+    assert.deepEqual(results.map((r) => Number(r.row.y)), good.map((g) => g.row.x), "each good row answered with its own value");
+    assert.deepEqual(dead.map((d) => d.reason.row).sort(), ["batch-0", "batch-bad-missing", "batch-bad-type"]);
+    const byRow = new Map(dead.map((d) => [d.reason.row, d.reason]));
+    assert.equal(byRow.get("batch-bad-type")?.error, "SchemaError");
+    assert.equal(byRow.get("batch-bad-type")?.column, "x");
+    assert.equal(byRow.get("batch-bad-missing")?.column, "x");
+    assert.match(byRow.get("batch-0")?.column ?? "", /^rows\[\d+\]\.id$/, "the duplicated id is named by its place");
+    assert.equal(s.served.service.totals.retried, retriedBefore, "no row retried because of a bad one");
   });
 });
