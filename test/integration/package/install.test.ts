@@ -20,12 +20,18 @@ const project = join(work, "project");
 const { SERVERLESS_TF_ROOT: _checkout, ...inherited } = process.env;
 const userEnv = { ...inherited, AWS_ENDPOINT_URL: endpoint, SERVERLESS_TF_PYTHON: projectPython };
 
+/** Runs npm quietly; its output is shown only when it fails. */
+function npm(args: readonly string[], cwd: string): void {
+  const r = spawnSync("npm", args, { cwd, encoding: "utf8" });
+  assert.equal(r.status, 0, `npm ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+}
+
 before(() => {
-  execFileSync("npm", ["pack", "--pack-destination", work], { cwd: projectRoot, stdio: ["ignore", "ignore", "inherit"] });
+  npm(["pack", "--pack-destination", work], projectRoot);
   const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"))!;
   execFileSync("mkdir", ["-p", project]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", join(work, tarball)], { cwd: project, stdio: ["ignore", "ignore", "inherit"] });
+  npm(["install", "--no-audit", "--no-fund", "--prefer-offline", join(work, tarball)], project);
   copyFileSync(join(projectRoot, "test", "integration", "package", "fixtures", "fit.mjs"), join(project, "fit.mjs"));
 });
 
