@@ -7,6 +7,7 @@
 import type { BenchContext, Measurement } from "./measurement.ts";
 import { benchCoding } from "./coding.ts";
 import { benchFeed } from "./feed.ts";
+import { benchFit } from "./fit.ts";
 import { benchInference } from "./inference.ts";
 
 export interface Figure {
@@ -17,14 +18,15 @@ export interface Figure {
 export const figures: Figure[] = [
   { name: "feed", run: (ctx) => benchFeed(ctx) },
   { name: "inference", run: (ctx) => benchInference(ctx) },
+  { name: "fit", run: (ctx) => benchFit(ctx) },
   {
     name: "coding",
     run: async () => {
       const c = benchCoding();
       const unit = "examples/s";
       return [
-        { name: "tf.Example encode, TS", value: c.tsEncodePerSec, unit, baseline: { name: "TensorFlow SerializeToString", value: c.tfEncodePerSec } },
-        { name: "tf.Example decode, TS", value: c.tsDecodePerSec, unit, baseline: { name: "tf.io.parse_example", value: c.tfParsePerSec } },
+        { name: "tf.Example encode, TS", value: c.tsEncodePerSec, unit, baseline: { name: "TensorFlow SerializeToString of built Examples (median of 5)", value: c.tfEncodePerSec } },
+        { name: "tf.Example decode, TS", value: c.tsDecodePerSec, unit, baseline: { name: "one batched tf.io.parse_example (median of 5)", value: c.tfParsePerSec } },
       ];
     },
   },
