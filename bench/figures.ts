@@ -9,6 +9,7 @@ import { benchCoding } from "./coding.ts";
 import { benchFeed } from "./feed.ts";
 import { benchFit } from "./fit.ts";
 import { benchInference } from "./inference.ts";
+import { benchShardMemory } from "./shard-memory.ts";
 
 export interface Figure {
   readonly name: string;
@@ -19,6 +20,7 @@ export const figures: Figure[] = [
   { name: "feed", run: (ctx) => benchFeed(ctx) },
   { name: "inference", run: (ctx) => benchInference(ctx) },
   { name: "fit", run: (ctx) => benchFit(ctx) },
+  { name: "shard-memory", run: (ctx) => benchShardMemory(ctx) },
   {
     name: "coding",
     run: async () => {

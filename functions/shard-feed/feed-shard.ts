@@ -8,21 +8,19 @@
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { SchemaError } from "../../src/codec/errors.ts";
-import { createEncoder, createDecoder } from "../../src/codec/example.ts";
-import type { Column, Row } from "../../src/codec/schema.ts";
-import { frameRecords, packRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import { createEncoder } from "../../src/codec/example.ts";
+import { frameRecords, packRecords } from "../../src/codec/tfrecord.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
 import type { MemberKey } from "../../src/protocol/names.ts";
-import { parseS3Uri } from "../../src/protocol/names.ts";
 import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
 import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
-import { getObject } from "../../src/storage/objects.ts";
 import { feedId, ROW_ID, ROW_ID_COLUMN, rowId, rowsEnvelopeBytes, type EndOfDataMessage, type RowsMessage } from "../../src/protocol/feed-messages.ts";
 import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
-import type { ShardFeedEvent, ShardRef } from "../../src/protocol/shard-feed-request.ts";
-import { parseCsvRows, parseJsonLines } from "../../src/codec/table-rows.ts";
-import { ServerlessTfError } from "../../src/errors.ts";
+import type { ShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
 import { parseJobSpec } from "../../src/protocol/spec.ts";
+import { ShardReadError, shardRowChunks } from "./shard-rows.ts";
+
+export { ShardReadError };
 
 export type ShardFeedResult = { readonly status: "done" | "continue" | "skipped"; readonly cursor: number };
 
@@ -35,25 +33,9 @@ export interface FeedOptions {
   readonly maxBodyBytes?: number;
 }
 
-export class ShardReadError extends ServerlessTfError {}
 
 export function memberForRow(members: readonly MemberKey[], shardIndex: number, row: number): MemberKey {
   return members[(shardIndex + row) % members.length]!;
-}
-
-export async function loadShardRows(deps: Deps, shard: ShardRef, columns: readonly Column[]): Promise<Row[]> {
-  const object = await getObject(deps.clients, parseS3Uri(shard.uri, "shard.uri"));
-  if (!object) throw new ShardReadError(`shard ${shard.shardId} is gone: nothing at ${shard.uri}. Was the input deleted while the job ran?`);
-  switch (shard.format) {
-    case "jsonl":
-      return parseJsonLines(Buffer.from(object.body).toString("utf8"), columns);
-    case "csv":
-      return parseCsvRows(Buffer.from(object.body).toString("utf8"), columns);
-    case "tfrecord": {
-      const decoder = createDecoder(columns);
-      return unframeRecords(object.body).map((record, i) => decoder.decode(record, i));
-    }
-  }
 }
 
 export async function feedShard(deps: Deps, event: ShardFeedEvent, options: FeedOptions = {}): Promise<ShardFeedResult> {
@@ -75,17 +57,17 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
   const withRowIds = spec.mode === "inference";
 
   try {
-    const rows = await loadShardRows(deps, shard, spec.input.columns);
     const encoder = createEncoder(withRowIds ? [...spec.input.columns, ROW_ID_COLUMN] : spec.input.columns);
     let { cursor, seq } = progress;
     const rowsPerMember: Record<string, number> = { ...progress.rowsPerMember };
     const messagesPerMember: Record<string, number> = { ...progress.messagesPerMember };
-    while (cursor < rows.length) {
+    for await (const chunk of shardRowChunks(deps, shard, spec.input.columns, cursor, chunkRows)) {
       if (remainingMs() < marginMs) return { status: "continue", cursor };
-      const end = Math.min(cursor + chunkRows, rows.length);
+      const end = chunk.first + chunk.rows.length;
       const perMember = new Map<MemberKey, Uint8Array[]>();
       for (let r = cursor; r < end; r++) {
-        const row = withRowIds ? { ...rows[r], [ROW_ID]: rowId(shard.index, r) } : rows[r]!;
+        const source = chunk.rows[r - chunk.first]!;
+        const row = withRowIds ? { ...source, [ROW_ID]: rowId(shard.index, r) } : source;
         const member = memberForRow(members, shard.index, r);
         const list = perMember.get(member) ?? [];
         list.push(encoder.encode(row, r));
@@ -114,11 +96,10 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       }
       await Promise.all(sends);
       cursor = end;
-      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: cursor === rows.length, rowsPerMember, messagesPerMember });
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: false, rowsPerMember, messagesPerMember });
     }
-    if (rows.length === 0) {
-      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor: 0, seq, done: true, rowsPerMember, messagesPerMember });
-    }
+    // The stream ended: every row is sent.
+    await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
     await sendEndOfDataWhenComplete(deps, spec);
     return { status: "done", cursor };
   } catch (e) {

@@ -90,22 +90,28 @@ function csvScalar(column: Column, cell: string): unknown {
   }
 }
 
+/** How CSV is read: a header row, no empty lines, every record with as many cells as the header. */
+export const CSV_OPTIONS = { columns: true, skip_empty_lines: true, relax_column_count: false } as const;
+
 /** CSV with a header row; list cells are a JSON array or space-separated values. */
 export function parseCsvRows(text: string, columns: readonly Column[], firstRowIndex = 0): Row[] {
-  const records = parseCsv(text, { columns: true, skip_empty_lines: true, relax_column_count: false }) as Record<string, string>[];
-  return records.map((record, i) => {
-    const row: Record<string, unknown> = { ...record };
-    for (const c of columns) {
-      const cell = record[c.name];
-      if (cell === undefined) continue;
-      try {
-        row[c.name] = csvCell(c, cell);
-      } catch {
-        throw new SchemaError(c.name, firstRowIndex + i, "a JSON array or space-separated values", cell, "fix the cell");
-      }
+  const records = parseCsv(text, CSV_OPTIONS) as Record<string, string>[];
+  return records.map((record, i) => rowFromCsvRecord(record, columns, firstRowIndex + i));
+}
+
+/** One CSV record (cells by header name) as a row of `columns`. */
+export function rowFromCsvRecord(record: Readonly<Record<string, string>>, columns: readonly Column[], rowIndex: number): Row {
+  const row: Record<string, unknown> = { ...record };
+  for (const c of columns) {
+    const cell = record[c.name];
+    if (cell === undefined) continue;
+    try {
+      row[c.name] = csvCell(c, cell);
+    } catch {
+      throw new SchemaError(c.name, rowIndex, "a JSON array or space-separated values", cell, "fix the cell");
     }
-    return row;
-  });
+  }
+  return row;
 }
 
 

@@ -1,5 +1,6 @@
 /** Reading and writing the objects a job keeps in S3: JSON documents, bytes, listings. */
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, NotFound, PutObjectCommand, S3ServiceException } from "@aws-sdk/client-s3";
+import type { Readable } from "node:stream";
 import type { AwsClients } from "../aws/clients.ts";
 import type { S3Location } from "../protocol/names.ts";
 
@@ -21,6 +22,22 @@ export async function getObject(clients: AwsClients, at: S3Location): Promise<St
   try {
     const out = await clients.s3.send(new GetObjectCommand({ Bucket: at.bucket, Key: at.key }));
     return { body: await out.Body!.transformToByteArray(), etag: out.ETag ?? "" };
+  } catch (e) {
+    if (isMissing(e)) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * An object's body as a stream, so a reader holds a part of it at a time, never the whole.
+ *
+ * @example
+ * for await (const bytes of (await getObjectStream(clients, at))!) process(bytes);
+ */
+export async function getObjectStream(clients: AwsClients, at: S3Location): Promise<Readable | undefined> {
+  try {
+    const out = await clients.s3.send(new GetObjectCommand({ Bucket: at.bucket, Key: at.key }));
+    return out.Body as Readable;
   } catch (e) {
     if (isMissing(e)) return undefined;
     throw e;

@@ -1,0 +1,58 @@
+/**
+ * Shard-feed memory: the peak RSS of a shard-feed (a process of its own) feeding one JSON Lines
+ * shard 10 times larger than a base one, against the same on the base shard. A feed that streams
+ * the object from its cursor stays flat; one that reads the object whole grows with it.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { createJobQueues, deleteJobQueues } from "../src/jobs/queues.ts";
+import { rowToJson } from "../src/protocol/table-source.ts";
+import { putObject } from "../src/storage/objects.ts";
+import { projectRoot } from "../src/workers/paths.ts";
+import { jobSpec } from "../test/helpers/job-spec.ts";
+import { digitsRows } from "./coding.ts";
+import { ratioGoal, type BenchContext, type Measurement } from "./measurement.ts";
+
+async function feedOnce(ctx: BenchContext, rows: number): Promise<{ peakMiB: number; seconds: number; megabytes: number }> {
+  const runtime = await ctx.runtime();
+  const { clients, registry } = runtime.deps;
+  const jobId = `rss-${rows}-${Date.now().toString(36)}`;
+  const key = `bench/${jobId}/shard.jsonl`;
+  const body = digitsRows(rows).map(rowToJson).join("\n") + "\n";
+  await putObject(clients, { bucket: runtime.bucket, key }, body);
+  const queues = await createJobQueues(clients, jobId, ["worker-0"]);
+  try {
+    const columns = [{ name: "pixels", dtype: "FLOAT32", shape: { fixed: 64 } }, { name: "label", dtype: "INT64", shape: "scalar" }] as const;
+    await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket: runtime.bucket, queues, input: { columns: [...columns] }, batchSize: 64 }) });
+    await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
+    const env = { ...process.env, AWS_ENDPOINT_URL: runtime.endpoint, SERVERLESS_TF_BUCKET: runtime.bucket, SERVERLESS_TF_TABLE: runtime.deps.config.tableName };
+    const run = spawnSync(process.execPath, ["--import", "tsx", join(projectRoot, "bench/scripts/shard-rss.ts"), jobId, `s3://${runtime.bucket}/${key}`], { cwd: projectRoot, env, encoding: "utf8" });
+    if (run.status !== 0) throw new Error(`the shard-feed process failed:\n${run.stderr.slice(-2000)}`);
+    const out = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { status: string; rows: number; peakMiB: number; seconds: number };
+    if (out.status !== "done" || out.rows !== rows) throw new Error(`the shard-feed fed ${out.rows} of ${rows} rows (${out.status})`);
+    return { peakMiB: out.peakMiB, seconds: out.seconds, megabytes: Buffer.byteLength(body) / 1e6 };
+  } finally {
+    await deleteJobQueues(clients, queues, { includeDlq: true });
+    await registry.deleteJob(jobId);
+  }
+}
+
+export async function benchShardMemory(ctx: BenchContext, options: { rows?: number } = {}): Promise<Measurement[]> {
+  const base = options.rows ?? 20_000;
+  const small = await feedOnce(ctx, base);
+  const large = await feedOnce(ctx, base * 10);
+  ctx.log(
+    `shard-feed memory: ${base} rows (${small.megabytes.toFixed(1)} MB of JSON Lines) peak RSS ${small.peakMiB.toFixed(0)} MiB in ${small.seconds.toFixed(1)} s; ` +
+      `${base * 10} rows (${large.megabytes.toFixed(1)} MB) ${large.peakMiB.toFixed(0)} MiB in ${large.seconds.toFixed(1)} s`,
+  );
+  return [
+    {
+      name: "shard-feed peak RSS, 10x larger shard",
+      value: large.peakMiB,
+      unit: "MiB",
+      baseline: { name: `the same on a ${base}-row shard`, value: small.peakMiB },
+      higherIsBetter: false,
+      goal: ratioGoal({ max: 1.2 }),
+    },
+  ];
+}
