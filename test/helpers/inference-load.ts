@@ -14,7 +14,7 @@ import { FAULT_KINDS, injectedFaults } from "../../src/aws/faults.ts";
 import type { Column } from "../../src/codec/schema.ts";
 import { InferenceClient } from "../../src/api/inference-client.ts";
 import type { PythonEngine } from "../../functions/inference/engine.ts";
-import type { RejectedMessage, ResultMessage } from "../../src/protocol/inference-messages.ts";
+import type { RejectedMessage, ResultMessage, ResultsMessage } from "../../src/protocol/inference-messages.ts";
 import type { ServiceTotals } from "../../src/runtime/functions.ts";
 import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
 import { publishScaleModel, saveScaleModels } from "./models.ts";
@@ -180,11 +180,11 @@ export interface ExactlyOnceFigures {
  * the queue's length).
  *
  * Sends `rows` rows `{v:1, id:"<prefix><i>", row:{x:i}}` (prefix default `r-`; ids are served once
- * per model, so a second run needs another prefix) while the model serves them, and compares id
- * sets. Throughput counts from the first send until every row is answered and the input queue is
+ * per model, so a second run needs another prefix), or `rowsPerMessage` of them to a message
+ * (`{v:1, rows:[...]}`), while the model serves them, and compares id sets. Throughput counts from the first send until every row is answered and the input queue is
  * empty.
  */
-export async function runExactlyOnce(s: Served, rows: number, options: { timeoutMs: number; settleMs: number; prefix?: string }): Promise<ExactlyOnceFigures> {
+export async function runExactlyOnce(s: Served, rows: number, options: { timeoutMs: number; settleMs: number; prefix?: string; rowsPerMessage?: number }): Promise<ExactlyOnceFigures> {
   const prefix = options.prefix ?? "r-";
   const ids = Array.from({ length: rows }, (_, i) => `${prefix}${i}`);
   const seen = new Map<string, Set<string>>();
@@ -198,16 +198,23 @@ export async function runExactlyOnce(s: Served, rows: number, options: { timeout
     s.clients,
     s.served.outputQueueUrl,
     (body, messageId) => {
-      const result = JSON.parse(body) as ResultMessage;
-      received += 1;
-      const i = Number(result.id.slice(prefix.length));
-      if (!result.id.startsWith(prefix) || result.row.y !== i) wrong += 1;
-      seen.set(result.id, (seen.get(result.id) ?? new Set()).add(messageId));
+      const message = JSON.parse(body) as ResultMessage | ResultsMessage;
+      for (const result of message.kind === "results" ? message.rows : [message]) {
+        received += 1;
+        const i = Number(result.id.slice(prefix.length));
+        if (!result.id.startsWith(prefix) || result.row.y !== i) wrong += 1;
+        seen.set(result.id, (seen.get(result.id) ?? new Set()).add(messageId));
+      }
     },
     () => handled && seen.size >= rows,
     { settleMs: options.settleMs, timeoutMs: options.timeoutMs + 60_000 + rows * 10, holdSeconds: DEDUPE_HOLD_SECONDS },
   );
-  await sendBodies(s.clients, s.served.inputQueueUrl, ids.map((id, i) => JSON.stringify({ v: 1, id, row: { x: i } })));
+  const per = options.rowsPerMessage ?? 1;
+  const bodies =
+    per === 1
+      ? ids.map((id, i) => JSON.stringify({ v: 1, id, row: { x: i } }))
+      : Array.from({ length: Math.ceil(rows / per) }, (_, m) => JSON.stringify({ v: 1, rows: ids.slice(m * per, (m + 1) * per).map((id, k) => ({ id, row: { x: m * per + k } })) }));
+  await sendBodies(s.clients, s.served.inputQueueUrl, bodies);
   await untilHandled(s.clients, s.served.inputQueueUrl, () => s.served.service.totals.results - before >= rows, options.timeoutMs);
   const seconds = (Date.now() - startedAt) / 1000;
   handled = true;

@@ -36,4 +36,13 @@ describe("exactly-once inference under faults and redeliveries", { timeout: 120_
     assert.ok(f.injectedFaults > 0, "faults were injected");
     assert.deepEqual(f.inputLeft, { visible: 0, inFlight: 0 });
   });
+
+  it("answers each of 300 row ids exactly once when they come 25 to a message", async () => {
+    // Act
+    const f = await runExactlyOnce(s, 300, { timeoutMs: 90_000, settleMs: 4_000, prefix: "b-", rowsPerMessage: 25 });
+    console.log(`[exactly-once, 25 rows per message] ${JSON.stringify(f)}`);
+    // Assert
+    assert.deepEqual([f.rowsOut, f.lost, f.duplicates, f.wrong, f.dlq], [300, 0, 0, 0, 0], "every row answered once, with its own value, none dead-lettered");
+    assert.deepEqual(f.inputLeft, { visible: 0, inFlight: 0 });
+  });
 });
