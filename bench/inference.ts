@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { InferenceClient } from "../src/api/inference-client.ts";
 import { rowToJson } from "../src/protocol/table-source.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
@@ -53,11 +53,8 @@ export async function benchInference(ctx: BenchContext, options: { messages?: nu
 
     const started = Date.now();
     const bodies = Array.from({ length: messages }, (_, m) => JSON.stringify({ v: 1, rows: pixels.slice(m * ROWS_PER_MESSAGE, (m + 1) * ROWS_PER_MESSAGE).map((row, i) => ({ id: `b${m * ROWS_PER_MESSAGE + i}`, row })) }));
-    const sends: Promise<unknown>[] = [];
-    for (let b = 0; b < messages; b += 10) {
-      sends.push(runtime.deps.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: served.inputQueueUrl, Entries: bodies.slice(b, b + 10).map((MessageBody, i) => ({ Id: String(i), MessageBody })) })));
-    }
-    await Promise.all(sends);
+    // One send per message: ten messages this size exceed SendMessageBatch's 1 MiB.
+    await Promise.all(bodies.map((MessageBody) => runtime.deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: served.inputQueueUrl, MessageBody }))));
     for (let i = 0; i < messages * ROWS_PER_MESSAGE; i++) await client.result(`b${i}`, 300_000);
     const rowsPerSec = (messages * ROWS_PER_MESSAGE) / ((Date.now() - started) / 1000);
     const p50 = percentile(latencies, 50);

@@ -3,7 +3,7 @@
  * never the whole object, so a shard of any size fits the function's memory, and a continuation
  * starts at its cursor (the rows before it are skipped unparsed).
  */
-import { createInterface } from "node:readline";
+import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 import { parse as parseCsvStream } from "csv-parse";
 import { createDecoder, DEFAULT_MAX_EXAMPLE_BYTES } from "../../src/codec/example.ts";
@@ -67,9 +67,21 @@ async function* chunked<T>(items: AsyncIterable<T>, fromRow: number, chunkRows: 
   if (batch.length) yield { first, rows: toRows(batch, first) };
 }
 
+/**
+ * The stream's non-blank lines, read only as fast as they are taken (readline's iterator reads
+ * ahead without bound, which would hold the object). Blank lines are not rows (parseJsonLines
+ * skips them too), so row numbers match it.
+ */
 async function* nonBlankLines(body: Readable): AsyncGenerator<string> {
-  // Blank lines are not rows (parseJsonLines skips them too), so row numbers match it.
-  for await (const line of createInterface({ input: body, crlfDelay: Infinity })) if (line.trim()) yield line;
+  const text = new StringDecoder("utf8");
+  let rest = "";
+  for await (const part of body as AsyncIterable<Buffer>) {
+    const lines = (rest + text.write(part)).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (line.trim()) yield line;
+  }
+  rest += text.end();
+  if (rest.trim()) yield rest;
 }
 
 function jsonLinesChunks(body: Readable, columns: readonly Column[], fromRow: number, chunkRows: number): AsyncGenerator<RowChunk> {
