@@ -57,6 +57,8 @@ export async function benchInference(ctx: BenchContext, options: { messages?: nu
     await Promise.all(bodies.map((MessageBody) => runtime.deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: served.inputQueueUrl, MessageBody }))));
     for (let i = 0; i < messages * ROWS_PER_MESSAGE; i++) await client.result(`b${i}`, 300_000);
     const rowsPerSec = (messages * ROWS_PER_MESSAGE) / ((Date.now() - started) / 1000);
+    const stages = Object.entries(served.service.totals.stageMs).map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(2)} s`).join(", ");
+    ctx.log(`inference: the function's time by stage, over every batch of the run (latency and warm-up included): ${stages}`);
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
     ctx.log(

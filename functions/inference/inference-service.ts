@@ -43,6 +43,17 @@ const MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 8_192;
 /** Most rows in one engine call: a bigger SQS batch runs as several calls. */
 const MAX_ROWS_PER_CALL = 8_192;
 
+/** Adds the time since its last lap to a stage's total: where a batch's time goes, for the bench and the logs. */
+class StageClock {
+  private last = performance.now();
+  constructor(private readonly into: Record<string, number>) {}
+  lap(stage: string): void {
+    const now = performance.now();
+    this.into[stage] = (this.into[stage] ?? 0) + (now - this.last);
+    this.last = now;
+  }
+}
+
 /** One input message: its rows, and the key its claim is taken under (the row id of a one-row message). */
 interface Unit {
   readonly record: SQSRecord;
@@ -109,7 +120,7 @@ export class InferenceService implements InferenceFunction {
   private readonly idempotency: IdempotencyStore;
   private coders: Coders | undefined;
   lastReport: BatchReport | undefined;
-  readonly totals: ServiceTotals = { results: 0, rejected: 0, retried: 0, duplicates: 0, redelivered: 0 };
+  readonly totals: ServiceTotals = { results: 0, rejected: 0, retried: 0, duplicates: 0, redelivered: 0, stageMs: {} };
 
   constructor(
     private readonly clients: AwsClients,
@@ -123,6 +134,7 @@ export class InferenceService implements InferenceFunction {
 
   /** The SQS handler: one call per batch, partial failures in the response. Safe to call concurrently. */
   async handle(event: SQSEvent): Promise<SQSBatchResponse> {
+    const stages = new StageClock(this.totals.stageMs);
     const rejected: RejectedMessage[] = [];
     const retry = new Set<string>();
     let metadata: ModelMetadata | undefined;
@@ -153,8 +165,10 @@ export class InferenceService implements InferenceFunction {
     const live = units.filter((u) => u.rows.length);
     if (live.length) {
       try {
+        stages.lap("parse");
         metadata = await this.latest.current();
         const coders = this.codersFor(metadata);
+        stages.lap("model");
         // Encode every row first: a row that does not fit the schema is dead-lettered on its own.
         // The row id feature is the row's place in `all`, so an answer finds its row there.
         const all: { unit: Unit; id: string; frame: Uint8Array }[] = [];
@@ -172,6 +186,7 @@ export class InferenceService implements InferenceFunction {
           }
           if (frames) encoded.set(unit, frames);
         }
+        stages.lap("encode");
         // Claim before running: a unit served already (or being served by another handler) is not run again.
         const outcomes = await Promise.all(
           [...encoded.keys()].map(async (unit) => {
@@ -189,8 +204,10 @@ export class InferenceService implements InferenceFunction {
           else if (o.outcome === "done") duplicates += encoded.get(o.unit)!; // acknowledged without a second result
           else retry.add(o.unit.record.messageId);
         }
+        stages.lap("claim");
         if (claimed.length) {
           await this.engine.ensure(metadata);
+          stages.lap("model");
           // The whole SQS batch as few model calls as the engine's call size allows.
           const mine = new Set(claimed.map((c) => c.unit));
           const order = all.filter((a) => mine.has(a.unit));
@@ -207,7 +224,9 @@ export class InferenceService implements InferenceFunction {
               results.set(at.unit, list);
             }
           }
+          stages.lap("engine");
           outputs = claimed.flatMap(({ unit }) => outputMessages(unit, results.get(unit) ?? [], metadata!));
+          stages.lap("decode");
         }
       } catch (e) {
         this.log(`[inference ${this.settings.modelId}] ${(e as Error).message}`);
@@ -220,6 +239,7 @@ export class InferenceService implements InferenceFunction {
       this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r }))),
     ]);
     for (const id of [...failedResults, ...failedRejections]) retry.add(id);
+    stages.lap("send");
     // Unsent units go back to the queue unclaimed; sent ones are DONE (a failure to record that only
     // costs a second result if the message comes back after the claim's lock lapsed).
     const sent = claimed.filter((c) => !retry.has(c.unit.record.messageId));
@@ -230,6 +250,7 @@ export class InferenceService implements InferenceFunction {
         .map((c) => this.idempotency.release(c.unit.claimKey, c.owner).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] releasing ${c.unit.claimKey}: ${(e as Error).message}`))),
     );
     await this.idempotency.complete(sent.map((c) => c.unit.claimKey)).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] recording ${sent.length} served messages: ${(e as Error).message}`));
+    stages.lap("complete");
     const report: BatchReport = { version: metadata?.version, results: served, rejected: rejected.length - failedRejections.length, retried: retry.size, duplicates };
     this.lastReport = report;
     this.totals.results += report.results;

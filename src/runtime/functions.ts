@@ -51,6 +51,8 @@ export interface ServiceTotals {
   retried: number;
   duplicates: number;
   redelivered: number;
+  /** Milliseconds spent per stage of a batch, over every batch: parse, model (version check, engine load), encode, claim, engine, decode, send, complete. */
+  stageMs: Record<string, number>;
 }
 
 /** One served model inside the inference function: its handler, its counts, its engine. */
