@@ -8,17 +8,16 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createEncoder } from "../src/codec/example.ts";
-import { schemaOf } from "../src/api/table.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
 
 import { runJob } from "../src/runtime/run-job.ts";
 import { rowToJson } from "../src/protocol/table-source.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
+import { DIGITS_SCHEMA } from "../demo/digits-data.ts";
 import { digitsRows } from "./coding.ts";
 import { ratioGoal, type BenchContext, type Measurement } from "./measurement.ts";
 
-const COLUMNS = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
 
 // The tuned baseline: batched parsing mapped in parallel and prefetched, best of 3 passes.
 const TF_DATA = String.raw`
@@ -47,7 +46,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   const dir = mkdtempSync(join(projectRoot, ".tmp", "bench-feed-"));
   let local: { rows: number; seconds: number };
   try {
-    const encoder = createEncoder(COLUMNS);
+    const encoder = createEncoder(DIGITS_SCHEMA);
     writeFileSync(join(dir, "digits.tfrecord"), frameRecords(rows.map((r, i) => encoder.encode(r, i))));
     const py = spawnSync(projectPython, ["-c", TF_DATA, join(dir, "digits.tfrecord"), String(batchSize)], { cwd: projectRoot, encoding: "utf8", env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: "3" } });
     if (py.status !== 0) throw new Error(`the tf.data baseline failed: ${py.stderr.slice(-2000)}`);
@@ -80,7 +79,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
       mode: "train",
       cluster: { worker: 1, ps: 0 },
       python: { scripts: [join(projectRoot, "bench", "scripts", "feed_rate.py")], entry: "train", hyperParams: {}, env: {} },
-      input: { columns: COLUMNS },
+      input: { columns: DIGITS_SCHEMA },
       output: null,
       batchSize,
       remainder: { policy: "pad" },

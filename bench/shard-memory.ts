@@ -11,6 +11,7 @@ import { rowToJson } from "../src/protocol/table-source.ts";
 import { putObject } from "../src/storage/objects.ts";
 import { projectRoot } from "../src/workers/paths.ts";
 import { jobSpec } from "../test/helpers/job-spec.ts";
+import { DIGITS_SCHEMA } from "../demo/digits-data.ts";
 import { digitsRows } from "./coding.ts";
 import { ratioGoal, type BenchContext, type Measurement } from "./measurement.ts";
 
@@ -23,8 +24,7 @@ async function feedOnce(ctx: BenchContext, rows: number, heapCapMiB?: number): P
   await putObject(clients, { bucket: runtime.bucket, key }, body);
   const queues = await createJobQueues(clients, jobId, ["worker-0"]);
   try {
-    const columns = [{ name: "pixels", dtype: "FLOAT32", shape: { fixed: 64 } }, { name: "label", dtype: "INT64", shape: "scalar" }] as const;
-    await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket: runtime.bucket, queues, input: { columns: [...columns] }, batchSize: 64 }) });
+    await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket: runtime.bucket, queues, input: { columns: DIGITS_SCHEMA }, batchSize: 64 }) });
     await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
     const env = { ...process.env, AWS_ENDPOINT_URL: runtime.endpoint, SERVERLESS_TF_BUCKET: runtime.bucket, SERVERLESS_TF_TABLE: runtime.deps.config.tableName };
     const run = spawnSync(process.execPath, [...(heapCapMiB ? [`--max-old-space-size=${heapCapMiB}`] : []), "--import", "tsx", join(projectRoot, "bench/scripts/shard-rss.ts"), jobId, `s3://${runtime.bucket}/${key}`], { cwd: projectRoot, env, encoding: "utf8" });

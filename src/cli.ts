@@ -13,6 +13,7 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { depsFromEnv } from "./jobs/deps.ts";
+import { memberKey } from "./protocol/names.ts";
 import { FINAL_JOB_STATES, type JobRecord } from "./registry/types.ts";
 import { LocalRuntime } from "./runtime/local-runtime.ts";
 
@@ -51,7 +52,7 @@ async function jobs(jobId: string | undefined, follow: boolean): Promise<number>
     }
     const [members, shards, checkpoint] = await Promise.all([registry.members(jobId), registry.shards(jobId), registry.latestCheckpoint(jobId)]);
     console.log(describeJob(job));
-    for (const m of members) console.log(`  ${`${m.role}-${m.index}`.padEnd(10)} ${m.status.padEnd(7)} epoch ${m.epoch}  step ${m.progress?.step ?? "-"}  rows ${m.progress?.rowsConsumed ?? "-"}  heartbeat ${age(m.heartbeatAt)}`);
+    for (const m of members) console.log(`  ${memberKey(m).padEnd(10)} ${m.status.padEnd(7)} epoch ${m.epoch}  step ${m.progress?.step ?? "-"}  rows ${m.progress?.rowsConsumed ?? "-"}  heartbeat ${age(m.heartbeatAt)}`);
     for (const s of shards) console.log(`  shard ${s.shardId}  cursor ${s.cursor}${s.done ? "  done" : ""}`);
     if (checkpoint) console.log(`  checkpoint step ${checkpoint.step} at ${checkpoint.uri}`);
     if (!follow || FINAL_JOB_STATES.includes(job.state)) return job.state === "FAILED" ? 1 : 0;
