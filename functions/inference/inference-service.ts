@@ -234,9 +234,11 @@ export class InferenceService implements InferenceFunction {
         for (const unit of live) retry.add(unit.record.messageId);
       }
     }
+    // A message that comes back is judged again then: its bad rows are dead-lettered on that delivery, not twice.
+    const deadLetters = rejected.filter((r) => !retry.has(r.messageId));
     const [failedResults, failedRejections] = await Promise.all([
       this.sendAll(this.settings.outputQueueUrl, outputs),
-      this.sendAll(this.settings.dlqUrl, rejected.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r }))),
+      this.sendAll(this.settings.dlqUrl, deadLetters.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r }))),
     ]);
     for (const id of [...failedResults, ...failedRejections]) retry.add(id);
     stages.lap("send");
@@ -251,7 +253,7 @@ export class InferenceService implements InferenceFunction {
     );
     await this.idempotency.complete(sent.map((c) => c.unit.claimKey)).catch((e: unknown) => this.log(`[inference ${this.settings.modelId}] recording ${sent.length} served messages: ${(e as Error).message}`));
     stages.lap("complete");
-    const report: BatchReport = { version: metadata?.version, results: served, rejected: rejected.length - failedRejections.length, retried: retry.size, duplicates };
+    const report: BatchReport = { version: metadata?.version, results: served, rejected: deadLetters.length - failedRejections.length, retried: retry.size, duplicates };
     this.lastReport = report;
     this.totals.results += report.results;
     this.totals.rejected += report.rejected;
