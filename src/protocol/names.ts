@@ -43,6 +43,24 @@ export const queueName = {
   dlq: (jobId: string) => `stf-${jobId}-dlq`,
 };
 
+/**
+ * A served model's queues: `stf-serve-<modelId>-input`, `-output` and `-dlq` (at most 80
+ * characters, SQS's limit, for the longest model id). The inference function learns which model
+ * it serves, and where its results and dead letters go, from the input queue's name.
+ */
+export const servedQueueName = {
+  input: (modelId: string) => `stf-serve-${modelId}-input`,
+  output: (modelId: string) => `stf-serve-${modelId}-output`,
+  dlq: (modelId: string) => `stf-serve-${modelId}-dlq`,
+};
+
+/** The model a served input queue belongs to, from its name or ARN; undefined for any other queue. */
+export function servedModelOfQueue(nameOrArn: string): string | undefined {
+  const name = nameOrArn.slice(nameOrArn.lastIndexOf(":") + 1);
+  const m = /^stf-serve-(.+)-input$/.exec(name);
+  return m && MODEL_ID_PATTERN.test(m[1]!) ? m[1] : undefined;
+}
+
 export const jobKeys = {
   prefix: (jobId: string) => `jobs/${jobId}/`,
   code: (jobId: string, fileName: string) => `jobs/${jobId}/code/${fileName}`,
