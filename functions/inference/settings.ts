@@ -1,33 +1,45 @@
-/** The inference function's configuration, read once from its environment and checked. */
+/**
+ * Which model a batch is for, and where its results and dead letters go: learned from the queue
+ * the batch came from (`stf-serve-<modelId>-input`, src/protocol/names.ts), so one function serves
+ * any number of models, each mapped to it by its own event source mapping.
+ */
+import { GetQueueUrlCommand, QueueDoesNotExist } from "@aws-sdk/client-sqs";
+import type { AwsClients } from "../../src/aws/clients.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { functionConfigFromEnv } from "../../src/jobs/settings.ts";
+import type { FunctionConfig } from "../../src/jobs/settings.ts";
+import { servedModelOfQueue, servedQueueName } from "../../src/protocol/names.ts";
 import type { InferenceSettings } from "../../src/runtime/functions.ts";
 import { DEFAULT_RECHECK_MS } from "./latest-model.ts";
-import { MODEL_ID_PATTERN } from "../../src/protocol/names.ts";
 
-function queueUrl(env: Readonly<Record<string, string | undefined>>, name: string): string {
-  const v = env[name];
-  if (!v || !/^https?:\/\//.test(v)) throw new ConfigError(name, v, "an SQS queue URL");
-  return v;
+/** `SERVERLESS_TF_MODEL_RECHECK_MS`: how often `latest.json` is re-checked; default 5000. */
+export function recheckMsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const raw = env.SERVERLESS_TF_MODEL_RECHECK_MS;
+  const recheck = raw === undefined ? DEFAULT_RECHECK_MS : Number(raw);
+  if (!Number.isSafeInteger(recheck) || recheck < 0) throw new ConfigError("SERVERLESS_TF_MODEL_RECHECK_MS", raw, "a non-negative integer of milliseconds");
+  return recheck;
 }
 
 /**
- * `SERVERLESS_TF_MODEL_ID`, `SERVERLESS_TF_OUTPUT_QUEUE_URL`, `SERVERLESS_TF_DLQ_URL`,
- * `SERVERLESS_TF_MODEL_RECHECK_MS` (default 5000) and the bucket and registry table of every stage
- * (the table holds the idempotency record of each served row).
+ * The settings of the model served from `eventSourceArn`.
+ *
+ * @throws ConfigError when the queue is not a served model's input queue, or its output or DLQ is missing.
+ * @example
+ * const settings = await servedModelSettings(deps.clients, deps.config, "arn:aws:sqs:us-east-1:123456789012:stf-serve-digits-input", 5000);
+ * settings.modelId; // "digits"
  */
-export function inferenceSettingsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): InferenceSettings {
-  const modelId = env.SERVERLESS_TF_MODEL_ID;
-  if (!modelId || !MODEL_ID_PATTERN.test(modelId)) throw new ConfigError("SERVERLESS_TF_MODEL_ID", modelId, "a model id (lowercase letters, digits and dashes)");
-  const recheck = env.SERVERLESS_TF_MODEL_RECHECK_MS === undefined ? DEFAULT_RECHECK_MS : Number(env.SERVERLESS_TF_MODEL_RECHECK_MS);
-  if (!Number.isSafeInteger(recheck) || recheck < 0) throw new ConfigError("SERVERLESS_TF_MODEL_RECHECK_MS", env.SERVERLESS_TF_MODEL_RECHECK_MS, "a non-negative integer of milliseconds");
-  const stage = functionConfigFromEnv(env);
-  return {
-    bucket: stage.bucket,
-    tableName: stage.tableName,
-    modelId,
-    outputQueueUrl: queueUrl(env, "SERVERLESS_TF_OUTPUT_QUEUE_URL"),
-    dlqUrl: queueUrl(env, "SERVERLESS_TF_DLQ_URL"),
-    recheckMs: recheck,
+export async function servedModelSettings(clients: AwsClients, config: Pick<FunctionConfig, "bucket" | "tableName">, eventSourceArn: string, recheckMs: number): Promise<InferenceSettings> {
+  const modelId = servedModelOfQueue(eventSourceArn);
+  if (!modelId) {
+    throw new ConfigError("eventSourceARN", eventSourceArn, "a served model's input queue, stf-serve-<modelId>-input: serve the model with serveModel or the construct's servedModels prop");
+  }
+  const urlOf = async (name: string) => {
+    try {
+      return (await clients.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
+    } catch (e) {
+      if (e instanceof QueueDoesNotExist) throw new ConfigError("eventSourceARN", eventSourceArn, `a served model whose queue ${name} exists (serveModel creates all three)`);
+      throw e;
+    }
   };
+  const [outputQueueUrl, dlqUrl] = await Promise.all([urlOf(servedQueueName.output(modelId)), urlOf(servedQueueName.dlq(modelId))]);
+  return { bucket: config.bucket, tableName: config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs };
 }

@@ -12,6 +12,7 @@ import { createQueue, queueArn } from "../jobs/queues.ts";
 import { sendShardFeedRequest } from "../jobs/shard-feed-queue.ts";
 import { functionConfigFromEnv } from "../jobs/settings.ts";
 import type { StartedJob, StreamAttachment } from "../jobs/started-job.ts";
+import { servedQueueName } from "../protocol/names.ts";
 import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
@@ -220,11 +221,11 @@ export class LocalRuntime implements JobRuntime {
    */
   async serveModel(modelId: string, options: ServeOptions = {}): Promise<ServedModel> {
     const create = (name: string, attributes: Record<string, string> = {}) => createQueue(this.deps.clients, name, attributes);
-    const dlqUrl = options.dlqUrl ?? (await create(`stf-serve-${modelId}-dlq`, { MessageRetentionPeriod: String(14 * 24 * 3600) }));
+    const dlqUrl = options.dlqUrl ?? (await create(servedQueueName.dlq(modelId), { MessageRetentionPeriod: String(14 * 24 * 3600) }));
     const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: options.maxReceiveCount ?? 3 });
-    const inputQueueUrl = options.inputQueueUrl ?? (await create(`stf-serve-${modelId}-input`, { VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60), RedrivePolicy: redrive }));
+    const inputQueueUrl = options.inputQueueUrl ?? (await create(servedQueueName.input(modelId), { VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60), RedrivePolicy: redrive }));
     const outputQueueUrl =
-      options.outputQueueUrl ?? (options.fifoOutput ? await create(`stf-serve-${modelId}-output.fifo`, { FifoQueue: "true" }) : await create(`stf-serve-${modelId}-output`));
+      options.outputQueueUrl ?? (options.fifoOutput ? await create(`${servedQueueName.output(modelId)}.fifo`, { FifoQueue: "true" }) : await create(servedQueueName.output(modelId)));
     const settings = { bucket: this.bucket, tableName: this.deps.config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
     const service = this.functions.inference.createInferenceFunction(this.deps, settings, { env: this.workerEnv }, this.log);
     const source = new SqsEventSource(this.deps.clients, inputQueueUrl, (event) => service.handle(event), {

@@ -150,9 +150,9 @@ describe("the function bundles", () => {
     assert.match(logged, /Records must be an array of S3 event records/);
   });
 
-  it("inference refuses to run unconfigured with a ConfigError naming the setting, not an undefined deep inside", async () => {
+  it("inference refuses a batch from a queue that is not a served model's with a ConfigError naming the source, not an undefined deep inside", async () => {
     // Lambda treats a synchronous throw and a rejection alike: an invocation error, retried.
-    await assert.rejects(async () => handlers.get("inference")!(sqsEvent("{not json")), (e: unknown) => e instanceof Error && e.name === "ConfigError" && e.message.includes("SERVERLESS_TF_MODEL_ID"));
+    await assert.rejects(async () => handlers.get("inference")!(sqsEvent("{not json")), (e: unknown) => e instanceof Error && e.name === "ConfigError" && e.message.includes("eventSourceARN") && e.message.includes("stf-serve-"));
   });
 
   it("coordinator rejects malformed start events with the field named, and a missing launcher setting by its name", async () => {
