@@ -1,10 +1,13 @@
-// `npm run demo` / `npm run bench`: set up whatever is missing, then run a TypeScript entry point.
+// `npm run demo` / `npm run bench`: set up whatever is missing, build the function bundles, then
+// run a TypeScript entry point.
 import { spawnSync } from "node:child_process";
-import { ensureSetup, root } from "./setup.mjs";
+import { buildFunctionBundles, ensureSetup, root } from "./setup.mjs";
 
 const [entry, ...args] = process.argv.slice(2);
 try {
   ensureSetup();
+  // `npm run build` runs scripts/build.ts itself: no need to bundle twice.
+  if (entry !== "scripts/build.ts") buildFunctionBundles();
 } catch (e) {
   console.error(e instanceof Error ? e.message : e);
   process.exit(1);

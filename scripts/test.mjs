@@ -1,9 +1,11 @@
-// `npm test`: set up whatever is missing, then run both suites against the emulator.
+// `npm test`: set up whatever is missing, build the function bundles (the stack tests synthesize
+// them), then run both suites against the emulator.
 import { spawnSync } from "node:child_process";
-import { ensureSetup, root } from "./setup.mjs";
+import { buildFunctionBundles, ensureSetup, root } from "./setup.mjs";
 
 try {
   ensureSetup();
+  buildFunctionBundles();
 } catch (e) {
   console.error(e instanceof Error ? e.message : e);
   process.exit(1);
