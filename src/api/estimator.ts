@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "../errors.ts";
 
-import { runJob, type RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/run-job.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { ParamMap } from "./params.ts";
@@ -13,7 +13,6 @@ import { ClusterParams, ESTIMATOR_PARAMS, FeedParams, InferenceParams, ModelPara
 import { trainRequestOf } from "./train-request.ts";
 import { TFModel } from "./model.ts";
 import { StreamingTFModel } from "./streaming-model.ts";
-import { startStreamingJob } from "../runtime/streaming-job.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Estimator } from "./stage.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
@@ -104,10 +103,10 @@ export class TFEstimator implements Estimator<TFModel> {
     const request = this.trainRequest(table, runtime.deps.config.bucket);
     if (!table.bounded) {
       // Unbounded: returns at the first published version, while training goes on (model.job.stop()).
-      const { job, first } = await startStreamingJob(runtime, request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });
+      const { job, first } = await runtime.startStreamingJob(request, { timeoutMs: p.get(ModelParams.timeoutMs), ...options });
       return new StreamingTFModel(first, { inferenceWorkerNum: p.get(FeedParams.inferenceWorkerNum), remainder: p.get(FeedParams.remainder), timeoutMs: p.get(ModelParams.timeoutMs) }, job, runtime);
     }
-    const outcome = await runJob(runtime, request, {
+    const outcome = await runtime.runJob(request, {
       timeoutMs: p.get(ModelParams.timeoutMs),
       maxWorkerRestarts: p.get(ModelParams.maxWorkerRestarts),
       progressTimeoutMs: p.get(ModelParams.progressTimeoutMs),

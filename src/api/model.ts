@@ -5,7 +5,7 @@
 import type { Row } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
 
-import { runJob, type RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/run-job.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
@@ -102,9 +102,7 @@ export class TFModel implements Model {
     const rows = table.rows;
     const runtime = this.runtime ?? (await defaultRuntime());
     const rowsPerShard = 2_000;
-    const outcome = await runJob(
-      runtime,
-      {
+    const outcome = await runtime.runJob({
         mode: "inference",
         cluster: { worker: this.settings.inferenceWorkerNum, ps: 0 },
         python: inference.python,

@@ -8,7 +8,7 @@
  * scales an SQS mapping up to its maximum concurrency; the handler must therefore accept
  * concurrent calls (and, as on AWS, the same message twice: SQS is at-least-once).
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { AwsClients } from "../aws/clients.ts";
 import { ConfigError } from "../errors.ts";
@@ -17,7 +17,12 @@ import { queueArn } from "../jobs/queues.ts";
 export type SqsHandler = (event: SQSEvent) => Promise<SQSBatchResponse | void>;
 
 export interface EventSourceOptions {
+  /** Records per invocation, 1 to 10,000 (more than 10 takes several receives); default 10. */
   readonly batchSize?: number;
+  /** How long to gather records once the first arrives, until `batchSize` (0 to 300 s); default 0: one receive. */
+  readonly maxBatchingWindowSeconds?: number;
+  /** Honour `batchItemFailures` in the handler's response (the mapping's ReportBatchItemFailures); default true. Off, a returned batch is deleted whole. */
+  readonly reportBatchItemFailures?: boolean;
   readonly waitTimeSeconds?: number;
   /** Pollers running at once (Lambda's maximum concurrency for an SQS mapping); default 1. */
   readonly concurrency?: number;
@@ -36,6 +41,11 @@ export class SqsEventSource {
   ) {
     const n = options.concurrency ?? 1;
     if (!Number.isSafeInteger(n) || n < 1 || n > 1000) throw new ConfigError("concurrency", n, "an integer of pollers from 1 to 1000");
+    const size = options.batchSize ?? 10;
+    if (!Number.isSafeInteger(size) || size < 1 || size > 10_000) throw new ConfigError("batchSize", size, "an integer of records from 1 to 10000");
+    const window = options.maxBatchingWindowSeconds ?? 0;
+    if (!(window >= 0 && window <= 300)) throw new ConfigError("maxBatchingWindowSeconds", window, "seconds from 0 to 300");
+    if (size > 10 && window === 0) throw new ConfigError("maxBatchingWindowSeconds", window, "at least 1 when batchSize is over 10 (as Lambda requires)");
   }
 
   start(): void {
@@ -68,15 +78,7 @@ export class SqsEventSource {
     }
     while (this.running) {
       try {
-        const { Messages = [] } = await this.clients.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: this.queueUrl,
-            MaxNumberOfMessages: this.options.batchSize ?? 10,
-            WaitTimeSeconds: this.options.waitTimeSeconds ?? 1,
-            MessageSystemAttributeNames: ["All"],
-            MessageAttributeNames: ["All"],
-          }),
-        );
+        const Messages = await this.receiveBatch();
         if (!Messages.length) continue;
         const records: SQSRecord[] = Messages.map((m) => ({
           messageId: m.MessageId!,
@@ -94,13 +96,14 @@ export class SqsEventSource {
         let failed = new Set(records.map((r) => r.messageId));
         try {
           const response = await this.handler({ Records: records });
-          failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+          failed = new Set(this.options.reportBatchItemFailures === false ? [] : (response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
         } catch (e) {
           this.options.onError?.(e);
         }
         const done = records.filter((r) => !failed.has(r.messageId));
-        if (done.length) {
-          await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })) }));
+        for (let i = 0; i < done.length; i += 10) {
+          const chunk = done.slice(i, i + 10);
+          await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: chunk.map((r, j) => ({ Id: String(j), ReceiptHandle: r.receiptHandle })) }));
         }
       } catch (e) {
         if (!this.running) return;
@@ -108,5 +111,34 @@ export class SqsEventSource {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  /** One long poll; with a batching window, more receives until the batch is full or the window has passed since the first record. */
+  private async receiveBatch(): Promise<Message[]> {
+    const size = this.options.batchSize ?? 10;
+    const windowMs = (this.options.maxBatchingWindowSeconds ?? 0) * 1000;
+    const receive = async (waitSeconds: number) =>
+      (
+        await this.clients.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.queueUrl,
+            MaxNumberOfMessages: Math.min(10, size - batch.length),
+            WaitTimeSeconds: waitSeconds,
+            MessageSystemAttributeNames: ["All"],
+            MessageAttributeNames: ["All"],
+          }),
+        )
+      ).Messages ?? [];
+    const batch: Message[] = await receive(this.options.waitTimeSeconds ?? 1);
+    if (!batch.length || windowMs === 0) return batch;
+    const windowEnd = Date.now() + windowMs;
+    while (batch.length < size && this.running) {
+      const left = windowEnd - Date.now();
+      if (left <= 0) break;
+      const more = await receive(Math.min(20, Math.floor(left / 1000)));
+      batch.push(...more);
+      if (!more.length && left < 1000) await new Promise((r) => setTimeout(r, Math.min(left, 100)));
+    }
+    return batch;
   }
 }

@@ -8,11 +8,10 @@
  */
 import { awsSettingsFromEnv, type AwsSettings } from "../aws/clients.ts";
 import { createDeps, type FunctionDeps } from "../jobs/deps.ts";
-import { createQueue, queueArn } from "../jobs/queues.ts";
+import { ensureServedQueues } from "../jobs/served-queues.ts";
 import { sendShardFeedRequest } from "../jobs/shard-feed-queue.ts";
 import { functionConfigFromEnv } from "../jobs/settings.ts";
 import type { StartedJob, StreamAttachment } from "../jobs/started-job.ts";
-import { servedQueueName } from "../protocol/names.ts";
 import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
@@ -22,7 +21,9 @@ import { ProcessLauncher } from "../workers/process-launcher.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
 import { loadFunction, type FunctionFactories, type InferenceFunction, type StartFit } from "./functions.ts";
-import type { JobRuntime, StartOptions } from "./job-runtime.ts";
+import type { InProcessRuntime, JobRuntime, StartOptions } from "./job-runtime.ts";
+import { runJob, type RunOptions } from "./run-job.ts";
+import { startStreamingJob } from "./streaming-job.ts";
 import { provisionLocalStack, RUNTIME_QUEUES } from "./provision.ts";
 
 export { RUNTIME_QUEUES };
@@ -48,8 +49,10 @@ export interface ServeOptions {
   readonly dlqUrl?: string;
   /** How often `latest.json` is re-checked; default 5000 ms. */
   readonly recheckMs?: number;
-  /** Records per invocation, as an event source mapping's batch size; default 10. */
+  /** Records per invocation, as an event source mapping's batch size (1 to 10,000); default 10. */
   readonly batchSize?: number;
+  /** Seconds to gather a batch, as the mapping's batching window (needed above 10 records); default 0. */
+  readonly maxBatchingWindowSeconds?: number;
   /** Handler calls at once, as the mapping's maximum concurrency; default 1. They share one engine process. */
   readonly concurrency?: number;
   /** The input queue's visibility timeout when it is created here; default 60 s. */
@@ -96,7 +99,7 @@ function workerEnvOf(aws: AwsSettings, deps: FunctionDeps): Record<string, strin
   };
 }
 
-export class LocalRuntime implements JobRuntime {
+export class LocalRuntime implements JobRuntime, InProcessRuntime {
   private readonly served = new Set<ServedModel>();
   private fitTriggers: SqsEventSource | undefined;
   private activeJobs = 0;
@@ -169,6 +172,19 @@ export class LocalRuntime implements JobRuntime {
     return `s3://${this.bucket}/${key}`;
   }
 
+  runJob(request: JobRequest, options?: RunOptions) {
+    return runJob(this, request, options);
+  }
+
+  startStreamingJob(request: JobRequest, options?: RunOptions) {
+    return startStreamingJob(this, request, options);
+  }
+
+  /** What this runtime is, for a program's log. */
+  describe(): string {
+    return `local (AWS endpoint ${this.endpoint}, bucket ${this.bucket}, registry table ${this.deps.config.tableName})`;
+  }
+
   /** Starts a job through the coordinator's own start, with this runtime's launcher and shard-feed queue. */
   startJob(request: JobRequest, options: StartOptions = {}): Promise<StartedJob> {
     return this.functions.coordinator.startJob(this.deps, request, {
@@ -186,13 +202,16 @@ export class LocalRuntime implements JobRuntime {
    * @example
    * await runJob(runtime.interceptingShards(async (event, dispatch) => { await workerReady; await dispatch(event); }), request);
    */
-  interceptingShards(intercept: (event: ShardFeedEvent, dispatch: (event: ShardFeedEvent) => Promise<void>) => Promise<void>): JobRuntime {
-    return {
+  interceptingShards(intercept: (event: ShardFeedEvent, dispatch: (event: ShardFeedEvent) => Promise<void>) => Promise<void>): JobRuntime & InProcessRuntime {
+    const runtime: JobRuntime & InProcessRuntime = {
       deps: this.deps,
       acquire: () => this.acquire(),
       release: () => this.release(),
       startJob: (request, options = {}) => this.startJob(request, { ...options, dispatchShard: (event) => intercept(event, (e) => this.dispatchShard(e)) }),
+      runJob: (request, options) => runJob(runtime, request, options),
+      startStreamingJob: (request, options) => startStreamingJob(runtime, request, options),
     };
+    return runtime;
   }
 
   /** Hands a shard to the shard-feed function through its queue, as the coordinator does on AWS. */
@@ -220,16 +239,17 @@ export class LocalRuntime implements JobRuntime {
    * // served.outputQueueUrl receives {"v":1,"kind":"result","id":"r-1","version":...,"row":{"digit":"3","score":0.98}}
    */
   async serveModel(modelId: string, options: ServeOptions = {}): Promise<ServedModel> {
-    const create = (name: string, attributes: Record<string, string> = {}) => createQueue(this.deps.clients, name, attributes);
-    const dlqUrl = options.dlqUrl ?? (await create(servedQueueName.dlq(modelId), { MessageRetentionPeriod: String(14 * 24 * 3600) }));
-    const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(this.deps.clients, dlqUrl), maxReceiveCount: options.maxReceiveCount ?? 3 });
-    const inputQueueUrl = options.inputQueueUrl ?? (await create(servedQueueName.input(modelId), { VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60), RedrivePolicy: redrive }));
-    const outputQueueUrl =
-      options.outputQueueUrl ?? (options.fifoOutput ? await create(`${servedQueueName.output(modelId)}.fifo`, { FifoQueue: "true" }) : await create(servedQueueName.output(modelId)));
+    const { inputQueueUrl, outputQueueUrl, dlqUrl } = await ensureServedQueues(
+      this.deps.clients,
+      modelId,
+      { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 60, maxReceiveCount: options.maxReceiveCount ?? 3, fifoOutput: options.fifoOutput ?? false },
+      { ...(options.inputQueueUrl ? { inputQueueUrl: options.inputQueueUrl } : {}), ...(options.outputQueueUrl ? { outputQueueUrl: options.outputQueueUrl } : {}), ...(options.dlqUrl ? { dlqUrl: options.dlqUrl } : {}) },
+    );
     const settings = { bucket: this.bucket, tableName: this.deps.config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
     const service = this.functions.inference.createInferenceFunction(this.deps, settings, { env: this.workerEnv }, this.log);
     const source = new SqsEventSource(this.deps.clients, inputQueueUrl, (event) => service.handle(event), {
       batchSize: options.batchSize ?? 10,
+      maxBatchingWindowSeconds: options.maxBatchingWindowSeconds ?? 0,
       concurrency: options.concurrency ?? 1,
       onError: (e) => this.log(`[inference ${modelId}] ${(e as Error).message}`),
     });

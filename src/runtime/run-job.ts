@@ -8,7 +8,7 @@ import type { WorkerProgress } from "../workers/launcher.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { trainCompletion } from "../jobs/completion.ts";
 import { OutputRows, pollOutput, type OutputRow } from "../jobs/output-rows.ts";
-import type { JobRuntime } from "./job-runtime.ts";
+import type { InProcessRuntime } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
 import { JobFailedError, watchJob, type WatchOptions } from "../jobs/watch.ts";
 import { finishJob } from "../jobs/finish.ts";
@@ -29,7 +29,8 @@ export type JobOutcome =
   | { readonly mode: "train"; readonly jobId: string; readonly model: ModelMetadata | null }
   | { readonly mode: "inference"; readonly jobId: string; readonly rows: ReadonlyMap<bigint, OutputRow> };
 
-export async function runJob(runtime: JobRuntime, request: JobRequest, options: RunOptions = {}): Promise<JobOutcome> {
+/** A bounded job run from this process: started through the coordinator's core, watched here, finished here. */
+export async function runJob(runtime: InProcessRuntime, request: JobRequest, options: RunOptions = {}): Promise<JobOutcome> {
   runtime.acquire();
   let started: StartedJob | undefined;
   try {

@@ -11,7 +11,7 @@ import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metada
 import { getJson } from "../storage/objects.ts";
 import { parseS3Uri } from "../protocol/names.ts";
 import type { RunOptions } from "./run-job.ts";
-import type { JobRuntime } from "./job-runtime.ts";
+import type { InProcessRuntime } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
 import { watchJob } from "../jobs/watch.ts";
 import { finishJob } from "../jobs/finish.ts";
@@ -27,7 +27,7 @@ export interface StreamingJob {
   stop(): Promise<void>;
 }
 
-export async function startStreamingJob(runtime: JobRuntime, request: JobRequest, options: RunOptions = {}): Promise<{ job: StreamingJob; first: ModelMetadata }> {
+export async function startStreamingJob(runtime: InProcessRuntime, request: JobRequest, options: RunOptions = {}): Promise<{ job: StreamingJob; first: ModelMetadata }> {
   runtime.acquire();
   let started: StartedJob;
   try {
