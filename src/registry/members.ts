@@ -46,6 +46,18 @@ export interface MarkMemberInput extends MemberWriter {
   readonly error?: string;
 }
 
+/** A worker's last epoch values: JSON text it wrote itself, so a malformed one is dropped, not fatal. */
+function lastEpochOf(progress: Item): Record<string, unknown> | undefined {
+  const text = progress.lastEpoch?.S;
+  if (!text) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function toMember(item: Item): MemberRecord {
   const progress = item.progress?.M;
   return {
@@ -58,7 +70,7 @@ function toMember(item: Item): MemberRecord {
     heartbeatAt: num(item, "heartbeatAt"),
     status: oneOf(item, "status", MEMBER_STATUSES),
     pid: num(item, "pid"),
-    ...optional("progress", progress && { step: num(progress, "step"), rowsConsumed: num(progress, "rowsConsumed") }),
+    ...optional("progress", progress && { step: num(progress, "step"), rowsConsumed: num(progress, "rowsConsumed"), ...optional("lastEpoch", lastEpochOf(progress)) }),
     ...optional("error", optStr(item, "error")),
   };
 }

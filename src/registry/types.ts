@@ -35,6 +35,8 @@ export interface JobRecord {
 export interface MemberProgress {
   readonly step: number;
   readonly rowsConsumed: number;
+  /** The last epoch's progress values (epoch, loss, accuracy, ...), as the worker printed them. */
+  readonly lastEpoch?: Readonly<Record<string, unknown>>;
 }
 
 export interface MemberRecord {

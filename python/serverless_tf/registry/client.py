@@ -209,7 +209,8 @@ class Registry:
         if progress is not None:
             update += ", #progress = :progress"
             names["#progress"] = "progress"
-            values[":progress"] = {"M": {"step": num_value(progress.step), "rowsConsumed": num_value(progress.rows_consumed)}}
+            values[":progress"] = {"M": {"step": num_value(progress.step), "rowsConsumed": num_value(progress.rows_consumed),
+                                         **({"lastEpoch": {"S": progress.last_epoch}} if progress.last_epoch else {})}}
         # A lapsed lease cannot be renewed: a process paused past it may have been replaced.
         self._update_held_member(job_id, role, index, epoch, update, "#epoch = :epoch AND #status = :active AND #lease >= :now", names, values, now)
         return lease_expires_at

@@ -41,6 +41,8 @@ class Job:
 class Progress:
     step: int
     rows_consumed: int
+    #: The last epoch's ``STF_PROGRESS`` values as JSON text: how a runtime that reads no worker's stdout (a deployed stack) reports epochs.
+    last_epoch: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,9 @@ class ProgressCallback(tf.keras.callbacks.Callback):
             "examples_per_sec": round(self._ctx.rows_seen / elapsed, 1),
             "step": step,
         }
-        print(progress_line(values), flush=True)
+        line = progress_line(values)
+        self._ctx.last_epoch = line[len("STF_PROGRESS "):]
+        print(line, flush=True)
 
 
 class CheckpointCallback(tf.keras.callbacks.Callback):

@@ -74,6 +74,8 @@ class Context:
     rows_spooled: int = 0
     steps: Optional[int] = None
     step: int = 0
+    #: The last epoch's progress values as JSON, for the heartbeats.
+    last_epoch: Optional[str] = None
     _dataset: Any = field(default=None, repr=False)
     _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     _writer: Optional[OutputWriter] = field(default=None, repr=False)
@@ -95,7 +97,7 @@ class Context:
     def progress(self) -> Progress:
         """What the heartbeats report: the last step and rows consumed so far (spooled, while spooling)."""
         with self._lock:
-            return Progress(step=int(self.step), rows_consumed=int(max(self.rows_seen, self.rows_spooled)))
+            return Progress(step=int(self.step), rows_consumed=int(max(self.rows_seen, self.rows_spooled)), last_epoch=self.last_epoch)
 
     # -- input --------------------------------------------------------------------------------
 
