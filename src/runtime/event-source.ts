@@ -117,6 +117,7 @@ export class SqsEventSource {
   private async receiveBatch(): Promise<Message[]> {
     const size = this.options.batchSize ?? 10;
     const windowMs = (this.options.maxBatchingWindowSeconds ?? 0) * 1000;
+    const batch: Message[] = [];
     const receive = async (waitSeconds: number) =>
       (
         await this.clients.sqs.send(
@@ -129,7 +130,7 @@ export class SqsEventSource {
           }),
         )
       ).Messages ?? [];
-    const batch: Message[] = await receive(this.options.waitTimeSeconds ?? 1);
+    batch.push(...(await receive(this.options.waitTimeSeconds ?? 1)));
     if (!batch.length || windowMs === 0) return batch;
     const windowEnd = Date.now() + windowMs;
     while (batch.length < size && this.running) {
