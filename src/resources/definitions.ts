@@ -10,6 +10,7 @@
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
 import { SQS_MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { EXPORT_MANIFEST } from "../protocol/model-metadata.ts";
+import { servedQueueName } from "../protocol/names.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
 
@@ -129,18 +130,54 @@ export function runtimeQueueName(prefix: string, key: RuntimeQueueKey): string {
   return `${prefix}-${RUNTIME_QUEUES[key].suffix}`;
 }
 
-export function queuePlan(prefix: string, key: RuntimeQueueKey): QueuePlan {
+/** `consumerTimeoutSeconds`: the consuming function's timeout, when a deployment overrides FUNCTIONS'. */
+export function queuePlan(prefix: string, key: RuntimeQueueKey, consumerTimeoutSeconds: number = FUNCTIONS[RUNTIME_QUEUES[key].consumer].timeoutSeconds): QueuePlan {
   const queue = RUNTIME_QUEUES[key];
   const name = runtimeQueueName(prefix, key);
   return {
     name,
-    visibilityTimeoutSeconds: FUNCTIONS[queue.consumer].timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT,
+    visibilityTimeoutSeconds: consumerTimeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT,
     dlq: { name: `${name}-dlq`, messageRetentionSeconds: DLQ_RETENTION_SECONDS, maxReceiveCount: MAX_RECEIVE_COUNT },
     consumer: queue.consumer,
     batchSize: queue.batchSize,
     maxMessageSizeBytes: SQS_MAX_MESSAGE_BYTES,
   };
 }
+
+/**
+ * The queues of one served model (names: `servedQueueName`, src/protocol/names.ts): requests on
+ * `input`, which an SQS event source maps to the inference function and which redrives to `dlq`;
+ * answers on `output`; rows the function rejects, and requests that failed too often, on `dlq`.
+ * The stack creates them for its `servedModels`; a model served later gets the same attributes.
+ *
+ * @example
+ * servedQueuePlan("digits").input.name; // "stf-serve-digits-input"
+ */
+export interface ServedQueuePlan {
+  readonly modelId: string;
+  readonly input: { readonly name: string; readonly visibilityTimeoutSeconds: number; readonly maxReceiveCount: number };
+  readonly output: { readonly name: string };
+  readonly dlq: { readonly name: string; readonly messageRetentionSeconds: number };
+  /** All three queues' `MaximumMessageSize`: SQS's limit. */
+  readonly maxMessageSizeBytes: number;
+}
+
+/** `inferenceTimeoutSeconds`: the inference function's timeout, when a deployment overrides FUNCTIONS'. */
+export function servedQueuePlan(modelId: string, inferenceTimeoutSeconds: number = FUNCTIONS.inference.timeoutSeconds): ServedQueuePlan {
+  return {
+    modelId,
+    input: { name: servedQueueName.input(modelId), visibilityTimeoutSeconds: inferenceTimeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT, maxReceiveCount: MAX_RECEIVE_COUNT },
+    output: { name: servedQueueName.output(modelId) },
+    dlq: { name: servedQueueName.dlq(modelId), messageRetentionSeconds: DLQ_RETENTION_SECONDS },
+    maxMessageSizeBytes: SQS_MAX_MESSAGE_BYTES,
+  };
+}
+
+/**
+ * How a served model's input queue feeds the inference function when a deployment says nothing
+ * else (the stack's `inferenceBatchSize` and `inferenceMaxBatchingWindowSeconds`).
+ */
+export const INFERENCE_EVENT_SOURCE = { batchSize: 10, maxBatchingWindowSeconds: 0 } as const;
 
 /** S3 key layout the bucket's lifecycle rules and IAM grants are written against (docs/protocol.md). */
 export const BUCKET_PREFIXES = {
@@ -219,6 +256,34 @@ export const ENV = {
   ecsContainer: "SERVERLESS_TF_ECS_CONTAINER",
   ecsSubnets: "SERVERLESS_TF_ECS_SUBNETS",
   ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
+} as const;
+
+/**
+ * The deployed stack's CloudFormation output keys: what a runtime for a deployed stack reads
+ * (`DescribeStacks`) to find the resources, with no CDK at run time.
+ *
+ * @example
+ * const outputs = Object.fromEntries(stack.Outputs!.map((o) => [o.OutputKey, o.OutputValue]));
+ * const bucket = outputs[STACK_OUTPUTS.bucketName];
+ */
+export const STACK_OUTPUTS = {
+  bucketName: "BucketName",
+  tableName: "TableName",
+  shardFeedQueueUrl: "ShardFeedQueueUrl",
+  jobWatchQueueUrl: "JobWatchQueueUrl",
+  workerCluster: "WorkerCluster",
+  workerTaskDefinition: "WorkerTaskDefinition",
+  /** The event source settings the stack maps its served models with, for one mapped later. */
+  inferenceBatchSize: "InferenceBatchSize",
+  inferenceMaxBatchingWindowSeconds: "InferenceMaxBatchingWindowSeconds",
+  /** `<Pascal>FunctionName` per function: the deployed function's name. */
+  functionName: {
+    coordinator: "CoordinatorFunctionName",
+    "shard-feed": "ShardFeedFunctionName",
+    checkpoint: "CheckpointFunctionName",
+    inference: "InferenceFunctionName",
+    "job-watch": "JobWatchFunctionName",
+  } as const satisfies Readonly<Record<FunctionName, string>>,
 } as const;
 
 /** The worker container's name in the task definition (the launcher's override targets it). */
