@@ -1,18 +1,17 @@
 /**
- * The CDK app: `cd infra && npx cdk deploy` (see infra/README.md for the context values).
- * Synth is offline: the functions are bundled by the local esbuild and the worker image is only
- * staged (cdk deploy builds and pushes it).
+ * The CDK app: `cd infra && npx cdk deploy` (see infra/README.md for the context values). CDK
+ * context becomes the stack's props, which the construct checks; cdk-nag's AwsSolutions pack runs
+ * on the synth. Synth is offline: the zip functions are the bundles `npm run build` wrote, and the
+ * two images are only staged (cdk deploy builds and pushes them).
  */
 import { fileURLToPath } from "node:url";
 import { App, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { ASSET_RESOURCE_METADATA_ENABLED_CONTEXT } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { acknowledgeCdkInternals } from "./nag.ts";
+import { ConfigError } from "../src/errors.ts";
 import { ServerlessTfStack, type ServerlessTfStackProps } from "./stack.ts";
 
-/** The repository root, one level above this file. */
-export const projectRoot = fileURLToPath(new URL("..", import.meta.url));
-
-/** Stack props from CDK context (`-c key=value` or cdk.json), each checked and named on failure. */
+/** Stack props from CDK context (`-c key=value` or cdk.json); the construct checks each value and names it on failure. */
 export function propsFromContext(app: App): ServerlessTfStackProps {
   const str = (key: string): string | undefined => {
     const v: unknown = app.node.tryGetContext(key);
@@ -21,30 +20,32 @@ export function propsFromContext(app: App): ServerlessTfStackProps {
   const int = (key: string): number | undefined => {
     const v = str(key);
     if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`context ${key} must be a positive integer. Received: ${JSON.stringify(v)}`);
-    return n;
+    if (!/^\d+$/.test(v)) throw new ConfigError(`context ${key}`, v, "a whole number");
+    return Number(v);
   };
-  const prefix = str("prefix");
-  if (prefix !== undefined && !/^[a-z0-9][a-z0-9-]{1,30}$/.test(prefix)) throw new Error(`context prefix must match ^[a-z0-9][a-z0-9-]{1,30}$. Received: ${JSON.stringify(prefix)}`);
-  const dataBuckets = str("dataBuckets")?.split(",").map((s) => s.trim()).filter(Boolean);
-  const workerCpu = int("workerCpu");
-  const workerMemoryMiB = int("workerMemoryMiB");
+  const names = (key: string): string[] | undefined => str(key)?.split(",").map((s) => s.trim()).filter(Boolean);
+  const props = {
+    prefix: str("prefix"),
+    dataBucketNames: names("dataBuckets"),
+    servedModels: names("servedModels"),
+    workerCpu: int("workerCpu"),
+    workerMemoryMiB: int("workerMemoryMiB"),
+    inferenceBatchSize: int("inferenceBatchSize"),
+    inferenceMaxBatchingWindowSeconds: int("inferenceMaxBatchingWindowSeconds"),
+    removalPolicy: str("destroyData") === "true" ? RemovalPolicy.DESTROY : undefined,
+  };
   return {
-    projectRoot,
-    ...(prefix ? { prefix } : {}),
-    ...(dataBuckets?.length ? { dataBucketNames: dataBuckets } : {}),
-    ...(workerCpu ? { workerCpu } : {}),
-    ...(workerMemoryMiB ? { workerMemoryMiB } : {}),
-    ...(str("destroyData") === "true" ? { removalPolicy: RemovalPolicy.DESTROY } : {}),
+    ...Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)),
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   };
 }
 
 /** Builds the app with cdk-nag's AwsSolutions pack applied (its findings fail the synth). */
 export function buildApp(app: App = new App(), props: ServerlessTfStackProps = propsFromContext(app)): { app: App; stack: ServerlessTfStack } {
+  // `cdk synth` writes each asset's folder into the template (Metadata "aws:asset:path"); an app
+  // synthesized in-process (tests, the hosted copy of the stack) does so only when asked.
+  if (app.node.tryGetContext(ASSET_RESOURCE_METADATA_ENABLED_CONTEXT) === undefined) app.node.setContext(ASSET_RESOURCE_METADATA_ENABLED_CONTEXT, true);
   const stack = new ServerlessTfStack(app, String(app.node.tryGetContext("stackName") ?? "ServerlessTf"), props);
-  acknowledgeCdkInternals(stack);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
   return { app, stack };
 }

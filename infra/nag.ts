@@ -20,17 +20,3 @@ export function acknowledge(scope: IConstruct, id: string, reason: string): void
 export function wildcardUnderArn(element: CfnElement, suffix: string): string {
   return `AwsSolutions-IAM5[Resource::<${Stack.of(element).resolve(element.logicalId)}.Arn>/${suffix}]`;
 }
-
-/** Stack-wide findings that belong to constructs CDK adds for us. */
-export function acknowledgeCdkInternals(stack: Stack): void {
-  for (const child of stack.node.children) {
-    // The singleton Lambda behind `bucket.addEventNotification`: CDK writes its role and code.
-    if (child.node.id.startsWith("BucketNotificationsHandler")) {
-      acknowledge(
-        child,
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's BucketNotificationsHandler (the custom resource that sets the S3 -> events queue notification at deploy time) comes with this role; it runs only during deployments and its s3:PutBucketNotification grant is scoped to the bucket.",
-      );
-    }
-  }
-}

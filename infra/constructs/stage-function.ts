@@ -1,8 +1,9 @@
 /**
  * One pipeline stage as a Lambda function, with its own role and log group so that every
  * permission it holds is one the stack granted. Two packagings:
- * - `bundle`: `functions/<name>/handler.ts` bundled by esbuild at synth time (the project's
- *   pinned esbuild from node_modules, no Docker, no network) into a Node.js 22 zip;
+ * - `zip`: the folder `npm run build` writes for the function (`dist/functions/<name>/`, its
+ *   `index.mjs` bundled with everything it imports by scripts/build.ts), as a Node.js 22 zip:
+ *   synth only stages the folder, the bundle deployed is the one the tests ran;
  * - `image`: a container image built from `functions/<name>/Dockerfile` with the repository root
  *   as context (the root `.dockerignore` says what it holds), for a function that needs more than
  *   Node (the inference function spawns a Python TensorFlow process). Synth only stages the
@@ -13,7 +14,6 @@ import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { acknowledge } from "../nag.ts";
@@ -21,23 +21,21 @@ import type { FunctionDefinition } from "../../src/resources/definitions.ts";
 
 /** How the function's code is packaged. */
 export type StageCode =
-  /** The handler module (`functions/<name>/handler.ts`), bundled into a zip. */
-  | { readonly kind: "bundle"; readonly entry: string }
-  /** The Dockerfile (`functions/<name>/Dockerfile`), built with the repository root as context. */
-  | { readonly kind: "image"; readonly dockerfile: string };
+  /** A folder holding the bundle `index.mjs` (`dist/functions/<name>/`), deployed as a zip. */
+  | { readonly kind: "zip"; readonly directory: string }
+  /** A Dockerfile (`functions/<name>/Dockerfile`), built with `context` (the source root) as context. */
+  | { readonly kind: "image"; readonly context: string; readonly dockerfile: string };
 
 export interface StageFunctionProps {
   readonly definition: FunctionDefinition;
   readonly code: StageCode;
-  /** The repository root: where `package-lock.json` and `node_modules/` are. */
-  readonly projectRoot: string;
   readonly environment: Readonly<Record<string, string>>;
-  /** Zip bundles only: an image function carries everything in its image. */
+  /** Zip functions only: an image function carries everything in its image. */
   readonly layers?: readonly lambda.ILayerVersion[];
-  /** Overrides of the definition's sizes (stack props / context). */
-  readonly memoryMb?: number;
-  readonly timeoutSeconds?: number;
-  readonly reservedConcurrency?: number;
+  /** The sizes as deployed (the definition's, or the props' over them). */
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency: number;
   readonly logRetention?: logs.RetentionDays;
 }
 
@@ -56,17 +54,17 @@ export class StageFunction extends Construct {
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [this.logGroup.logGroupArn] }));
 
     const common = {
-      memorySize: props.memoryMb ?? definition.memoryMb,
-      timeout: Duration.seconds(props.timeoutSeconds ?? definition.timeoutSeconds),
-      reservedConcurrentExecutions: props.reservedConcurrency ?? definition.reservedConcurrency,
+      memorySize: props.memoryMb,
+      timeout: Duration.seconds(props.timeoutSeconds),
+      reservedConcurrentExecutions: props.reservedConcurrency,
       role: this.role,
       logGroup: this.logGroup,
     };
     if (props.code.kind === "image") {
       this.fn = new lambda.DockerImageFunction(this, "Function", {
         ...common,
-        code: lambda.DockerImageCode.fromImageAsset(props.projectRoot, {
-          file: relative(props.projectRoot, props.code.dockerfile),
+        code: lambda.DockerImageCode.fromImageAsset(props.code.context, {
+          file: relative(props.code.context, props.code.dockerfile),
           // tensorflow-cpu wheels are built for x86-64 (as for the worker image).
           platform: Platform.LINUX_AMD64,
         }),
@@ -75,29 +73,14 @@ export class StageFunction extends Construct {
       });
       return;
     }
-    this.fn = new nodejs.NodejsFunction(this, "Function", {
+    this.fn = new lambda.Function(this, "Function", {
       ...common,
-      entry: props.code.entry,
-      handler: "handler",
+      code: lambda.Code.fromAsset(props.code.directory),
+      handler: "index.handler",
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       layers: props.layers ? [...props.layers] : [],
-      environment: { ...props.environment, NODE_OPTIONS: "--enable-source-maps" },
-      projectRoot: props.projectRoot,
-      depsLockFilePath: `${props.projectRoot}/package-lock.json`,
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: "node22",
-        minify: true,
-        sourceMap: true,
-        // Bundle the pinned AWS SDK rather than use the runtime's copy: the handlers then run the
-        // same client versions in Lambda as in the local runtime and the tests.
-        externalModules: [],
-        mainFields: ["module", "main"],
-        // CommonJS dependencies bundled into an ES module still call require() for Node builtins.
-        banner: "import { createRequire as __stfCreateRequire } from 'node:module'; const require = __stfCreateRequire(import.meta.url);",
-        forceDockerBundling: false,
-      },
+      environment: { ...props.environment },
     });
     acknowledge(
       this.fn,

@@ -89,7 +89,7 @@ export const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
 /** Receives before a message moves to its DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 
-export type RuntimeQueueKey = "shardFeed" | "events" | "inferenceInput" | "fitTriggers" | "jobWatch";
+export type RuntimeQueueKey = "shardFeed" | "events" | "fitTriggers" | "jobWatch";
 
 export interface RuntimeQueueDefinition {
   readonly key: RuntimeQueueKey;
@@ -99,7 +99,7 @@ export interface RuntimeQueueDefinition {
   readonly consumer: FunctionName;
   /** Records per invocation. */
   readonly batchSize: number;
-  /** Whether the local runtime provisions it too (inference input arrives with issue 5's local path). */
+  /** Whether the local runtime provisions it too. */
   readonly local: boolean;
 }
 
@@ -108,7 +108,6 @@ export const RUNTIME_QUEUES: Readonly<Record<RuntimeQueueKey, RuntimeQueueDefini
   shardFeed: { key: "shardFeed", suffix: "shard-feed", consumer: "shard-feed", batchSize: 1, local: true },
   // S3 notifications for `export.json` (the last object of an export).
   events: { key: "events", suffix: "events", consumer: "checkpoint", batchSize: 10, local: true },
-  inferenceInput: { key: "inferenceInput", suffix: "inference-input", consumer: "inference", batchSize: 10, local: false },
   // S3 notifications for new objects under `training/`: each starts a fit (functions/coordinator/fit-trigger.ts).
   fitTriggers: { key: "fitTriggers", suffix: "fit-triggers", consumer: "coordinator", batchSize: 10, local: true },
   // One watch round of one job per message (functions/job-watch/watch-round.ts); AWS only: locally runJob watches in-process.

@@ -1,7 +1,9 @@
 /**
- * The CDK app, synthesized offline once for the whole file (esbuild bundles the handlers from
- * node_modules; the worker image is only staged), with cdk-nag's AwsSolutions pack as a
- * validation plugin: a finding nobody acknowledged interrupts the synth and fails every test here.
+ * The repository's CDK app (infra/app.ts: the `ServerlessTf` construct in `ServerlessTfStack`),
+ * synthesized offline once for the whole file (the zip functions are the bundles in
+ * dist/functions, which `npm test` builds first; the two images are only staged), with cdk-nag's
+ * AwsSolutions pack as a validation plugin: a finding nobody acknowledged interrupts the synth
+ * and fails every test here.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,16 +12,20 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
-import { buildApp, projectRoot } from "../../infra/app.ts";
+import { buildApp } from "../../infra/app.ts";
+import { packageRoot } from "../../infra/code.ts";
 import type { ServerlessTfStack } from "../../infra/stack.ts";
-import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, STACK_OUTPUTS, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
 import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
 
+const projectRoot = packageRoot();
 const names = Object.keys(FUNCTIONS) as FunctionName[];
 const queueKeys = Object.keys(RUNTIME_QUEUES) as RuntimeQueueKey[];
-const stub = join(projectRoot, "test", "infra", "fixtures", "stub-handler.ts");
+/** Logical ids of the construct's resources start with its id in the stack. */
+const inTf = (id: string) => `ServerlessTf${id}`;
+const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase());
 let outdir = "";
 let template: Template;
 let resources: Resources;
@@ -29,11 +35,8 @@ let synthMs = 0;
 
 before(() => {
   outdir = mkdtempSync(join(tmpdir(), "stf-cdk-"));
-  // A handler another change has not landed yet is stood in for, so the template always has every function.
-  const source = (n: FunctionName) => join(projectRoot, "functions", n, FUNCTIONS[n].packaging === "image" ? "Dockerfile" : "handler.ts");
-  const functionEntries = Object.fromEntries(names.filter((n) => !existsSync(source(n))).map((n) => [n, stub]));
   const app = new App({ outdir });
-  stack = buildApp(app, { projectRoot, functionEntries }).stack;
+  stack = buildApp(app, {}).stack;
   const started = Date.now();
   try {
     const assembly = app.synth();
@@ -49,7 +52,7 @@ after(() => rmSync(outdir, { recursive: true, force: true }));
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 const fnOf = (name: FunctionName) => {
-  const found = ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith(name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())));
+  const found = ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith(inTf(pascal(name))));
   assert.equal(found.length, 1, `one ${name} function`);
   return found[0]!;
 };
@@ -58,7 +61,7 @@ const statementsOf = (policyTypes = ["AWS::IAM::Policy", "AWS::IAM::ManagedPolic
     policyTypes.includes(r.Type) ? (r.Properties!.PolicyDocument.Statement as any[]).map((s) => ({ id, s })) : r.Type === "AWS::IAM::Role" ? (r.Properties!.Policies ?? []).flatMap((p: any) => p.PolicyDocument.Statement.map((s: any) => ({ id, s }))) : [],
   );
 const asList = <T>(v: T | T[]) => (Array.isArray(v) ? v : [v]);
-const policyOfRole = (roleLogicalIdPrefix: string) => statementsOf().filter(({ id }) => id.startsWith(roleLogicalIdPrefix)).map(({ s }) => s);
+const policyOfRole = (roleLogicalIdPrefix: string) => statementsOf().filter(({ id }) => id.startsWith(inTf(roleLogicalIdPrefix))).map(({ s }) => s);
 
 describe("synth", () => {
   it("synthesizes offline with every cdk-nag AwsSolutions finding fixed or acknowledged", () => {
@@ -82,7 +85,7 @@ describe("synth", () => {
 
 describe("storage", () => {
   it("blocks public access, encrypts, refuses plain HTTP and logs access on the artifacts bucket", () => {
-    const [id, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith("StorageArtifacts"))!;
+    const [id, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith(inTf("StorageArtifacts")))!;
     assert.deepEqual(bucket.Properties!.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
     assert.equal(bucket.Properties!.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm, "AES256");
     assert.ok(bucket.Properties!.LoggingConfiguration.DestinationBucketName);
@@ -93,7 +96,7 @@ describe("storage", () => {
   });
 
   it("expires job data, tagged checkpoints and spool parts, and abandoned uploads", () => {
-    const [, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith("StorageArtifacts"))!;
+    const [, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith(inTf("StorageArtifacts")))!;
     const rules = bucket.Properties!.LifecycleConfiguration.Rules as any[];
     const byId = Object.fromEntries(rules.map((r) => [r.Id, r]));
     assert.deepEqual({ prefix: byId["expire-job-data"].Prefix, days: byId["expire-job-data"].ExpirationInDays }, { prefix: "jobs/", days: LIFECYCLE.jobsExpireDays });
@@ -203,11 +206,21 @@ describe("functions", () => {
     }
   });
 
-  it("bundles each handler into an ES module with esbuild at synth", () => {
-    const staged = (stack.functions.checkpoint!.fn.node.findChild("Code") as any).assetPath as string | undefined;
-    const dir = staged ? join(outdir, staged) : undefined;
-    assert.ok(dir && existsSync(join(dir, "index.mjs")), `index.mjs in ${dir}`);
-    assert.match(readFileSync(join(dir, "index.mjs"), "utf8").slice(0, 300), /createRequire/);
+  it("deploys each zip function from its folder of dist/functions: the bundle npm run build wrote, byte for byte", () => {
+    const zips = names.filter((n) => FUNCTIONS[n].packaging === "zip");
+    assert.deepEqual(zips.sort(), ["checkpoint", "coordinator", "job-watch", "shard-feed"]);
+    for (const name of zips) {
+      // Arrange
+      const [, fn] = fnOf(name);
+      const built = readFileSync(join(projectRoot, "dist", "functions", name, "index.mjs"));
+      // Act
+      const staged = join(outdir, String(fn.Metadata!["aws:asset:path"]));
+      // Assert
+      assert.equal(fn.Properties!.Code.S3Bucket !== undefined && fn.Properties!.Code.S3Key !== undefined, true, `${name}'s code is an S3 asset`);
+      assert.equal(fn.Metadata!["aws:asset:property"], "Code");
+      assert.ok(readFileSync(join(staged, "index.mjs")).equals(built), `${staged}/index.mjs is dist/functions/${name}/index.mjs`);
+      assert.match(built.subarray(0, 200).toString(), /createRequire/, "with the banner for CommonJS dependencies that call require()");
+    }
   });
 
   it("runs inference as an x86-64 image of functions/inference/Dockerfile, staged without node_modules, .venv, .tmp or dist", () => {
@@ -229,10 +242,50 @@ describe("functions", () => {
     for (const kept of ["node_modules", ".venv", ".tmp", "dist", "cdk.out", "test", "python/tests"]) assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);
   });
 
+  it("gives the inference function the base environment only: each batch's queue names its model, output queue and DLQ", () => {
+    const vars = fnOf("inference")[1].Properties!.Environment.Variables as Record<string, unknown>;
+    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.shardFeedQueueUrl, ENV.table].sort());
+    for (const gone of ["SERVERLESS_TF_MODEL_ID", "SERVERLESS_TF_OUTPUT_QUEUE_URL", "SERVERLESS_TF_DLQ_URL"]) assert.equal(vars[gone], undefined, gone);
+  });
+
+  it("lets the inference function send to stf-* queues and consume every served input queue, so a model served later needs no new grant", () => {
+    // Arrange
+    const statements = policyOfRole("InferenceRole");
+    const sqsArn = (name: string) => ({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":sqs:", { Ref: "AWS::Region" }, ":", { Ref: "AWS::AccountId" }, `:${name}`]] });
+    // Act
+    const on = (name: string) => statements.filter((s) => JSON.stringify(s.Resource) === JSON.stringify(sqsArn(name))).flatMap((s) => asList(s.Action) as string[]);
+    // Assert: stf-* holds every served model's -output and -dlq
+    assert.deepEqual(on(`${JOB_QUEUE_PREFIX}*`).sort(), ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]);
+    assert.deepEqual(on("stf-serve-*-input").sort(), ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]);
+    assert.ok(!statements.some((s) => asList(s.Action).includes("sqs:CreateQueue")), "it creates no queue");
+  });
+
   it("gives the coordinator what the ECS launcher reads", () => {
     const vars = fnOf("coordinator")[1].Properties!.Environment.Variables;
     assert.equal(vars[ENV.launcher], "ecs");
     for (const key of [ENV.ecsCluster, ENV.ecsTaskDefinition, ENV.ecsContainer, ENV.ecsSubnets, ENV.ecsSecurityGroups, ENV.shardFeedQueueUrl]) assert.ok(vars[key], key);
+  });
+});
+
+describe("outputs", () => {
+  it("outputs every key of STACK_OUTPUTS, each the name, URL or ARN of its resource", () => {
+    // Arrange
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const idOf = (type: string, name?: string) => ofType(type).find(([, r]) => name === undefined || r.Properties!.QueueName === name)![0];
+    const { functionName, inferenceBatchSize, inferenceMaxBatchingWindowSeconds, ...resourceKeys } = STACK_OUTPUTS;
+    // Act
+    const value = (key: string) => outputs[key]?.Value;
+    // Assert
+    assert.deepEqual(Object.keys(outputs).sort(), [...Object.values(resourceKeys), inferenceBatchSize, inferenceMaxBatchingWindowSeconds, ...Object.values(functionName)].sort());
+    assert.deepEqual(value(STACK_OUTPUTS.bucketName), { Ref: ofType("AWS::S3::Bucket").find(([id]) => id.startsWith(inTf("StorageArtifacts")))![0] });
+    assert.deepEqual(value(STACK_OUTPUTS.tableName), { Ref: idOf("AWS::DynamoDB::Table") });
+    assert.deepEqual(value(STACK_OUTPUTS.shardFeedQueueUrl), { Ref: idOf("AWS::SQS::Queue", queuePlan("serverless-tf", "shardFeed").name) });
+    assert.deepEqual(value(STACK_OUTPUTS.jobWatchQueueUrl), { Ref: idOf("AWS::SQS::Queue", queuePlan("serverless-tf", "jobWatch").name) });
+    assert.deepEqual(value(STACK_OUTPUTS.workerCluster), { Ref: idOf("AWS::ECS::Cluster") });
+    assert.deepEqual(value(STACK_OUTPUTS.workerTaskDefinition), { Ref: idOf("AWS::ECS::TaskDefinition") });
+    assert.deepEqual([value(inferenceBatchSize), value(inferenceMaxBatchingWindowSeconds)], ["10", "0"]);
+    for (const name of names) assert.deepEqual(value(functionName[name]), { Ref: fnOf(name)[0] }, functionName[name]);
+    assert.deepEqual(Object.values(functionName).sort(), names.map((n) => `${pascal(n)}FunctionName`).sort());
   });
 });
 
@@ -293,7 +346,7 @@ describe("job watch", () => {
     const senders = statementsOf()
       .filter(({ s }) => asList(s.Action).includes("sqs:SendMessage") && JSON.stringify(s.Resource) === JSON.stringify(queueArn))
       .map(({ id }) => id.replace(/Role.*$/, ""));
-    assert.deepEqual([...new Set(senders)].sort(), ["Coordinator", "JobWatch"]);
+    assert.deepEqual([...new Set(senders)].sort(), [inTf("Coordinator"), inTf("JobWatch")]);
   });
 
   it("gives job-watch least privilege: drain and delete (not create) stf-* queues, the worker tasks, the registry, reads of models/ and the job output prefix", () => {
@@ -381,9 +434,9 @@ describe("one definition for the emulator and AWS", () => {
     assert.deepEqual(plan.notifications.map((n) => n.queue).sort(), ["events", "fitTriggers"]);
   });
 
-  it("provisions locally every queue the stack has an event source for, except inference input (served per model)", () => {
+  it("provisions locally every runtime queue the stack has, except job-watch's", () => {
     const local = new Set(plan.queues.map((q) => q.name));
-    assert.deepEqual(queueKeys.filter((k) => !local.has(queuePlan("serverless-tf", k).name)), ["inferenceInput", "jobWatch"]);
+    assert.deepEqual(queueKeys.filter((k) => !local.has(queuePlan("serverless-tf", k).name)), ["jobWatch"]);
   });
 
   it("names the job-watch queue and its consumer as definitions.ts does, though locally runJob watches in-process", () => {

@@ -1,0 +1,32 @@
+/**
+ * What the construct cannot build from: a function bundle or an image's sources that are not
+ * where it looks. Props with a wrong value are a `ConfigError` (src/errors.ts), like every
+ * other setting of the project.
+ */
+import { ServerlessTfError } from "../src/errors.ts";
+import type { FunctionName } from "../src/resources/definitions.ts";
+
+/** A zip function's `index.mjs` is not in `functionsDir/<name>/`. */
+export class MissingFunctionBundleError extends ServerlessTfError {
+  constructor(
+    readonly functionName: FunctionName,
+    readonly bundle: string,
+  ) {
+    super(
+      `The ${functionName} function's bundle ${bundle} does not exist. Run \`npm run build\` in serverless-tf (it writes dist/functions/<name>/index.mjs), or set functionsDir to the folder that holds <name>/index.mjs.`,
+    );
+  }
+}
+
+/** A file an image is built from (its Dockerfile, or a file its context must hold) is not under `sourceDir`. */
+export class MissingImageSourceError extends ServerlessTfError {
+  constructor(
+    readonly image: "worker" | "inference",
+    readonly missing: string,
+    readonly sourceDir: string,
+  ) {
+    super(
+      `The ${image} image is built from ${missing}, which is not under ${sourceDir}. The two images build from a serverless-tf checkout (an installed package has the function bundles, not the image sources): set sourceDir to a checkout of the version you installed.`,
+    );
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The construct's props, their defaults, and the checks that run on them before anything is
+ * built: a wrong value fails at construction with a `ConfigError` that names the prop, quotes the
+ * value and says what is allowed, not at deploy time with a CloudFormation message.
+ */
+import { join } from "node:path";
+import { RemovalPolicy, Token } from "aws-cdk-lib";
+import { ConfigError } from "../src/errors.ts";
+import { MODEL_ID_PATTERN } from "../src/protocol/names.ts";
+import { DEFAULT_PREFIX, FUNCTIONS, INFERENCE_EVENT_SOURCE, type FunctionName } from "../src/resources/definitions.ts";
+import { packageRoot } from "./code.ts";
+
+export interface FunctionSizing {
+  /** 128 to 10240 MB. */
+  readonly memoryMb?: number;
+  /** 1 to 900 s. The queues it consumes wait 6 times as long before a redelivery. */
+  readonly timeoutSeconds?: number;
+  /** At least 1: what the function may take from the account's concurrency. */
+  readonly reservedConcurrency?: number;
+}
+
+export interface ServerlessTfProps {
+  /**
+   * Name prefix of the runtime queues and the registry table (`<prefix>-registry`): one deployment
+   * per prefix per account and region. Matches `^[a-z0-9][a-z0-9-]{1,30}$`.
+   *
+   * @default "serverless-tf", the prefix the local runtime uses
+   */
+  readonly prefix?: string;
+  /**
+   * Buckets holding your input tables (`Table.fromS3`): the coordinator and shard-feed may list and
+   * read them.
+   *
+   * @default none
+   */
+  readonly dataBucketNames?: readonly string[];
+  /**
+   * A worker's Fargate task size: a pair Fargate offers (2048 CPU units take 4096 to 16384 MiB).
+   *
+   * @default 2048 CPU units (2 vCPU) and 8192 MiB, or the size nearest 8192 MiB that workerCpu allows
+   */
+  readonly workerCpu?: number;
+  readonly workerMemoryMiB?: number;
+  /**
+   * Memory, timeout and reserved concurrency per function, over each one's own.
+   *
+   * @default FUNCTIONS in src/resources/definitions.ts
+   */
+  readonly sizing?: Partial<Record<FunctionName, FunctionSizing>>;
+  /**
+   * What `cdk destroy` does with the bucket and the table: RETAIN (with deletion protection on the
+   * table) or DESTROY.
+   *
+   * @default RemovalPolicy.RETAIN, models and job history outlive the stack
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Model ids to serve from the start: each gets the queues `stf-serve-<id>-input`, `-output` and
+   * `-dlq`, its input mapped to the inference function. Models served later need no change here.
+   *
+   * @default none
+   */
+  readonly servedModels?: readonly string[];
+  /**
+   * Requests per inference invocation, 1 to 10000.
+   *
+   * @default 10
+   */
+  readonly inferenceBatchSize?: number;
+  /**
+   * Seconds Lambda may wait to fill a batch, 0 to 300; at least 1 when `inferenceBatchSize` is
+   * above 10 (Lambda's rule for SQS event sources).
+   *
+   * @default 0
+   */
+  readonly inferenceMaxBatchingWindowSeconds?: number;
+  /**
+   * The folder holding `<name>/index.mjs` for every zip function, as `npm run build` writes it.
+   *
+   * @default dist/functions of the serverless-tf package
+   */
+  readonly functionsDir?: string;
+  /**
+   * A serverless-tf source tree: the worker image builds from its `python/Dockerfile`, the
+   * inference image from its `functions/inference/Dockerfile` with the tree as context.
+   *
+   * @default the serverless-tf package (a checkout; an installed package has no image sources)
+   */
+  readonly sourceDir?: string;
+}
+
+/** The props with every default filled in, each value checked. */
+export interface ResolvedProps {
+  readonly prefix: string;
+  readonly dataBucketNames: readonly string[];
+  readonly worker: { readonly cpu: number; readonly memoryMiB: number };
+  readonly sizing: Readonly<Record<FunctionName, Required<FunctionSizing>>>;
+  readonly removalPolicy: RemovalPolicy;
+  readonly servedModels: readonly string[];
+  readonly inference: { readonly batchSize: number; readonly maxBatchingWindowSeconds: number };
+  readonly functionsDir: string;
+  readonly sourceDir: string;
+}
+
+export const PREFIX_PATTERN = /^[a-z0-9][a-z0-9-]{1,30}$/;
+/** S3 bucket naming rules: 3 to 63 characters, lower-case letters, digits, dots and hyphens, a letter or digit at each end. */
+const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/**
+ * Fargate task sizes: memory (MiB) allowed for each CPU value (ECS developer guide, "Task size").
+ * 0.25 to 1 vCPU take a fixed list; larger sizes a range in steps.
+ */
+export const FARGATE_TASK_SIZES: Readonly<Record<number, { readonly min: number; readonly max: number; readonly step: number }>> = {
+  256: { min: 512, max: 2048, step: 512 },
+  512: { min: 1024, max: 4096, step: 1024 },
+  1024: { min: 2048, max: 8192, step: 1024 },
+  2048: { min: 4096, max: 16384, step: 1024 },
+  4096: { min: 8192, max: 30720, step: 1024 },
+  8192: { min: 16384, max: 61440, step: 4096 },
+  16384: { min: 32768, max: 122880, step: 8192 },
+};
+
+const DEFAULT_WORKER = { cpu: 2048, memoryMiB: 8192 } as const;
+/** Lambda's limits (Lambda developer guide, "Lambda quotas"; SQS event source batching). */
+const LIMITS = { memoryMb: [128, 10240], timeoutSeconds: [1, 900], batchSize: [1, 10000], batchingWindowSeconds: [0, 300], batchSizeWithoutWindow: 10 } as const;
+
+/**
+ * Fills in the defaults and checks every prop.
+ *
+ * @example
+ * resolveProps({ servedModels: ["digits"] }).inference; // { batchSize: 10, maxBatchingWindowSeconds: 0 }
+ * resolveProps({ prefix: "Prod" }); // throws ConfigError: props.prefix must be a string matching ...
+ */
+export function resolveProps(props: ServerlessTfProps): ResolvedProps {
+  const prefix = props.prefix ?? DEFAULT_PREFIX;
+  if (typeof prefix !== "string" || !PREFIX_PATTERN.test(prefix)) throw new ConfigError("props.prefix", prefix, `a string matching ${PREFIX_PATTERN} (it names the table and the runtime queues)`);
+
+  const dataBucketNames = list("props.dataBucketNames", props.dataBucketNames);
+  dataBucketNames.forEach((name, i) => {
+    if (typeof name !== "string" || (!Token.isUnresolved(name) && !BUCKET_NAME_PATTERN.test(name))) throw new ConfigError(`props.dataBucketNames[${i}]`, name, `an S3 bucket name (${BUCKET_NAME_PATTERN})`);
+  });
+
+  const cpu = props.workerCpu ?? DEFAULT_WORKER.cpu;
+  const size = FARGATE_TASK_SIZES[cpu];
+  if (!size) throw new ConfigError("props.workerCpu", cpu, `a Fargate CPU value: one of ${Object.keys(FARGATE_TASK_SIZES).join(", ")}`);
+  const memoryMiB = props.workerMemoryMiB ?? Math.min(Math.max(DEFAULT_WORKER.memoryMiB, size.min), size.max);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < size.min || memoryMiB > size.max || (memoryMiB - size.min) % size.step !== 0) {
+    throw new ConfigError("props.workerMemoryMiB", memoryMiB, `${size.min} to ${size.max} in steps of ${size.step} with workerCpu ${cpu} (the memory Fargate allows for that CPU)`);
+  }
+
+  const names = Object.keys(FUNCTIONS) as FunctionName[];
+  for (const key of Object.keys(props.sizing ?? {})) {
+    if (!names.includes(key as FunctionName)) throw new ConfigError("props.sizing", key, `keyed by function: ${names.join(", ")}`);
+  }
+  const sizing = Object.fromEntries(
+    names.map((name) => {
+      const given = props.sizing?.[name] ?? {};
+      const at = (field: keyof FunctionSizing) => `props.sizing.${name}.${field}`;
+      return [
+        name,
+        {
+          memoryMb: integerIn(at("memoryMb"), given.memoryMb ?? FUNCTIONS[name].memoryMb, ...LIMITS.memoryMb),
+          timeoutSeconds: integerIn(at("timeoutSeconds"), given.timeoutSeconds ?? FUNCTIONS[name].timeoutSeconds, ...LIMITS.timeoutSeconds),
+          reservedConcurrency: integerIn(at("reservedConcurrency"), given.reservedConcurrency ?? FUNCTIONS[name].reservedConcurrency, 1, Number.MAX_SAFE_INTEGER),
+        },
+      ];
+    }),
+  ) as Record<FunctionName, Required<FunctionSizing>>;
+
+  const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+  if (removalPolicy !== RemovalPolicy.RETAIN && removalPolicy !== RemovalPolicy.DESTROY) throw new ConfigError("props.removalPolicy", removalPolicy, "RemovalPolicy.RETAIN or RemovalPolicy.DESTROY");
+
+  const servedModels = list("props.servedModels", props.servedModels);
+  servedModels.forEach((modelId, i) => {
+    if (typeof modelId !== "string" || !MODEL_ID_PATTERN.test(modelId)) throw new ConfigError(`props.servedModels[${i}]`, modelId, `a model id matching ${MODEL_ID_PATTERN}`);
+    if (servedModels.indexOf(modelId) !== i) throw new ConfigError(`props.servedModels[${i}]`, modelId, "a model id not listed before (each model has one set of queues)");
+  });
+
+  const batchSize = integerIn("props.inferenceBatchSize", props.inferenceBatchSize ?? INFERENCE_EVENT_SOURCE.batchSize, ...LIMITS.batchSize);
+  const maxBatchingWindowSeconds = integerIn("props.inferenceMaxBatchingWindowSeconds", props.inferenceMaxBatchingWindowSeconds ?? INFERENCE_EVENT_SOURCE.maxBatchingWindowSeconds, ...LIMITS.batchingWindowSeconds);
+  if (batchSize > LIMITS.batchSizeWithoutWindow && maxBatchingWindowSeconds === 0) {
+    throw new ConfigError(
+      "props.inferenceMaxBatchingWindowSeconds",
+      maxBatchingWindowSeconds,
+      `1 to ${LIMITS.batchingWindowSeconds[1]} with inferenceBatchSize ${batchSize}: Lambda takes more than ${LIMITS.batchSizeWithoutWindow} SQS messages per batch only with a batching window`,
+    );
+  }
+
+  const root = props.functionsDir === undefined || props.sourceDir === undefined ? packageRoot() : "";
+  return {
+    prefix,
+    dataBucketNames,
+    worker: { cpu, memoryMiB },
+    sizing,
+    removalPolicy,
+    servedModels,
+    inference: { batchSize, maxBatchingWindowSeconds },
+    functionsDir: props.functionsDir ?? join(root, "dist", "functions"),
+    sourceDir: props.sourceDir ?? root,
+  };
+}
+
+function list(setting: string, value: readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new ConfigError(setting, value, "an array of strings");
+  return value;
+}
+
+function integerIn(setting: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, value, max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`);
+  return value;
+}

@@ -1,0 +1,289 @@
+/**
+ * serverless-tf as a CDK construct for your own app: the resources the local runtime provisions on
+ * the emulator, on real AWS. Storage (bucket, table), the runtime queues with DLQs, the five stage
+ * functions with their event sources (the zip functions from the bundles `npm run build` writes,
+ * the inference function as a container image for its Python engine), the queues of the served
+ * models, the bucket's notifications (exports, fit triggers), and the worker service (ECS
+ * Fargate). Every permission comes from a statement here with named actions;
+ * `test/infra/stack.test.ts` checks that and runs cdk-nag AwsSolutions on it.
+ *
+ * @example
+ * import { Stack, type StackProps } from "aws-cdk-lib";
+ * import type { Construct } from "constructs";
+ * import { ServerlessTf } from "serverless-tf/cdk";
+ *
+ * class MlStack extends Stack {
+ *   constructor(scope: Construct, id: string, props?: StackProps) {
+ *     super(scope, id, props);
+ *     new ServerlessTf(this, "Tf", { servedModels: ["digits"], dataBucketNames: ["my-training-data"] });
+ *   }
+ * }
+ */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Aws, type CfnElement, Duration, Stack, Token } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as s3n from "aws-cdk-lib/aws-s3-notifications";
+import { Construct } from "constructs";
+import { servedQueueName } from "../src/protocol/names.ts";
+import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, localProvisioningPlan, registryTableNameFor, servedQueuePlan, type FunctionName } from "../src/resources/definitions.ts";
+import { functionBundleDir, imageSources } from "./code.ts";
+import { acknowledge } from "./nag.ts";
+import { resolveProps, type ResolvedProps, type ServerlessTfProps } from "./props.ts";
+import { RuntimeQueues } from "./constructs/runtime-queues.ts";
+import { ServedModelQueues } from "./constructs/served-model-queues.ts";
+import { StageFunction, type StageCode } from "./constructs/stage-function.ts";
+import { Storage } from "./constructs/storage.ts";
+import { WorkerService } from "./constructs/worker-service.ts";
+
+export type { FunctionSizing, ServerlessTfProps } from "./props.ts";
+export { MissingFunctionBundleError, MissingImageSourceError } from "./errors.ts";
+
+const SQS_ACTIONS = {
+  /** The coordinator owns a job's queues: it makes them, reads their attributes, deletes them. */
+  manage: ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue"],
+  send: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+  consume: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+  /**
+   * The job-watch stage finishes a job: it moves an inference job's output queue to S3, then
+   * deletes the queues the coordinator made (by URL, from the spec).
+   */
+  finish: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"],
+} as const;
+
+export class ServerlessTf extends Construct {
+  /** The props as built: every default filled in. */
+  readonly settings: ResolvedProps;
+  readonly storage: Storage;
+  readonly queues: RuntimeQueues;
+  readonly workers: WorkerService;
+  readonly functions: Readonly<Record<FunctionName, StageFunction>>;
+  /** The queues of each model in `servedModels`, by model id. */
+  readonly servedModels: Readonly<Record<string, ServedModelQueues>>;
+
+  constructor(scope: Construct, id: string, props: ServerlessTfProps = {}) {
+    super(scope, id);
+    const settings = resolveProps(props);
+    this.settings = settings;
+    const { prefix, sizing } = settings;
+    const images = imageSources(settings.sourceDir);
+
+    this.storage = new Storage(this, "Storage", { tableName: registryTableNameFor(prefix), removalPolicy: settings.removalPolicy });
+    const timeouts = Object.fromEntries(Object.entries(sizing).map(([name, s]) => [name, s.timeoutSeconds])) as Record<FunctionName, number>;
+    this.queues = new RuntimeQueues(this, "Queues", { prefix, timeoutSeconds: timeouts });
+    this.workers = new WorkerService(this, "Workers", { imageDirectory: images.workerContext, cpu: settings.worker.cpu, memoryMiB: settings.worker.memoryMiB });
+    const { bucket, table } = this.storage;
+    const { queues } = this.queues;
+
+    // S3 -> SQS, as the local runtime sets them: export.json (the last object of an export) to the
+    // events queue, and every new object under training/ to the fit-triggers queue.
+    for (const n of localProvisioningPlan({ prefix }).notifications) {
+      bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(queues[n.queue].queue), { prefix: n.prefix, ...(n.suffix ? { suffix: n.suffix } : {}) });
+    }
+    this.acknowledgeNotificationsHandler();
+
+    const layers = this.layers(settings.sourceDir);
+    const baseEnv = { [ENV.table]: table.tableName, [ENV.bucket]: bucket.bucketName, [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl };
+    const watchEnv = { [ENV.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl };
+    const ecsEnv = {
+      [ENV.launcher]: "ecs",
+      [ENV.ecsCluster]: this.workers.cluster.clusterName,
+      [ENV.ecsTaskDefinition]: this.workers.taskDefinition.taskDefinitionArn,
+      [ENV.ecsContainer]: this.workers.container.containerName,
+      [ENV.ecsSubnets]: this.workers.subnets.subnetIds.join(","),
+      [ENV.ecsSecurityGroups]: this.workers.securityGroup.securityGroupId,
+    };
+    const make = (name: FunctionName, environment: Record<string, string>): StageFunction => {
+      const code: StageCode = FUNCTIONS[name].packaging === "image" ? { kind: "image", ...images.inference } : { kind: "zip", directory: functionBundleDir(settings.functionsDir, name) };
+      return new StageFunction(this, pascal(name), { definition: FUNCTIONS[name], code, environment, ...(code.kind === "zip" ? { layers } : {}), ...sizing[name] });
+    };
+
+    const data = settings.dataBucketNames;
+    const grantDataRead = (grantee: iam.IRole) => {
+      if (!data.length) return;
+      grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: data.map((b) => `arn:${Aws.PARTITION}:s3:::${b}/*`) }));
+      grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: data.map((b) => `arn:${Aws.PARTITION}:s3:::${b}`) }));
+      // A name that is a token (`bucket.bucketName`) renders as cdk-nag chooses: its finding is the user's to acknowledge.
+      for (const bucketName of data.filter((b) => !Token.isUnresolved(b))) {
+        acknowledge(
+          grantee,
+          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucketName}/*]`,
+          "A data bucket the deployment names (dataBucketNames) holds the users' input tables under keys only a job's request gives: read-only access to its objects is the narrowest fixed scope.",
+        );
+      }
+    };
+
+    // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers;
+    // also starts a fit for each new object under training/ (fit-triggers queue, _fit.json beside it).
+    const training = `${BUCKET_PREFIXES.training}*`;
+    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv, ...watchEnv });
+    // Every job it starts gets its first job-watch round.
+    queues.jobWatch.queue.grantSendMessages(coordinator.role);
+    table.grantReadWriteData(coordinator.role);
+    this.grantJobQueues(coordinator.role, [...SQS_ACTIONS.manage, ...SQS_ACTIONS.send, "sqs:ReceiveMessage", "sqs:DeleteMessage"]);
+    queues.shardFeed.queue.grantSendMessages(coordinator.role);
+    this.storage.grantObjects(coordinator.role, ["GetObject", "PutObject", "DeleteObject"], ["jobs/*"]);
+    this.storage.grantObjects(coordinator.role, ["GetObject"], ["models/*"]);
+    this.storage.grantList(coordinator.role, ["jobs/", "models/"]);
+    grantDataRead(coordinator.role);
+    this.grantRunWorkers(coordinator.role);
+    // Fit triggers: reads _fit.json and heads the new object, then lists it as the job's table.
+    this.storage.grantObjects(coordinator.role, ["GetObject"], [training]);
+    this.storage.grantList(coordinator.role, [BUCKET_PREFIXES.training]);
+    coordinator.fn.addEventSource(new SqsEventSource(queues.fitTriggers.queue, { batchSize: queues.fitTriggers.plan.batchSize, reportBatchItemFailures: true }));
+
+    // Shard-feed: reads a shard, sends rows to the members' feed queues, queues its continuation.
+    const shardFeed = make("shard-feed", baseEnv);
+    table.grantReadWriteData(shardFeed.role);
+    this.grantJobQueues(shardFeed.role, SQS_ACTIONS.send);
+    queues.shardFeed.queue.grantSendMessages(shardFeed.role);
+    this.storage.grantObjects(shardFeed.role, ["GetObject"], ["jobs/*/shards/*", training]);
+    grantDataRead(shardFeed.role);
+    shardFeed.fn.addEventSource(new SqsEventSource(queues.shardFeed.queue, { batchSize: queues.shardFeed.plan.batchSize, reportBatchItemFailures: true }));
+
+    // Checkpoint: verifies an export, writes model metadata and moves `latest` (conditional put).
+    const checkpoint = make("checkpoint", baseEnv);
+    table.grantReadWriteData(checkpoint.role);
+    this.storage.grantObjects(checkpoint.role, ["GetObject", "PutObject", "DeleteObject"], ["jobs/*/checkpoints/*", "models/*"]);
+    this.storage.grantObjects(checkpoint.role, ["GetObject"], ["jobs/*"]);
+    this.storage.grantList(checkpoint.role, ["jobs/", "models/"]);
+    checkpoint.fn.addEventSource(new SqsEventSource(queues.events.queue, { batchSize: queues.events.plan.batchSize, reportBatchItemFailures: true }));
+
+    // Inference: serves the model its input queue is named for (stf-serve-<model>-input), loaded
+    // from `latest`; writes typed rows to that model's output queue (or a job's), rejected rows to
+    // its DLQ, and one idempotency record per served row (functions/inference/idempotency.ts) in
+    // the registry. Its environment names no model: the queue of each batch does.
+    const inference = make("inference", baseEnv);
+    table.grantReadWriteData(inference.role);
+    this.storage.grantObjects(inference.role, ["GetObject"], ["models/*"]);
+    this.storage.grantList(inference.role, ["models/"]);
+    // Sending covers every served model's output and DLQ (stf-serve-<model>-output, -dlq) and a job's output.
+    this.grantJobQueues(inference.role, SQS_ACTIONS.send);
+    // A model served later is mapped to this function at run time (CreateEventSourceMapping),
+    // which Lambda accepts only if the role may already consume its input queue.
+    this.grantServedInputs(inference.role);
+    const eventSource = { batchSize: settings.inference.batchSize, maxBatchingWindow: Duration.seconds(settings.inference.maxBatchingWindowSeconds), reportBatchItemFailures: true };
+    this.servedModels = Object.fromEntries(
+      settings.servedModels.map((modelId) => {
+        const served = new ServedModelQueues(this, `Serve-${modelId}`, servedQueuePlan(modelId, sizing.inference.timeoutSeconds));
+        inference.fn.addEventSource(new SqsEventSource(served.input, eventSource));
+        return [modelId, served];
+      }),
+    );
+
+    // Job-watch: one watch round per message (functions/job-watch/watch-round.ts): reads the registry and
+    // fences members, describes the job's tasks, restarts them (RunTask), re-queues its own message;
+    // finishing a job sets its final state, deletes its queues and stops its tasks. It reads
+    // models/ for the published metadata (List: a missing key must be a 404, not a 403).
+    const jobWatch = make("job-watch", { ...baseEnv, ...ecsEnv, ...watchEnv });
+    table.grantReadWriteData(jobWatch.role);
+    this.grantJobQueues(jobWatch.role, SQS_ACTIONS.finish);
+    queues.jobWatch.queue.grantSendMessages(jobWatch.role);
+    this.storage.grantObjects(jobWatch.role, ["GetObject"], ["models/*"]);
+    this.storage.grantObjects(jobWatch.role, ["GetObject", "PutObject"], ["jobs/*/output/*"]);
+    this.storage.grantList(jobWatch.role, ["models/", "jobs/*/output/"]);
+    this.grantRunWorkers(jobWatch.role);
+    jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
+
+    this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "job-watch": jobWatch };
+
+    // Workers: registry, their job's feed and output queues, and their prefixes of the bucket.
+    const taskRole = this.workers.taskDefinition.taskRole;
+    table.grantReadWriteData(taskRole);
+    this.grantJobQueues(taskRole, [...SQS_ACTIONS.consume, "sqs:SendMessage"]);
+    this.storage.grantObjects(taskRole, ["GetObject"], ["jobs/*/code/*", "models/*"]);
+    this.storage.grantObjects(taskRole, ["GetObject", "PutObject", "AbortMultipartUpload"], ["jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*"]);
+    // Spool parts and checkpoints are uploaded with their `stf-kind` tag, for the shorter lifecycle rules.
+    this.storage.grantObjects(taskRole, ["PutObjectTagging"], ["jobs/*/spool/*", "jobs/*/checkpoints/*"]);
+    this.storage.grantObjects(taskRole, ["PutObject", "AbortMultipartUpload"], ["models/*/versions/*"]);
+    this.storage.grantList(taskRole, ["jobs/", "models/"]);
+  }
+
+  /** Per-job queues are `stf-<jobId>-*`, made at run time: the account's `stf-*` queues in this region. */
+  private grantJobQueues(role: iam.IRole, actions: readonly string[]): void {
+    this.grantQueuesNamed(
+      role,
+      `${JOB_QUEUE_PREFIX}*`,
+      actions,
+      `Per-job queues (${JOB_QUEUE_PREFIX}<jobId>-<purpose>: feeds, output, DLQ) and served models' queues (${servedQueueName.output("<modelId>")}, ${servedQueueName.dlq("<modelId>")}) are created at run time (docs/protocol.md): the name prefix in this account and region is the narrowest fixed scope.`,
+    );
+  }
+
+  /** Consuming every served model's input queue, `stf-serve-*-input`, including those of models served later. */
+  private grantServedInputs(role: iam.IRole): void {
+    this.grantQueuesNamed(
+      role,
+      servedQueueName.input("*"),
+      SQS_ACTIONS.consume,
+      `A model served at run time gets its input queue ${servedQueueName.input("<modelId>")} and an event source mapping to this function then; Lambda refuses the mapping unless the role may consume the queue already, so the served input names in this account and region are the narrowest fixed scope.`,
+    );
+  }
+
+  private grantQueuesNamed(role: iam.IRole, namePattern: string, actions: readonly string[], reason: string): void {
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...new Set(actions)], resources: [`arn:${Aws.PARTITION}:sqs:${Aws.REGION}:${Aws.ACCOUNT_ID}:${namePattern}`] }));
+    acknowledge(role, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:${namePattern}]`, reason);
+  }
+
+  /** RunTask of the worker task definition on the worker cluster only; stop and describe that cluster's tasks. */
+  private grantRunWorkers(principal: iam.IRole): void {
+    const { cluster, taskDefinition } = this.workers;
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["ecs:RunTask"], resources: [taskDefinition.taskDefinitionArn], conditions: { ArnEquals: { "ecs:cluster": cluster.clusterArn } } }),
+    );
+    principal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["ecs:TagResource"], resources: [`arn:${Aws.PARTITION}:ecs:${Aws.REGION}:${Aws.ACCOUNT_ID}:task/${cluster.clusterName}/*`], conditions: { StringEquals: { "ecs:CreateAction": "RunTask" } } }));
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["ecs:DescribeTasks", "ecs:StopTask"], resources: [`arn:${Aws.PARTITION}:ecs:${Aws.REGION}:${Aws.ACCOUNT_ID}:task/${cluster.clusterName}/*`] }),
+    );
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["iam:PassRole"],
+        resources: [taskDefinition.taskRole.roleArn, taskDefinition.obtainExecutionRole().roleArn],
+        conditions: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+      }),
+    );
+    acknowledge(
+      principal,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<${Stack.of(this).resolve((cluster.node.defaultChild as CfnElement).logicalId)}>/*]`,
+      "Task ids exist only once RunTask returns; the worker cluster's tasks are the narrowest fixed scope for describing, tagging and stopping them.",
+    );
+  }
+
+  /**
+   * `bucket.addEventNotification` puts one Lambda per stack (BucketNotificationsHandler, the custom
+   * resource that sets the notifications at deploy time) at the stack's root, outside this construct.
+   */
+  private acknowledgeNotificationsHandler(): void {
+    for (const child of Stack.of(this).node.children) {
+      if (!child.node.id.startsWith("BucketNotificationsHandler")) continue;
+      acknowledge(
+        child,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's BucketNotificationsHandler (the custom resource that sets the S3 -> events queue notification at deploy time) comes with this role; it runs only during deployments and its s3:PutBucketNotification grant is scoped to the bucket.",
+      );
+    }
+  }
+
+  /** One layer per `layers/<name>/` that holds a `nodejs/` folder (the Lambda layer layout); zip functions only. */
+  private layers(root: string): lambda.ILayerVersion[] {
+    const dir = join(root, "layers");
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, "nodejs")))
+      .map(
+        (e) =>
+          new lambda.LayerVersion(this, `Layer${pascal(e.name)}`, {
+            code: lambda.Code.fromAsset(join(dir, e.name)),
+            compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
+            description: `serverless-tf layers/${e.name}`,
+          }),
+      );
+  }
+}
+
+/** `shard-feed` -> `ShardFeed`: construct ids and output keys. */
+export function pascal(name: string): string {
+  return name.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,173 @@
+/**
+ * The construct as a user composes it: `ServerlessTf` in the user's own Stack, in a fresh App
+ * (not the repository's app or stack class), with served models, a larger inference batch and
+ * other sizes, and cdk-nag's AwsSolutions pack on the whole app. Synthesized once for the file.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { App, Stack, Validations, type StackProps } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import * as ssm from "aws-cdk-lib/aws-ssm";
+import { ASSET_RESOURCE_METADATA_ENABLED_CONTEXT } from "aws-cdk-lib/cx-api";
+import { AwsSolutionsChecks } from "cdk-nag";
+import type { Construct } from "constructs";
+import { ServerlessTf } from "../../infra/serverless-tf.ts";
+import { servedQueueName } from "../../src/protocol/names.ts";
+import { DLQ_RETENTION_SECONDS, ENV, FUNCTIONS, MAX_RECEIVE_COUNT, VISIBILITY_PER_FUNCTION_TIMEOUT, type FunctionName } from "../../src/resources/definitions.ts";
+import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+
+type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
+
+/** The user's stack: their own resource beside the construct, which they give their own id. */
+class MlPlatformStack extends Stack {
+  readonly tf: ServerlessTf;
+
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+    new ssm.StringParameter(this, "TeamOwner", { parameterName: "/ml/owner", stringValue: "ml-platform" });
+    this.tf = new ServerlessTf(this, "Tf", {
+      prefix: "ml-team",
+      servedModels: ["digits", "churn-v2"],
+      dataBucketNames: ["acme-training-data"],
+      inferenceBatchSize: 50,
+      inferenceMaxBatchingWindowSeconds: 5,
+      sizing: { inference: { timeoutSeconds: 120, memoryMb: 3008 }, "shard-feed": { timeoutSeconds: 300 } },
+      workerCpu: 4096,
+      workerMemoryMiB: 16384,
+    });
+  }
+}
+
+const models = ["digits", "churn-v2"];
+let outdir = "";
+let resources: Resources;
+let template: Template;
+let synthError: unknown;
+
+before(() => {
+  outdir = mkdtempSync(join(tmpdir(), "stf-construct-"));
+  const app = new App({ outdir, context: { [ASSET_RESOURCE_METADATA_ENABLED_CONTEXT]: true } });
+  const stack = new MlPlatformStack(app, "MlPlatform");
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true, writeSuppressionsToCloudFormation: true }));
+  try {
+    template = Template.fromJSON(app.synth().getStackByName(stack.stackName).template);
+    resources = template.toJSON().Resources as Resources;
+  } catch (e) {
+    synthError = e;
+  }
+});
+
+after(() => rmSync(outdir, { recursive: true, force: true }));
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const queueNamed = (name: string) => {
+  const found = ofType("AWS::SQS::Queue").find(([, q]) => q.Properties!.QueueName === name);
+  assert.ok(found, `a queue named ${name}`);
+  return found;
+};
+const fnOf = (name: FunctionName) => {
+  const pascal = name.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase());
+  const found = ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith(`Tf${pascal}`));
+  assert.equal(found.length, 1, `one ${name} function`);
+  return found[0]!;
+};
+
+describe("ServerlessTf in the user's own stack", () => {
+  it("synthesizes in a fresh App with every cdk-nag AwsSolutions finding fixed or acknowledged", () => {
+    if (synthError) {
+      const report = join(outdir, "validation-report.json");
+      assert.fail(`synth failed: ${String(synthError)}\n${existsSync(report) ? readFileSync(report, "utf8").slice(0, 4000) : ""}`);
+    }
+  });
+
+  it("adds its resources under its own id beside the user's, and no outputs of its own", () => {
+    // Arrange
+    const ids = Object.keys(resources);
+    // Act
+    const outside = ids.filter((id) => !id.startsWith("Tf") && !id.startsWith("BucketNotificationsHandler") && resources[id]!.Type !== "AWS::CDK::Metadata");
+    // Assert
+    assert.deepEqual(outside.map((id) => resources[id]!.Type), ["AWS::SSM::Parameter"], "the user's parameter is the only other resource");
+    assert.equal(template.toJSON().Outputs, undefined, "outputs are the stack's to choose");
+    assert.equal(ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith("Tf")).length, Object.keys(FUNCTIONS).length);
+    template.hasResourceProperties("AWS::DynamoDB::Table", { TableName: "ml-team-registry" });
+    for (const suffix of ["shard-feed", "events", "fit-triggers", "job-watch"]) queueNamed(`ml-team-${suffix}`);
+    template.hasResourceProperties("AWS::ECS::TaskDefinition", { Cpu: "4096", Memory: "16384" });
+    const [, inference] = fnOf("inference");
+    assert.deepEqual([inference.Properties!.Timeout, inference.Properties!.MemorySize], [120, 3008]);
+  });
+
+  it("sizes a runtime queue's visibility timeout by its consumer's timeout as deployed", () => {
+    const [, shardFeed] = fnOf("shard-feed");
+    assert.equal(shardFeed.Properties!.Timeout, 300);
+    assert.equal(queueNamed("ml-team-shard-feed")[1].Properties!.VisibilityTimeout, 300 * VISIBILITY_PER_FUNCTION_TIMEOUT);
+  });
+
+  it("reads the data buckets it is given, from the coordinator and shard-feed", () => {
+    const reads = ofType("AWS::IAM::Policy").filter(([, p]) => JSON.stringify(p.Properties!.PolicyDocument).includes(":s3:::acme-training-data/*"));
+    assert.deepEqual(reads.map(([id]) => id.replace(/RoleDefaultPolicy.*$/, "")).sort(), ["TfCoordinator", "TfShardFeed"]);
+  });
+});
+
+describe("served models", () => {
+  it("creates stf-serve-<model>-input, -output and -dlq per model, encrypted and TLS only, with the input redriving to the DLQ", () => {
+    for (const model of models) {
+      // Arrange
+      const [inputId, input] = queueNamed(servedQueueName.input(model));
+      const [outputId, output] = queueNamed(servedQueueName.output(model));
+      const [dlqId, dlq] = queueNamed(servedQueueName.dlq(model));
+      // Act
+      const tlsOnly = ofType("AWS::SQS::QueuePolicy")
+        .filter(([, p]) => p.Properties!.PolicyDocument.Statement.some((s: any) => s.Effect === "Deny" && s.Condition?.Bool?.["aws:SecureTransport"] === "false"))
+        .flatMap(([, p]) => p.Properties!.Queues.map((q: any) => q.Ref as string));
+      // Assert
+      assert.equal(input.Properties!.VisibilityTimeout, 120 * VISIBILITY_PER_FUNCTION_TIMEOUT, "6 x the inference function's timeout as deployed");
+      assert.deepEqual(input.Properties!.RedrivePolicy, { deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: MAX_RECEIVE_COUNT });
+      assert.equal(dlq.Properties!.MessageRetentionPeriod, DLQ_RETENTION_SECONDS);
+      assert.equal(output.Properties!.RedrivePolicy, undefined, "answers are read by the caller, not redriven");
+      for (const [id, q] of [[inputId, input], [outputId, output], [dlqId, dlq]] as const) {
+        assert.equal(q.Properties!.MaximumMessageSize, SQS_MAX_MESSAGE_BYTES, `${q.Properties!.QueueName} takes SQS's largest messages`);
+        assert.equal(q.Properties!.SqsManagedSseEnabled, true, `${q.Properties!.QueueName} is encrypted`);
+        assert.ok(tlsOnly.includes(id), `${q.Properties!.QueueName} refuses plain HTTP`);
+      }
+    }
+    assert.equal(ofType("AWS::SQS::Queue").filter(([, q]) => String(q.Properties!.QueueName).startsWith("stf-serve-")).length, 3 * models.length);
+  });
+
+  it("maps each model's input queue to the inference function with the batch size, batching window and partial batch failures it was given", () => {
+    // Arrange
+    const [inferenceId] = fnOf("inference");
+    for (const model of models) {
+      const [inputId] = queueNamed(servedQueueName.input(model));
+      // Act
+      const mapping = ofType("AWS::Lambda::EventSourceMapping").find(([, m]) => m.Properties!.EventSourceArn["Fn::GetAtt"]?.[0] === inputId)?.[1];
+      // Assert
+      assert.ok(mapping, `a mapping from ${servedQueueName.input(model)}`);
+      assert.deepEqual(mapping.Properties!.FunctionName, { Ref: inferenceId });
+      assert.equal(mapping.Properties!.BatchSize, 50);
+      assert.equal(mapping.Properties!.MaximumBatchingWindowInSeconds, 5);
+      assert.deepEqual(mapping.Properties!.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+    }
+  });
+
+  it("gives the inference function no model, output queue or DLQ in its environment", () => {
+    const vars = fnOf("inference")[1].Properties!.Environment.Variables as Record<string, unknown>;
+    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.shardFeedQueueUrl, ENV.table].sort());
+    for (const gone of ["SERVERLESS_TF_MODEL_ID", "SERVERLESS_TF_OUTPUT_QUEUE_URL", "SERVERLESS_TF_DLQ_URL"]) assert.equal(vars[gone], undefined, gone);
+  });
+
+  it("lets the inference role consume any served input queue and send to stf-* (every served output and DLQ), so serving a model later needs no new grant", () => {
+    // Arrange
+    const statements = ofType("AWS::IAM::Policy")
+      .filter(([id]) => id.startsWith("TfInferenceRole"))
+      .flatMap(([, p]) => p.Properties!.PolicyDocument.Statement as any[]);
+    const sqsArn = (name: string) => JSON.stringify({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":sqs:", { Ref: "AWS::Region" }, ":", { Ref: "AWS::AccountId" }, `:${name}`]] });
+    // Act
+    const actionsOn = (name: string) => statements.filter((s) => JSON.stringify(s.Resource) === sqsArn(name)).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]) as string[]);
+    // Assert
+    assert.deepEqual(actionsOn(servedQueueName.input("*")).sort(), ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]);
+    assert.deepEqual(actionsOn("stf-*").sort(), ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * The construct's props: their defaults, and the error each kind of wrong value gets at
+ * construction, naming the prop, quoting the value and saying what is allowed.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { App, RemovalPolicy, Stack } from "aws-cdk-lib";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import { packageRoot } from "../../infra/code.ts";
+import { resolveProps } from "../../infra/props.ts";
+import { MissingFunctionBundleError, MissingImageSourceError, ServerlessTf, type ServerlessTfProps } from "../../infra/serverless-tf.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { FUNCTIONS } from "../../src/resources/definitions.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "stf-props-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Builds the construct in a user's stack; the props are checked before any resource is made. */
+function construct(props: ServerlessTfProps): ServerlessTf {
+  return new ServerlessTf(new Stack(new App(), "User"), "Tf", props);
+}
+
+/** Asserts that `props` fail with a ConfigError for `setting` that quotes `received` and says `expected`. */
+function refuses(props: ServerlessTfProps, setting: string, received: unknown, expected: RegExp): void {
+  assert.throws(
+    () => construct(props),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `a ConfigError, got ${String(e)}`);
+      assert.equal(e.setting, setting);
+      assert.deepEqual(e.received, received);
+      assert.match(e.message, expected);
+      assert.ok(e.message.includes(`Received: ${JSON.stringify(received)}`), e.message);
+      return true;
+    },
+  );
+}
+
+describe("defaults", () => {
+  it("fills in the local runtime's prefix, FUNCTIONS' sizes, a 2 vCPU / 8 GiB worker, RETAIN, batches of 10 with no window, and this package's code", () => {
+    // Act
+    const resolved = resolveProps({});
+    // Assert
+    assert.equal(resolved.prefix, "serverless-tf");
+    assert.deepEqual(resolved.worker, { cpu: 2048, memoryMiB: 8192 });
+    assert.deepEqual(resolved.sizing.inference, { memoryMb: FUNCTIONS.inference.memoryMb, timeoutSeconds: FUNCTIONS.inference.timeoutSeconds, reservedConcurrency: FUNCTIONS.inference.reservedConcurrency });
+    assert.equal(resolved.removalPolicy, RemovalPolicy.RETAIN);
+    assert.deepEqual([resolved.servedModels, resolved.dataBucketNames], [[], []]);
+    assert.deepEqual(resolved.inference, { batchSize: 10, maxBatchingWindowSeconds: 0 });
+    assert.equal(resolved.functionsDir, join(packageRoot(), "dist", "functions"));
+    assert.equal(resolved.sourceDir, packageRoot());
+  });
+
+  it("gives a worker whose CPU alone is set the memory nearest 8 GiB that Fargate allows for it", () => {
+    assert.equal(resolveProps({ workerCpu: 512 }).worker.memoryMiB, 4096);
+    assert.equal(resolveProps({ workerCpu: 4096 }).worker.memoryMiB, 8192);
+    assert.equal(resolveProps({ workerCpu: 8192 }).worker.memoryMiB, 16384);
+  });
+
+  it("accepts the edges of every range and a bucket name that is a token of the user's stack", () => {
+    const stack = new Stack(new App(), "User");
+    const bucket = new s3.Bucket(stack, "Data");
+    const resolved = resolveProps({
+      prefix: "ab",
+      dataBucketNames: [bucket.bucketName, "a.b-c"],
+      workerCpu: 16384,
+      workerMemoryMiB: 122880,
+      sizing: { coordinator: { memoryMb: 128, timeoutSeconds: 1, reservedConcurrency: 1 }, "shard-feed": { memoryMb: 10240, timeoutSeconds: 900 } },
+      inferenceBatchSize: 10000,
+      inferenceMaxBatchingWindowSeconds: 300,
+      servedModels: ["a", "x".repeat(63)],
+    });
+    assert.deepEqual(resolved.inference, { batchSize: 10000, maxBatchingWindowSeconds: 300 });
+    assert.deepEqual(resolved.sizing.coordinator, { memoryMb: 128, timeoutSeconds: 1, reservedConcurrency: 1 });
+  });
+});
+
+describe("refused props", () => {
+  it("prefix: the pattern the table and queue names are built from", () => {
+    refuses({ prefix: "Team_A" }, "props.prefix", "Team_A", /\^\[a-z0-9\]\[a-z0-9-\]\{1,30\}\$/);
+    refuses({ prefix: "a".repeat(32) }, "props.prefix", "a".repeat(32), /matching/);
+  });
+
+  it("dataBucketNames: S3 bucket names", () => {
+    refuses({ dataBucketNames: ["ok-bucket", "My_Bucket"] }, "props.dataBucketNames[1]", "My_Bucket", /an S3 bucket name/);
+  });
+
+  it("workerCpu and workerMemoryMiB: a task size Fargate offers", () => {
+    refuses({ workerCpu: 3000 }, "props.workerCpu", 3000, /one of 256, 512, 1024, 2048, 4096, 8192, 16384/);
+    refuses({ workerCpu: 1024, workerMemoryMiB: 16384 }, "props.workerMemoryMiB", 16384, /2048 to 8192 in steps of 1024 with workerCpu 1024/);
+    refuses({ workerCpu: 8192, workerMemoryMiB: 18432 }, "props.workerMemoryMiB", 18432, /16384 to 61440 in steps of 4096/);
+  });
+
+  it("sizing: Lambda's memory and timeout ranges, a reserved concurrency of at least 1, known functions only", () => {
+    refuses({ sizing: { inference: { memoryMb: 64 } } }, "props.sizing.inference.memoryMb", 64, /an integer from 128 to 10240/);
+    refuses({ sizing: { "shard-feed": { timeoutSeconds: 901 } } }, "props.sizing.shard-feed.timeoutSeconds", 901, /an integer from 1 to 900/);
+    refuses({ sizing: { checkpoint: { reservedConcurrency: 0 } } }, "props.sizing.checkpoint.reservedConcurrency", 0, /an integer of at least 1/);
+    refuses({ sizing: { coordinator: { timeoutSeconds: 1.5 } } }, "props.sizing.coordinator.timeoutSeconds", 1.5, /an integer/);
+    refuses({ sizing: { trainer: { memoryMb: 512 } } as ServerlessTfProps["sizing"] }, "props.sizing", "trainer", /keyed by function: coordinator, shard-feed, checkpoint, inference, job-watch/);
+  });
+
+  it("removalPolicy: RETAIN or DESTROY", () => {
+    refuses({ removalPolicy: RemovalPolicy.SNAPSHOT }, "props.removalPolicy", "snapshot", /RemovalPolicy\.RETAIN or RemovalPolicy\.DESTROY/);
+  });
+
+  it("servedModels: model ids, each once", () => {
+    refuses({ servedModels: ["digits", "Digits"] }, "props.servedModels[1]", "Digits", /a model id matching/);
+    refuses({ servedModels: ["digits", "churn", "digits"] }, "props.servedModels[2]", "digits", /not listed before/);
+  });
+
+  it("inferenceBatchSize: 1 to 10000", () => {
+    refuses({ inferenceBatchSize: 0 }, "props.inferenceBatchSize", 0, /an integer from 1 to 10000/);
+    refuses({ inferenceBatchSize: 10001, inferenceMaxBatchingWindowSeconds: 1 }, "props.inferenceBatchSize", 10001, /an integer from 1 to 10000/);
+  });
+
+  it("inferenceMaxBatchingWindowSeconds: 0 to 300, and at least 1 for batches above 10 (Lambda's rule)", () => {
+    refuses({ inferenceMaxBatchingWindowSeconds: 301 }, "props.inferenceMaxBatchingWindowSeconds", 301, /an integer from 0 to 300/);
+    refuses({ inferenceBatchSize: 11 }, "props.inferenceMaxBatchingWindowSeconds", 0, /1 to 300 with inferenceBatchSize 11/);
+    assert.deepEqual(resolveProps({ inferenceBatchSize: 11, inferenceMaxBatchingWindowSeconds: 1 }).inference, { batchSize: 11, maxBatchingWindowSeconds: 1 });
+  });
+
+  it("functionsDir: a folder with every zip function's bundle, else an error that says to run npm run build", () => {
+    // Arrange: bundles for all zip functions but checkpoint
+    const functionsDir = join(scratch, "functions");
+    for (const name of ["coordinator", "shard-feed", "job-watch"]) {
+      mkdirSync(join(functionsDir, name), { recursive: true });
+      writeFileSync(join(functionsDir, name, "index.mjs"), "export const handler = async () => undefined;\n");
+    }
+    // Act / Assert
+    assert.throws(
+      () => construct({ functionsDir }),
+      (e: unknown) => e instanceof MissingFunctionBundleError && e.functionName === "checkpoint" && e.bundle === join(functionsDir, "checkpoint", "index.mjs") && e.message.includes("npm run build"),
+    );
+  });
+
+  it("sourceDir: a tree with the two images' Dockerfiles and the lock the inference image installs from", () => {
+    // Arrange: an installed package's layout, with no image sources
+    const installed = join(scratch, "installed");
+    mkdirSync(join(installed, "python"), { recursive: true });
+    // Act / Assert
+    assert.throws(() => construct({ sourceDir: installed }), (e: unknown) => e instanceof MissingImageSourceError && e.image === "worker" && e.missing === "python/Dockerfile" && e.message.includes("set sourceDir"));
+    writeFileSync(join(installed, "python", "Dockerfile"), "FROM scratch\n");
+    mkdirSync(join(installed, "functions", "inference"), { recursive: true });
+    writeFileSync(join(installed, "functions", "inference", "Dockerfile"), "FROM scratch\n");
+    assert.throws(() => construct({ sourceDir: installed }), (e: unknown) => e instanceof MissingImageSourceError && e.image === "inference" && e.missing === "package-lock.json");
+  });
+});
