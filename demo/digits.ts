@@ -1,20 +1,22 @@
 /**
  * `npm run demo`: trains a digits classifier on 2 TensorFlow workers fed through SQS, on the
- * embedded default (moto server, local worker processes), then scores the held-out rows.
+ * embedded default (moto server, local worker processes), then scores the held-out rows and
+ * streams some through the inference function. `npm run demo -- --stack`: the same program on the
+ * stack as deployed, hosted locally (./runtime.ts).
  */
 import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { InferenceClient, LocalRuntime, Table, TFEstimator } from "../src/index.ts";
+import { InferenceClient, Table, TFEstimator } from "../src/index.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "./digits-data.ts";
+import { demoRuntime } from "./runtime.ts";
 
 async function main(): Promise<void> {
   const started = Date.now();
   const { trainFiles, trainRows, testRows } = prepareDigits(join(process.cwd(), ".tmp", "digits"), 3);
   console.log(`digits: ${trainRows.length} training rows in ${trainFiles.length} JSON Lines objects, ${testRows.length} held out`);
 
-  const runtime = await LocalRuntime.start();
+  const runtime = await demoRuntime();
   try {
-    console.log(`runtime: local (AWS endpoint ${runtime.endpoint}, bucket ${runtime.bucket}, registry table ${runtime.deps.config.tableName})`);
     const prefix = `datasets/digits-${Date.now()}/train/`;
     for (const file of trainFiles) await runtime.upload(prefix + basename(file), readFileSync(file));
     const trainTable = Table.fromS3(`s3://${runtime.bucket}/${prefix}`, schema);

@@ -2,10 +2,12 @@
  * `npm run demo:pipeline`: a pipeline of a TS StandardScaler, a TF digits classifier on 2
  * workers and a TS ArgMax with a confidence threshold, fitted on the embedded default (moto
  * server, local worker processes), saved to S3, loaded back and reused on held-out rows.
+ * `npm run demo:pipeline -- --stack`: the same on the stack as deployed, hosted locally.
  */
 import { join } from "node:path";
-import { ArgMax, LocalRuntime, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator } from "../src/index.ts";
+import { ArgMax, Pipeline, PipelineModel, StandardScaler, Table, TFEstimator } from "../src/index.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "./digits-data.ts";
+import { demoRuntime } from "./runtime.ts";
 
 const accuracyOf = (t: Table, col: string) => {
   const judged = t.rows.filter((r) => BigInt(r[col] as bigint) >= 0n);
@@ -18,8 +20,7 @@ async function main(): Promise<void> {
   const { trainRows, testRows } = prepareDigits(join(process.cwd(), ".tmp", "digits-pipeline"));
   console.log(`digits: ${trainRows.length} training rows, ${testRows.length} held out`);
 
-  const runtime = await LocalRuntime.start();
-  console.log(`runtime: local (AWS endpoint ${runtime.endpoint})`);
+  const runtime = await demoRuntime();
   try {
     const classifier = new TFEstimator()
       .setWorkerNum(2)

@@ -1,0 +1,202 @@
+/**
+ * ECS for the hosted stack: `RunTask`, `DescribeTasks` and `StopTask` on the template's cluster
+ * and task definition, each task a local process running the container's command (the worker
+ * image's entry point, `python -m serverless_tf.worker`, with the override's arguments) and its
+ * environment. A task's exit is what DescribeTasks reports, as ECS reports a stopped task, so the
+ * coordinator's and job-watch's ECS launcher (src/workers/ecs-launcher.ts) runs unchanged.
+ *
+ * moto records ECS tasks but fails RunTask for awsvpc Fargate tasks (moto 5.2.5: AttributeError
+ * 'NetworkInterface' object has no attribute 'private_dns_name'), hence this agent.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createInterface } from "node:readline";
+import { WORKER_MODULE } from "../workers/ecs-launcher.ts";
+import { projectPython, pythonChildEnv } from "../workers/paths.ts";
+
+export interface HostedTaskDefinition {
+  readonly arn: string;
+  readonly family: string;
+  readonly containers: readonly { readonly name: string; readonly environment: Readonly<Record<string, string>> }[];
+}
+
+/** An ECS API error: its type is what the SDK throws (`ClusterNotFoundException`, ...). */
+export class EcsApiError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface KeyValue {
+  readonly name?: string;
+  readonly value?: string;
+}
+
+interface RunTaskRequest {
+  readonly cluster?: string;
+  readonly taskDefinition: string;
+  readonly count?: number;
+  readonly startedBy?: string;
+  readonly group?: string;
+  readonly clientToken?: string;
+  readonly launchType?: string;
+  readonly overrides?: { readonly containerOverrides?: readonly { readonly name?: string; readonly command?: readonly string[]; readonly environment?: readonly KeyValue[] }[] };
+  readonly tags?: readonly { readonly key?: string; readonly value?: string }[];
+}
+
+export interface HostedTask {
+  readonly taskArn: string;
+  readonly clusterArn: string;
+  readonly taskDefinitionArn: string;
+  readonly startedBy?: string;
+  readonly group?: string;
+  readonly tags: readonly { readonly key?: string; readonly value?: string }[];
+  readonly container: string;
+  readonly child: ChildProcess;
+  readonly createdAt: number;
+  lastStatus: "RUNNING" | "STOPPED";
+  stoppedAt?: number;
+  stoppedReason?: string;
+  stopCode?: string;
+  exitCode?: number;
+}
+
+export class TaskAgent {
+  private readonly tasks = new Map<string, HostedTask>();
+  private readonly tokens = new Map<string, string>();
+
+  constructor(
+    private readonly clusters: ReadonlyMap<string, string>,
+    private readonly definitions: readonly HostedTaskDefinition[],
+    private readonly region: string,
+    private readonly accountId: string,
+    /** AWS endpoint, region and credentials: what a task's role and the region give it on AWS. */
+    private readonly serviceEnv: Readonly<Record<string, string>>,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Every task started, running or stopped (a test picks one to kill). */
+  list(): readonly HostedTask[] {
+    return [...this.tasks.values()];
+  }
+
+  private clusterArn(cluster = "default"): string {
+    for (const [name, arn] of this.clusters) if (cluster === name || cluster === arn) return arn;
+    throw new EcsApiError("ClusterNotFoundException", `Cluster not found: ${cluster}`);
+  }
+
+  runTask(request: RunTaskRequest): { tasks: unknown[]; failures: unknown[] } {
+    const clusterArn = this.clusterArn(request.cluster);
+    const definition = this.definitions.find((d) => [d.arn, d.family, d.arn.split("/").pop()].includes(request.taskDefinition));
+    if (!definition) throw new EcsApiError("ClientException", `Unable to describe task definition ${request.taskDefinition}`);
+    const known = request.clientToken ? this.tokens.get(request.clientToken) : undefined;
+    if (known) return { tasks: [this.describe(this.tasks.get(known)!)], failures: [] };
+    const started: HostedTask[] = [];
+    for (let i = 0; i < (request.count ?? 1); i++) {
+      const container = definition.containers[0]!;
+      const override = request.overrides?.containerOverrides?.find((o) => o.name === container.name);
+      if (request.overrides?.containerOverrides?.some((o) => !definition.containers.some((c) => c.name === o.name))) {
+        throw new EcsApiError("InvalidParameterException", `Override for container named ${request.overrides.containerOverrides.map((o) => o.name).join(", ")} is not a container in the TaskDefinition.`);
+      }
+      const env = {
+        ...pythonChildEnv(),
+        ...this.serviceEnv,
+        ...container.environment,
+        ...Object.fromEntries((override?.environment ?? []).map((kv) => [kv.name ?? "", kv.value ?? ""])),
+      };
+      const taskArn = `arn:aws:ecs:${this.region}:${this.accountId}:task/${clusterArn.split("/").pop()}/${randomUUID().replaceAll("-", "")}`;
+      const child = spawn(projectPython, ["-m", WORKER_MODULE, ...(override?.command ?? [])], { env, stdio: ["ignore", "pipe", "pipe"] });
+      const member = request.tags?.find((t) => t.key === "serverless-tf:member")?.value ?? "task";
+      for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on("line", (line) => this.log(`[task ${member} ${taskArn.slice(-8)}] ${line}`));
+      const task: HostedTask = {
+        taskArn,
+        clusterArn,
+        taskDefinitionArn: definition.arn,
+        ...(request.startedBy ? { startedBy: request.startedBy } : {}),
+        ...(request.group ? { group: request.group } : {}),
+        tags: request.tags ?? [],
+        container: container.name,
+        child,
+        createdAt: Date.now(),
+        lastStatus: "RUNNING",
+      };
+      child.on("exit", (code, signal) => {
+        task.lastStatus = "STOPPED";
+        task.stoppedAt = Date.now();
+        task.exitCode = code ?? 128 + (signal === "SIGKILL" ? 9 : 15);
+        task.stopCode ??= "EssentialContainerExited";
+        task.stoppedReason ??= "Essential container in task exited";
+      });
+      child.on("error", (e) => this.log(`[task ${member}] could not start ${projectPython}: ${e.message}`));
+      this.tasks.set(taskArn, task);
+      started.push(task);
+    }
+    if (request.clientToken) this.tokens.set(request.clientToken, started[0]!.taskArn);
+    return { tasks: started.map((t) => this.describe(t)), failures: [] };
+  }
+
+  describeTasks(request: { readonly cluster?: string; readonly tasks: readonly string[] }): { tasks: unknown[]; failures: unknown[] } {
+    const clusterArn = this.clusterArn(request.cluster);
+    const tasks: unknown[] = [];
+    const failures: unknown[] = [];
+    for (const arn of request.tasks) {
+      const task = this.tasks.get(arn);
+      if (task && task.clusterArn === clusterArn) tasks.push(this.describe(task));
+      else failures.push({ arn, reason: "MISSING" });
+    }
+    return { tasks, failures };
+  }
+
+  /** ECS sends SIGTERM, then SIGKILL after the container's stop timeout (30 s by default). */
+  stopTask(request: { readonly cluster?: string; readonly task: string; readonly reason?: string }): { task: unknown } {
+    this.clusterArn(request.cluster);
+    const task = this.tasks.get(request.task);
+    if (!task) throw new EcsApiError("InvalidParameterException", `The referenced task was not found: ${request.task}`);
+    if (task.lastStatus === "RUNNING") {
+      task.stopCode = "UserInitiated";
+      task.stoppedReason = request.reason ?? "Task stopped by user";
+      task.child.kill("SIGTERM");
+      const timer = setTimeout(() => task.child.kill("SIGKILL"), 30_000);
+      timer.unref();
+      task.child.once("exit", () => clearTimeout(timer));
+    }
+    return { task: this.describe(task) };
+  }
+
+  private describe(task: HostedTask): unknown {
+    const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000);
+    return {
+      taskArn: task.taskArn,
+      clusterArn: task.clusterArn,
+      taskDefinitionArn: task.taskDefinitionArn,
+      launchType: "FARGATE",
+      lastStatus: task.lastStatus,
+      desiredStatus: task.lastStatus === "RUNNING" && !task.stopCode ? "RUNNING" : "STOPPED",
+      startedBy: task.startedBy,
+      group: task.group,
+      createdAt: seconds(task.createdAt),
+      stoppedAt: seconds(task.stoppedAt),
+      stoppedReason: task.stoppedReason,
+      stopCode: task.stopCode,
+      tags: task.tags,
+      containers: [{ name: task.container, lastStatus: task.lastStatus, ...(task.exitCode !== undefined ? { exitCode: task.exitCode } : {}) }],
+    };
+  }
+
+  /** Stops every task still running (SIGKILL: the hosted stack is going away). */
+  async close(): Promise<void> {
+    const running = [...this.tasks.values()].filter((t) => t.lastStatus === "RUNNING");
+    await Promise.all(
+      running.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            t.child.once("exit", () => resolve());
+            t.child.kill("SIGKILL");
+          }),
+      ),
+    );
+  }
+}

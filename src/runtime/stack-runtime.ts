@@ -1,0 +1,297 @@
+/**
+ * The runtime for a deployed stack: the same `fit`, `transform`, `Pipeline.fit`, `serveModel` and
+ * save/load calls as on the local runtime, run by the stack's own functions. A job is started by
+ * invoking the coordinator function (the stack's entry), watched and finished by its job-watch
+ * function, and followed from here through the registry (state, and each member's last epoch);
+ * a fit's model is read from its S3 metadata, a transform's rows from `jobs/<id>/output/`.
+ *
+ * @example
+ * const runtime = await StackRuntime.fromStack("ServerlessTf"); // was: await LocalRuntime.start()
+ * const model = await new TFEstimator().withRuntime(runtime) ... .fit(table);
+ */
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import { CreateEventSourceMappingCommand, DeleteEventSourceMappingCommand, InvokeCommand, LambdaClient, ListEventSourceMappingsCommand } from "@aws-sdk/client-lambda";
+import { awsSettingsFromEnv, destroyAwsClients, type AwsSettings } from "../aws/clients.ts";
+import { ConfigError, ServerlessTfError } from "../errors.ts";
+import { createDeps, type FunctionDeps } from "../jobs/deps.ts";
+import { queueArn } from "../jobs/queues.ts";
+import { readJobOutput } from "../jobs/output-store.ts";
+import { ensureServedQueues, type ServedQueues } from "../jobs/served-queues.ts";
+import { JobFailedError, JobTimeoutError } from "../jobs/watch.ts";
+import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
+import { jobKeys, memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
+import type { JobRequest, WatchOverrides } from "../protocol/start-request.ts";
+import { rowToJson } from "../protocol/table-source.ts";
+import { FINAL_JOB_STATES } from "../registry/types.ts";
+import { FUNCTIONS, MAX_RECEIVE_COUNT, VISIBILITY_PER_FUNCTION_TIMEOUT } from "../resources/definitions.ts";
+import { getJson, putObject } from "../storage/objects.ts";
+import type { JobRuntime } from "./job-runtime.ts";
+import type { JobOutcome, RunOptions } from "./run-job.ts";
+import type { StreamingJob } from "./streaming-job.ts";
+
+/** The stack outputs the runtime reads (infra/stack.ts sets them). */
+export interface StackOutputs {
+  readonly BucketName: string;
+  readonly TableName: string;
+  readonly ShardFeedQueueUrl: string;
+  readonly CoordinatorFunctionName: string;
+  readonly InferenceFunctionName: string;
+  readonly JobWatchQueueUrl?: string;
+}
+
+export interface StackRuntimeOptions {
+  /** AWS settings for this program's calls; default from the environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`). */
+  readonly aws?: AwsSettings;
+  /** The Lambda API's endpoint, when not AWS's (the hosted stack's). */
+  readonly lambdaEndpoint?: string;
+  /** What `describe()` says; default "deployed stack". */
+  readonly description?: string;
+  /** How often a job's state is read while it runs; default 1000 ms. */
+  readonly pollMs?: number;
+  /** Called by `close()` (the hosted stack stops with its runtime). */
+  readonly onClose?: () => Promise<void>;
+}
+
+/** The coordinator refused a start (bad settings, a job id taken): its typed error's name and message. */
+export class JobRejectedError extends ServerlessTfError {
+  constructor(
+    readonly type: string,
+    readonly detail: string,
+  ) {
+    super(`the stack's coordinator rejected the job (${type}): ${detail}`);
+  }
+}
+
+/** A function of the stack failed instead of answering (its error type and message, as Lambda reports them). */
+export class StackFunctionError extends ServerlessTfError {}
+
+/** What the stack does not run yet. */
+export class NotOnStackError extends ServerlessTfError {}
+
+/** A model served by the stack's inference function from its own queues. */
+export interface StackServedModel extends ServedQueues {
+  readonly modelId: string;
+  /** The event source mapping feeding the inference function from the input queue. */
+  readonly mappingId: string;
+  /** Removes the mapping if `serveModel` created it; the queues stay. */
+  stop(): Promise<void>;
+}
+
+export interface StackServeOptions {
+  /** Records per invocation (1 to 10,000); default 10. */
+  readonly batchSize?: number;
+  /** Seconds to gather a batch (0 to 300; at least 1 above 10 records); default 0. */
+  readonly maxBatchingWindowSeconds?: number;
+}
+
+function outputsOf(raw: Readonly<Record<string, string | undefined>>, source: string): StackOutputs {
+  const need = (key: keyof StackOutputs) => {
+    const v = raw[key];
+    if (!v) throw new ConfigError(`${source} output ${key}`, v ?? null, "a value: deploy the stack of infra/ (or a stack with the ServerlessTf construct and the same outputs)");
+    return v;
+  };
+  return {
+    BucketName: need("BucketName"),
+    TableName: need("TableName"),
+    ShardFeedQueueUrl: need("ShardFeedQueueUrl"),
+    CoordinatorFunctionName: need("CoordinatorFunctionName"),
+    InferenceFunctionName: need("InferenceFunctionName"),
+    ...(raw.JobWatchQueueUrl ? { JobWatchQueueUrl: raw.JobWatchQueueUrl } : {}),
+  };
+}
+
+export class StackRuntime implements JobRuntime {
+  private constructor(
+    readonly deps: FunctionDeps,
+    readonly outputs: StackOutputs,
+    private readonly lambda: LambdaClient,
+    private readonly options: StackRuntimeOptions,
+  ) {}
+
+  /** The runtime of the stack `stackName`, from its CloudFormation outputs. */
+  static async fromStack(stackName = "ServerlessTf", options: StackRuntimeOptions = {}): Promise<StackRuntime> {
+    const aws = options.aws ?? awsSettingsFromEnv(process.env);
+    const cfn = new CloudFormationClient({ region: aws.region, ...(aws.credentials ? { credentials: aws.credentials } : {}) });
+    try {
+      const { Stacks = [] } = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
+      const raw = Object.fromEntries((Stacks[0]?.Outputs ?? []).map((o) => [o.OutputKey ?? "", o.OutputValue]));
+      return StackRuntime.fromOutputs({ ...outputsOf(raw, `stack ${stackName}`) }, { description: `deployed stack ${stackName}`, ...options, aws });
+    } finally {
+      cfn.destroy();
+    }
+  }
+
+  /** The runtime of a stack given its outputs (`cdk deploy --outputs-file`, or the hosted stack's). */
+  static fromOutputs(outputs: Readonly<Record<string, string | undefined>>, options: StackRuntimeOptions = {}): StackRuntime {
+    const checked = outputsOf(outputs, "the stack");
+    const aws = options.aws ?? awsSettingsFromEnv(process.env);
+    const deps = createDeps({ tableName: checked.TableName, bucket: checked.BucketName, shardFeedQueueUrl: checked.ShardFeedQueueUrl, jobWatchQueueUrl: checked.JobWatchQueueUrl }, aws);
+    const lambda = new LambdaClient({ region: aws.region, maxAttempts: 3, ...(aws.credentials ? { credentials: aws.credentials } : {}), ...(options.lambdaEndpoint ? { endpoint: options.lambdaEndpoint } : {}) });
+    return new StackRuntime(deps, checked, lambda, options);
+  }
+
+  /**
+   * A local copy of the stack as synthesized (src/hosted/hosted-stack.ts), and this runtime on it.
+   * Needs the development dependencies (aws-cdk-lib) and the built function bundles (`npm run build`).
+   */
+  static async hosted(options: { readonly log?: (line: string) => void; readonly endpoint?: string } = {}): Promise<StackRuntime> {
+    const { HostedStack } = await import("../hosted/hosted-stack.ts");
+    const stack = await HostedStack.start(options);
+    const fromEnv = awsSettingsFromEnv(process.env);
+    const aws: AwsSettings = { ...fromEnv, endpoints: { s3: stack.awsEndpoint, sqs: stack.awsEndpoint, dynamodb: stack.awsEndpoint }, credentials: fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" } };
+    return StackRuntime.fromOutputs(stack.outputs, { aws, lambdaEndpoint: stack.api.endpoint, description: `hosted stack (AWS endpoint ${stack.awsEndpoint}, Lambda and ECS at ${stack.api.endpoint})`, onClose: () => stack.close() });
+  }
+
+  get bucket(): string {
+    return this.deps.config.bucket;
+  }
+
+  describe(): string {
+    return `${this.options.description ?? "deployed stack"}, bucket ${this.bucket}, registry table ${this.deps.config.tableName}`;
+  }
+
+  /** Puts `body` into the stack's bucket under `key`; returns its s3:// URI (for `Table.fromS3`). */
+  async upload(key: string, body: Uint8Array | string): Promise<string> {
+    await putObject(this.deps.clients, { bucket: this.bucket, key }, body);
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  async runJob(request: JobRequest, options: RunOptions = {}): Promise<JobOutcome> {
+    const jobId = options.jobId ?? request.jobId ?? newJobId(request.mode === "train" ? "fit" : "transform");
+    const staged = await this.stage({ ...request, jobId });
+    const watch: WatchOverrides = {
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.maxWorkerRestarts !== undefined ? { maxWorkerRestarts: options.maxWorkerRestarts } : {}),
+      ...(options.progressTimeoutMs !== undefined ? { progressTimeoutMs: options.progressTimeoutMs } : {}),
+    };
+    const response = await this.invoke<{ status: string; jobId?: string; error?: { type: string; message: string } }>(this.outputs.CoordinatorFunctionName, { action: "start", request: staged, watch });
+    if (response.status === "rejected") throw new JobRejectedError(response.error?.type ?? "Error", response.error?.message ?? "no reason given");
+    options.onStarted?.(jobId);
+    const job = await this.follow(jobId, options);
+    if (request.mode === "inference") return { mode: "inference", jobId, rows: await readJobOutput(this.deps, jobId) };
+    let model: ModelMetadata | null = null;
+    if (job.modelUri) {
+      const found = await getJson<unknown>(this.deps.clients, parseS3Uri(job.modelUri, "modelUri"));
+      if (found) model = checkModelMetadata(found.value, job.modelUri);
+    }
+    return { mode: "train", jobId, model };
+  }
+
+  startStreamingJob(_request: JobRequest, _options?: RunOptions): Promise<{ job: StreamingJob; first: ModelMetadata }> {
+    return Promise.reject(
+      new NotOnStackError("a streaming fit (Table.fromQueue) needs a stream-feed function, which the stack does not deploy yet: run it on LocalRuntime, or feed a bounded table"),
+    );
+  }
+
+  /**
+   * Serves `modelId` with the stack's inference function: its queues (made if missing) and an event
+   * source mapping from the input queue, unless one exists (the construct's `servedModels`).
+   */
+  async serveModel(modelId: string, options: StackServeOptions = {}): Promise<StackServedModel> {
+    const queues = await ensureServedQueues(this.deps.clients, modelId, {
+      visibilityTimeoutSeconds: FUNCTIONS.inference.timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT,
+      maxReceiveCount: MAX_RECEIVE_COUNT,
+    });
+    const arn = await queueArn(this.deps.clients, queues.inputQueueUrl);
+    const fn = this.outputs.InferenceFunctionName;
+    const existing = (await this.lambda.send(new ListEventSourceMappingsCommand({ FunctionName: fn, EventSourceArn: arn }))).EventSourceMappings?.[0];
+    const mappingId =
+      existing?.UUID ??
+      (
+        await this.lambda.send(
+          new CreateEventSourceMappingCommand({
+            FunctionName: fn,
+            EventSourceArn: arn,
+            BatchSize: options.batchSize ?? 10,
+            MaximumBatchingWindowInSeconds: options.maxBatchingWindowSeconds ?? 0,
+            FunctionResponseTypes: ["ReportBatchItemFailures"],
+          }),
+        )
+      ).UUID!;
+    return {
+      modelId,
+      ...queues,
+      mappingId,
+      stop: async () => {
+        if (!existing) await this.lambda.send(new DeleteEventSourceMappingCommand({ UUID: mappingId }));
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.lambda.destroy();
+    destroyAwsClients(this.deps.clients);
+    await this.options.onClose?.();
+  }
+
+  /** Local scripts and in-memory rows go to S3 first: the coordinator function reads neither this machine's files nor a payload over Lambda's 6 MB. */
+  private async stage(request: JobRequest & { readonly jobId: string }): Promise<JobRequest> {
+    const { jobId } = request;
+    const uploaded = (scripts: readonly string[]) =>
+      Promise.all(
+        scripts.map(async (script) => {
+          if (script.startsWith("s3://")) return script;
+          let body: Buffer;
+          try {
+            body = await readFile(script);
+          } catch (e) {
+            throw new ConfigError("scripts", script, `a readable Python file (${(e as Error).message})`);
+          }
+          return this.upload(jobKeys.code(jobId, basename(script)), body);
+        }),
+      );
+    const inference = request.model?.inference;
+    const model = request.model && inference ? { ...request.model, inference: { ...inference, python: { ...inference.python, scripts: await uploaded(inference.python.scripts) } } } : request.model;
+    let source = request.source;
+    if (source.kind === "rows") {
+      const perPart = request.rowsPerShard ?? 2_000;
+      const rows = source.rows;
+      const parts = Math.max(1, Math.ceil(rows.length / perPart));
+      await Promise.all(
+        Array.from({ length: parts }, (_, i) => {
+          const slice = rows.slice(i * perPart, (i + 1) * perPart);
+          return this.upload(`jobs/${jobId}/input/part-${String(i).padStart(5, "0")}.jsonl`, slice.map(rowToJson).join("\n") + (slice.length ? "\n" : ""));
+        }),
+      );
+      source = { kind: "s3", uri: s3Uri({ bucket: this.bucket, key: `jobs/${jobId}/input/` }), format: "jsonl" };
+    }
+    return { ...request, python: { ...request.python, scripts: await uploaded(request.python.scripts) }, model: model ?? null, source };
+  }
+
+  private async invoke<T>(functionName: string, payload: unknown): Promise<T> {
+    const out = await this.lambda.send(new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(payload)) }));
+    const text = out.Payload ? Buffer.from(out.Payload).toString("utf8") : "null";
+    if (out.FunctionError) {
+      const error = JSON.parse(text) as { errorType?: string; errorMessage?: string };
+      throw new StackFunctionError(`${functionName} failed: ${error.errorType ?? "Error"}: ${error.errorMessage ?? text}`);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  /** Reads the job until the job-watch function has given it a final state; reports each member's new epochs. */
+  private async follow(jobId: string, options: RunOptions) {
+    const deadline = options.timeoutMs !== undefined ? Date.now() + options.timeoutMs + 120_000 : Number.POSITIVE_INFINITY;
+    const seenEpoch = new Map<string, unknown>();
+    for (;;) {
+      const job = await this.deps.registry.getJob(jobId);
+      if (options.onProgress) {
+        for (const m of await this.deps.registry.members(jobId)) {
+          const last = m.progress?.lastEpoch;
+          const key = memberKey(m);
+          if (last && seenEpoch.get(key) !== last.epoch) {
+            seenEpoch.set(key, last.epoch);
+            options.onProgress({ ...last, member: { role: m.role, index: m.index } });
+          }
+        }
+      }
+      if (job && FINAL_JOB_STATES.includes(job.state)) {
+        if (job.state !== "SUCCEEDED") throw new JobFailedError(jobId, job.error ?? `ended ${job.state}`);
+        return job;
+      }
+      if (Date.now() > deadline) throw new JobTimeoutError(`job ${jobId} was not finished by the stack's job-watch within ${options.timeoutMs} ms (+2 min); its state: ${job?.state ?? "not registered"}`);
+      await new Promise((r) => setTimeout(r, this.options.pollMs ?? 1_000));
+    }
+  }
+}
