@@ -2,11 +2,12 @@
  * The package as a user gets it: `npm pack`, installed into a fresh project that has its own
  * package.json and no access to this repository's sources, then a script that imports only
  * `serverless-tf` fits digits on 2 workers on the embedded default and transforms the held-out
- * rows, and the `serverless-tf` command lists the job it ran.
+ * rows, the `serverless-tf` command lists the job it ran, and a CDK app of the user's composes
+ * the construct from `serverless-tf/cdk`.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -32,7 +33,7 @@ before(() => {
   execFileSync("mkdir", ["-p", project]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-project", private: true, type: "module" }));
   npm(["install", "--no-audit", "--no-fund", "--prefer-offline", join(work, tarball)], project);
-  copyFileSync(join(projectRoot, "test", "integration", "package", "fixtures", "fit.mjs"), join(project, "fit.mjs"));
+  for (const script of ["fit.mjs", "cdk-app.mjs"]) copyFileSync(join(projectRoot, "test", "integration", "package", "fixtures", script), join(project, script));
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -61,5 +62,47 @@ describe("the installed package", () => {
     const line = run.stdout.split("\n").find((l) => l.startsWith(jobId));
     assert.ok(jobId && line, `the fit's job ${jobId} is listed:\n${run.stdout}`);
     assert.match(line, /\btrain\s+SUCCEEDED\b/);
+  });
+});
+
+describe("serverless-tf/cdk in the user's CDK app", () => {
+  /** Runs the user's app (fixtures/cdk-app.mjs) into a fresh cloud assembly: what it printed, parsed. */
+  function synth(env: NodeJS.ProcessEnv): { outdir: string; result: Record<string, any> } {
+    const outdir = mkdtempSync(join(work, "cdk.out-"));
+    const run = spawnSync(process.execPath, ["cdk-app.mjs", outdir], { cwd: project, env, encoding: "utf8", timeout: 120_000 });
+    assert.equal(run.status, 0, `the user's CDK app failed:\n${run.stderr}`);
+    return { outdir, result: JSON.parse(run.stdout.trim().split("\n").at(-1)!) as Record<string, any> };
+  }
+
+  before(() => {
+    // aws-cdk-lib and constructs are optional peers: a user who wants the construct installs them.
+    const peers = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")).devDependencies as Record<string, string>;
+    npm(["install", "--no-audit", "--no-fund", "--prefer-offline", `aws-cdk-lib@${peers["aws-cdk-lib"]}`, `constructs@${peers.constructs}`], project);
+  });
+
+  it("deploys the zip functions from the installed package's own bundles, and the served model's queues", () => {
+    // Act: the images build from a checkout (an installed package has no image sources)
+    const { outdir, result } = synth({ ...userEnv, SERVERLESS_TF_SOURCE_DIR: projectRoot });
+
+    // Assert
+    assert.equal(result.error, undefined, result.message);
+    const installed = join(project, "node_modules", "serverless-tf", "dist", "functions");
+    assert.equal(result.functions.length, 4, JSON.stringify(result.functions));
+    for (const { id, assetPath } of result.functions as { id: string; assetPath: string }[]) {
+      const name = ["coordinator", "shard-feed", "checkpoint", "job-watch"].find((n) => id.startsWith(`Tf${n.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`));
+      assert.ok(name, `${id} is one of the zip functions`);
+      const staged = join(outdir, assetPath, "index.mjs");
+      assert.ok(readFileSync(staged).equals(readFileSync(join(installed, name, "index.mjs"))), `${id} deploys node_modules/serverless-tf/dist/functions/${name}/index.mjs`);
+    }
+    assert.deepEqual((result.queues as string[]).filter((q) => q.startsWith("stf-serve-")).sort(), ["stf-serve-digits-dlq", "stf-serve-digits-input", "stf-serve-digits-output"]);
+  });
+
+  it("says the images need a checkout when sourceDir is not set", () => {
+    // Act
+    const { result } = synth(userEnv);
+
+    // Assert
+    assert.equal(result.error, "MissingImageSourceError");
+    assert.match(result.message, /python\/Dockerfile, which is not under .*node_modules\/serverless-tf.*set sourceDir/);
   });
 });
