@@ -87,6 +87,14 @@ export interface ServerlessTfProps {
    * @default the serverless-tf package (a checkout; an installed package has no image sources)
    */
   readonly sourceDir?: string;
+  /**
+   * Whether the construct adds the outputs of `STACK_OUTPUTS` (src/resources/definitions.ts) to
+   * its stack, under exactly those keys: what `StackRuntime.fromStack(stackName)` reads. False for
+   * a second ServerlessTf in the same stack, whose keys would collide.
+   *
+   * @default true
+   */
+  readonly stackOutputs?: boolean;
 }
 
 /** The props with every default filled in, each value checked. */
@@ -100,6 +108,7 @@ export interface ResolvedProps {
   readonly inference: { readonly batchSize: number; readonly maxBatchingWindowSeconds: number };
   readonly functionsDir: string;
   readonly sourceDir: string;
+  readonly stackOutputs: boolean;
 }
 
 export const PREFIX_PATTERN = /^[a-z0-9][a-z0-9-]{1,30}$/;
@@ -186,6 +195,9 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
     );
   }
 
+  const stackOutputs = props.stackOutputs ?? true;
+  if (typeof stackOutputs !== "boolean") throw new ConfigError("props.stackOutputs", stackOutputs, "true or false");
+
   const root = props.functionsDir === undefined || props.sourceDir === undefined ? packageRoot() : "";
   return {
     prefix,
@@ -197,6 +209,7 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
     inference: { batchSize, maxBatchingWindowSeconds },
     functionsDir: props.functionsDir ?? join(root, "dist", "functions"),
     sourceDir: props.sourceDir ?? root,
+    stackOutputs,
   };
 }
 

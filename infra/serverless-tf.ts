@@ -21,7 +21,7 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Aws, type CfnElement, Duration, Stack, Token } from "aws-cdk-lib";
+import { Aws, type CfnElement, CfnOutput, Duration, Stack, Token } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -29,7 +29,7 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
 import { servedQueueName } from "../src/protocol/names.ts";
-import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, localProvisioningPlan, registryTableNameFor, servedQueuePlan, type FunctionName } from "../src/resources/definitions.ts";
+import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, STACK_OUTPUTS, localProvisioningPlan, registryTableNameFor, servedQueuePlan, type FunctionName } from "../src/resources/definitions.ts";
 import { functionBundleDir, imageSources } from "./code.ts";
 import { acknowledge } from "./nag.ts";
 import { resolveProps, type ResolvedProps, type ServerlessTfProps } from "./props.ts";
@@ -200,6 +200,30 @@ export class ServerlessTf extends Construct {
     this.storage.grantObjects(taskRole, ["PutObjectTagging"], ["jobs/*/spool/*", "jobs/*/checkpoints/*"]);
     this.storage.grantObjects(taskRole, ["PutObject", "AbortMultipartUpload"], ["models/*/versions/*"]);
     this.storage.grantList(taskRole, ["jobs/", "models/"]);
+
+    if (settings.stackOutputs) {
+      for (const [key, value] of Object.entries(this.outputValues())) new CfnOutput(this, key, { value }).overrideLogicalId(key);
+    }
+  }
+
+  /**
+   * What the stack outputs, by the keys of `STACK_OUTPUTS`: the names, URLs and ARNs a runtime for
+   * the deployed stack reads (`StackRuntime.fromStack`), and the inference batching, so a model
+   * served later is mapped as the stack's own are.
+   */
+  outputValues(): Record<string, string> {
+    const { queues } = this.queues;
+    return {
+      [STACK_OUTPUTS.bucketName]: this.storage.bucket.bucketName,
+      [STACK_OUTPUTS.tableName]: this.storage.table.tableName,
+      [STACK_OUTPUTS.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl,
+      [STACK_OUTPUTS.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl,
+      [STACK_OUTPUTS.workerCluster]: this.workers.cluster.clusterName,
+      [STACK_OUTPUTS.workerTaskDefinition]: this.workers.taskDefinition.taskDefinitionArn,
+      [STACK_OUTPUTS.inferenceBatchSize]: String(this.settings.inference.batchSize),
+      [STACK_OUTPUTS.inferenceMaxBatchingWindowSeconds]: String(this.settings.inference.maxBatchingWindowSeconds),
+      ...Object.fromEntries((Object.keys(STACK_OUTPUTS.functionName) as FunctionName[]).map((name) => [STACK_OUTPUTS.functionName[name], this.functions[name].fn.functionName])),
+    };
   }
 
   /** Per-job queues are `stf-<jobId>-*`, made at run time: the account's `stf-*` queues in this region. */

@@ -16,7 +16,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct } from "constructs";
 import { ServerlessTf } from "../../infra/serverless-tf.ts";
 import { servedQueueName } from "../../src/protocol/names.ts";
-import { DLQ_RETENTION_SECONDS, ENV, FUNCTIONS, MAX_RECEIVE_COUNT, VISIBILITY_PER_FUNCTION_TIMEOUT, type FunctionName } from "../../src/resources/definitions.ts";
+import { DLQ_RETENTION_SECONDS, ENV, FUNCTIONS, MAX_RECEIVE_COUNT, STACK_OUTPUTS, VISIBILITY_PER_FUNCTION_TIMEOUT, type FunctionName } from "../../src/resources/definitions.ts";
 import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
@@ -83,20 +83,31 @@ describe("ServerlessTf in the user's own stack", () => {
     }
   });
 
-  it("adds its resources under its own id beside the user's, and no outputs of its own", () => {
+  it("adds its resources under its own id beside the user's", () => {
     // Arrange
     const ids = Object.keys(resources);
     // Act
     const outside = ids.filter((id) => !id.startsWith("Tf") && !id.startsWith("BucketNotificationsHandler") && resources[id]!.Type !== "AWS::CDK::Metadata");
     // Assert
     assert.deepEqual(outside.map((id) => resources[id]!.Type), ["AWS::SSM::Parameter"], "the user's parameter is the only other resource");
-    assert.equal(template.toJSON().Outputs, undefined, "outputs are the stack's to choose");
     assert.equal(ofType("AWS::Lambda::Function").filter(([id]) => id.startsWith("Tf")).length, Object.keys(FUNCTIONS).length);
     template.hasResourceProperties("AWS::DynamoDB::Table", { TableName: "ml-team-registry" });
     for (const suffix of ["shard-feed", "events", "fit-triggers", "job-watch"]) queueNamed(`ml-team-${suffix}`);
     template.hasResourceProperties("AWS::ECS::TaskDefinition", { Cpu: "4096", Memory: "16384" });
     const [, inference] = fnOf("inference");
     assert.deepEqual([inference.Properties!.Timeout, inference.Properties!.MemorySize], [120, 3008]);
+  });
+
+  it("gives the user's stack the outputs StackRuntime.fromStack reads, under the keys of STACK_OUTPUTS", () => {
+    // Arrange
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const { functionName, ...others } = STACK_OUTPUTS;
+    // Act
+    const keys = Object.keys(outputs).sort();
+    // Assert
+    assert.deepEqual(keys, [...Object.values(others), ...Object.values(functionName)].sort());
+    assert.deepEqual(outputs[STACK_OUTPUTS.functionName.inference]!.Value, { Ref: fnOf("inference")[0] });
+    assert.deepEqual([outputs[STACK_OUTPUTS.inferenceBatchSize]!.Value, outputs[STACK_OUTPUTS.inferenceMaxBatchingWindowSeconds]!.Value], ["50", "5"]);
   });
 
   it("sizes a runtime queue's visibility timeout by its consumer's timeout as deployed", () => {

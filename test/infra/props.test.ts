@@ -7,13 +7,13 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { App, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { App, CfnOutput, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { packageRoot } from "../../infra/code.ts";
 import { resolveProps } from "../../infra/props.ts";
 import { MissingFunctionBundleError, MissingImageSourceError, ServerlessTf, type ServerlessTfProps } from "../../infra/serverless-tf.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { FUNCTIONS } from "../../src/resources/definitions.ts";
+import { FUNCTIONS, STACK_OUTPUTS } from "../../src/resources/definitions.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "stf-props-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -77,6 +77,20 @@ describe("defaults", () => {
   });
 });
 
+describe("stack outputs", () => {
+  it("leaves the output keys to the first ServerlessTf of a stack when the second says stackOutputs: false", () => {
+    // Arrange
+    const stack = new Stack(new App(), "User");
+    // Act
+    new ServerlessTf(stack, "Tf", {});
+    new ServerlessTf(stack, "Other", { prefix: "other", stackOutputs: false });
+    // Assert
+    const outputs = stack.node.findAll().filter((c): c is CfnOutput => c instanceof CfnOutput);
+    assert.deepEqual(new Set(outputs.map((o) => o.node.path.split("/")[1])), new Set(["Tf"]));
+    assert.ok(outputs.some((o) => stack.resolve(o.logicalId) === STACK_OUTPUTS.bucketName), "under the key itself, not a path-derived id");
+  });
+});
+
 describe("refused props", () => {
   it("prefix: the pattern the table and queue names are built from", () => {
     refuses({ prefix: "Team_A" }, "props.prefix", "Team_A", /\^\[a-z0-9\]\[a-z0-9-\]\{1,30\}\$/);
@@ -119,6 +133,10 @@ describe("refused props", () => {
     refuses({ inferenceMaxBatchingWindowSeconds: 301 }, "props.inferenceMaxBatchingWindowSeconds", 301, /an integer from 0 to 300/);
     refuses({ inferenceBatchSize: 11 }, "props.inferenceMaxBatchingWindowSeconds", 0, /1 to 300 with inferenceBatchSize 11/);
     assert.deepEqual(resolveProps({ inferenceBatchSize: 11, inferenceMaxBatchingWindowSeconds: 1 }).inference, { batchSize: 11, maxBatchingWindowSeconds: 1 });
+  });
+
+  it("stackOutputs: true or false", () => {
+    refuses({ stackOutputs: "no" as unknown as boolean }, "props.stackOutputs", "no", /true or false/);
   });
 
   it("functionsDir: a folder with every zip function's bundle, else an error that says to run npm run build", () => {
