@@ -55,6 +55,8 @@ export interface HostedTask {
   readonly group?: string;
   readonly tags: readonly { readonly key?: string; readonly value?: string }[];
   readonly container: string;
+  /** The container's command: the image's entry point and the override's arguments. */
+  readonly command: readonly string[];
   readonly child: ChildProcess;
   readonly createdAt: number;
   lastStatus: "RUNNING" | "STOPPED";
@@ -108,7 +110,8 @@ export class TaskAgent {
         ...Object.fromEntries((override?.environment ?? []).map((kv) => [kv.name ?? "", kv.value ?? ""])),
       };
       const taskArn = `arn:aws:ecs:${this.region}:${this.accountId}:task/${clusterArn.split("/").pop()}/${randomUUID().replaceAll("-", "")}`;
-      const child = spawn(projectPython, ["-m", WORKER_MODULE, ...(override?.command ?? [])], { env, stdio: ["ignore", "pipe", "pipe"] });
+      const command = [projectPython, "-m", WORKER_MODULE, ...(override?.command ?? [])];
+      const child = spawn(command[0]!, command.slice(1), { env, stdio: ["ignore", "pipe", "pipe"] });
       const member = request.tags?.find((t) => t.key === "serverless-tf:member")?.value ?? "task";
       for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on("line", (line) => this.log(`[task ${member} ${taskArn.slice(-8)}] ${line}`));
       const task: HostedTask = {
@@ -119,6 +122,7 @@ export class TaskAgent {
         ...(request.group ? { group: request.group } : {}),
         tags: request.tags ?? [],
         container: container.name,
+        command,
         child,
         createdAt: Date.now(),
         lastStatus: "RUNNING",

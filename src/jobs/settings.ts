@@ -25,3 +25,15 @@ export function functionConfigFromEnv(env: Readonly<Record<string, string | unde
   if (jobWatchQueueUrl !== undefined && !/^https?:\/\//.test(jobWatchQueueUrl)) throw new ConfigError("SERVERLESS_TF_JOB_WATCH_QUEUE_URL", jobWatchQueueUrl, "an SQS queue URL");
   return { tableName: registryTableName(env), bucket, shardFeedQueueUrl, jobWatchQueueUrl };
 }
+
+/**
+ * The `SERVERLESS_TF_*` settings a function may read with no value set, each with what it does and
+ * its default; every other setting a function reads, its template sets (test/integration/hosted/).
+ */
+export const OPTIONAL_SETTINGS: Readonly<Record<string, string>> = {
+  SERVERLESS_TF_FAULT_RATE: "injected AWS faults for the reliability tests (src/aws/faults.ts); unset: none",
+  SERVERLESS_TF_FAULT_SEED: "the seed of those faults; unset: none",
+  SERVERLESS_TF_ROOT: "where the shipped python/ is (src/workers/paths.ts); unset: found from the code's own location (the inference image sets it)",
+  SERVERLESS_TF_PYTHON: "the Python that runs workers and the engine; unset: the checkout's .venv (the inference image sets it)",
+  SERVERLESS_TF_MODEL_RECHECK_MS: "how often a served model re-checks latest.json; unset: 5000 ms",
+};

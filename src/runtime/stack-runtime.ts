@@ -30,6 +30,7 @@ import { getJson, putObject } from "../storage/objects.ts";
 import type { JobRuntime } from "./job-runtime.ts";
 import type { JobOutcome, RunOptions } from "./run-job.ts";
 import type { StreamingJob } from "./streaming-job.ts";
+import type { HostedStack, HostedStackOptions } from "../hosted/hosted-stack.ts";
 
 /** The stack outputs the runtime reads (infra/stack.ts sets them). */
 export interface StackOutputs {
@@ -50,8 +51,8 @@ export interface StackRuntimeOptions {
   readonly description?: string;
   /** How often a job's state is read while it runs; default 1000 ms. */
   readonly pollMs?: number;
-  /** Called by `close()` (the hosted stack stops with its runtime). */
-  readonly onClose?: () => Promise<void>;
+  /** The hosted stack this runtime runs on, if it is one (closed with the runtime). */
+  readonly hostedStack?: HostedStack;
 }
 
 /** The coordinator refused a start (bad settings, a job id taken): its typed error's name and message. */
@@ -136,12 +137,17 @@ export class StackRuntime implements JobRuntime {
    * A local copy of the stack as synthesized (src/hosted/hosted-stack.ts), and this runtime on it.
    * Needs the development dependencies (aws-cdk-lib) and the built function bundles (`npm run build`).
    */
-  static async hosted(options: { readonly log?: (line: string) => void; readonly endpoint?: string } = {}): Promise<StackRuntime> {
+  static async hosted(options: HostedStackOptions = {}): Promise<StackRuntime> {
     const { HostedStack } = await import("../hosted/hosted-stack.ts");
     const stack = await HostedStack.start(options);
     const fromEnv = awsSettingsFromEnv(process.env);
     const aws: AwsSettings = { ...fromEnv, endpoints: { s3: stack.awsEndpoint, sqs: stack.awsEndpoint, dynamodb: stack.awsEndpoint }, credentials: fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" } };
-    return StackRuntime.fromOutputs(stack.outputs, { aws, lambdaEndpoint: stack.api.endpoint, description: `hosted stack (AWS endpoint ${stack.awsEndpoint}, Lambda and ECS at ${stack.api.endpoint})`, onClose: () => stack.close() });
+    return StackRuntime.fromOutputs(stack.outputs, { aws, lambdaEndpoint: stack.api.endpoint, description: `hosted stack (AWS endpoint ${stack.awsEndpoint}, Lambda and ECS at ${stack.api.endpoint})`, hostedStack: stack });
+  }
+
+  /** The hosted stack under this runtime (`StackRuntime.hosted()`), for tests that look at its functions and tasks. */
+  get hostedStack(): HostedStack | undefined {
+    return this.options.hostedStack;
   }
 
   get bucket(): string {
@@ -223,7 +229,7 @@ export class StackRuntime implements JobRuntime {
   async close(): Promise<void> {
     this.lambda.destroy();
     destroyAwsClients(this.deps.clients);
-    await this.options.onClose?.();
+    await this.options.hostedStack?.close();
   }
 
   /** Local scripts and in-memory rows go to S3 first: the coordinator function reads neither this machine's files nor a payload over Lambda's 6 MB. */

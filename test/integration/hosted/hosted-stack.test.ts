@@ -1,0 +1,141 @@
+/**
+ * The stack as deployed, hosted locally (src/hosted/hosted-stack.ts) and driven through the
+ * deployed-stack runtime exactly as a program drives a stack on AWS: every function runs from the
+ * bundle its template points at, configured as the template configures it; workers are started
+ * by the coordinator's and the job-watch function's RunTask calls. One hosted stack for the file,
+ * under its own prefix so its runtime queues are not the local runtime's.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { InferenceClient, JobRejectedError, StackRuntime, Table, TFEstimator, type Row } from "../../../src/index.ts";
+import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "../../../demo/digits-data.ts";
+import { OPTIONAL_SETTINGS } from "../../../src/jobs/settings.ts";
+import type { HostedStack } from "../../../src/hosted/hosted-stack.ts";
+import { resolveValue, templateFunctions, templateMappings } from "../../../src/hosted/template.ts";
+import { projectRoot } from "../../../src/workers/paths.ts";
+
+let runtime: StackRuntime;
+let stack: HostedStack;
+let trainRows: readonly Row[];
+let testRows: readonly Row[];
+const logged: string[] = [];
+
+before(async () => {
+  ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-hosted-digits-"))));
+  runtime = await StackRuntime.hosted({ context: { prefix: "serverless-tf-hosted" }, log: (line) => void logged.push(line) });
+  stack = runtime.hostedStack!;
+});
+
+after(async () => {
+  await runtime?.close();
+});
+
+function estimator(): TFEstimator {
+  return new TFEstimator()
+    .withRuntime(runtime)
+    .setWorkerNum(2)
+    .setTrainScripts([demoFile("digits_model.py")])
+    .setTrainEntry("train")
+    .setTrainHyperParams({ epochs: 25, hidden: 64, learning_rate: 0.005 })
+    .setTrainSelectedCols(["pixels", "label"])
+    .setBatchSize(32)
+    .setRemainder("pad")
+    .setCheckpointEverySteps(20)
+    .setInferenceScripts([demoFile("digits_model.py")])
+    .setInferenceEntry("predict")
+    .setInferenceSelectedCols(["pixels"])
+    .setInferenceOutputCols(["digit", "score"])
+    .setInferenceOutputTypes(["INT64", "FLOAT32"])
+    .setModelId("hosted-digits");
+}
+
+describe("the hosted stack", () => {
+  it("runs every function of the template from its bundle, with the template's settings and mappings", () => {
+    const { template, deployed } = stack;
+    const functions = templateFunctions(template);
+    assert.deepEqual(functions.length, 5, "coordinator, shard-feed, checkpoint, inference, job-watch");
+    const built = readdirSync(join(projectRoot, "dist", "functions")).map((name) => readFileSync(join(projectRoot, "dist", "functions", name, "index.mjs")));
+    for (const fn of functions) {
+      const hosted = stack.functions.get(fn.logicalId)!;
+      assert.equal(hosted.config.timeoutSeconds, fn.timeoutSeconds, `${fn.logicalId} timeout`);
+      assert.equal(hosted.config.memoryMb, fn.memoryMb, `${fn.logicalId} memory`);
+      assert.equal(hosted.config.reservedConcurrency, fn.reservedConcurrency, `${fn.logicalId} reserved concurrency`);
+      for (const [key, value] of Object.entries(fn.environment)) {
+        assert.equal(hosted.config.environment[key], String(resolveValue(value, deployed.physical, deployed.pseudo, key)), `${fn.logicalId} ${key}`);
+      }
+      // The zip's files are the build's: the asset directory holds one of dist/functions/*/index.mjs.
+      const code = readFileSync(hosted.config.bundle);
+      assert.ok(built.some((b) => b.equals(code)), `${fn.logicalId} runs ${hosted.config.bundle}, which is no bundle of dist/functions`);
+    }
+    const running = stack.listMappings({});
+    for (const m of templateMappings(template)) {
+      const fn = stack.functions.get(m.functionRef)!;
+      const arn = String(resolveValue(m.eventSourceArn, deployed.physical, deployed.pseudo, m.logicalId));
+      const found = running.find((r) => r.EventSourceArn === arn && r.FunctionArn === fn.config.arn);
+      assert.ok(found, `mapping ${m.logicalId} is running`);
+      assert.equal(found.BatchSize, m.batchSize);
+      assert.equal(found.MaximumBatchingWindowInSeconds, m.maxBatchingWindowSeconds);
+      assert.equal(found.FunctionResponseTypes.includes("ReportBatchItemFailures"), m.reportBatchItemFailures);
+    }
+    for (const type of ["AWS::IAM::Policy", "AWS::EC2::VPCEndpoint"]) assert.ok(type in stack.notEmulated, `${type} is listed as not emulated`);
+  });
+
+  it("refuses a start the coordinator rejects with its typed reason", async () => {
+    await assert.rejects(
+      // Only the coordinator can tell: the prefix is empty in the stack's bucket.
+      () => estimator().fit(Table.fromS3(`s3://${runtime.bucket}/no-such-table/`, schema)),
+      (e: unknown) => e instanceof JobRejectedError && e.type === "ConfigError" && e.message.includes("no-such-table"),
+    );
+  });
+
+  it("fits on 2 RunTask workers, restarts a killed one through job-watch (attempt 2) from its checkpoint, transforms and serves the model", async () => {
+    let jobId = "";
+    let killed: string | undefined;
+    const model = await estimator().fit(Table.fromRows(schema, trainRows), {
+      onStarted: (id) => (jobId = id),
+      onProgress: (p) => {
+        if (killed || p.member.index !== 0 || Number(p.epoch) < 4) return;
+        void runtime.deps.registry.latestCheckpoint(jobId).then((checkpoint) => {
+          const task = stack.tasks.list().find((t) => t.lastStatus === "RUNNING" && t.startedBy === `stf-${jobId}` && t.command.join(" ").includes("--index 1"));
+          if (!checkpoint || !task || killed) return;
+          killed = task.taskArn;
+          task.child.kill("SIGKILL");
+        });
+      },
+    });
+    assert.ok(killed, "a worker task was killed mid-fit");
+    const fitTasks = stack.tasks.list().filter((t) => t.startedBy === `stf-${jobId}`);
+    const attempts = (n: number) => fitTasks.filter((t) => t.command.join(" ").includes(`--attempt ${n}`));
+    assert.equal(attempts(0).length, 2, "the coordinator's RunTask started both members");
+    assert.equal(attempts(1).length, 2, "job-watch restarted the member set with RunTask as attempt 2");
+    assert.ok(logged.some((l) => l.includes("resumed from checkpoint")), "the restarted members resumed from the last checkpoint");
+
+    const scored = await model.transform(Table.fromRows(schema, testRows));
+    const correct = scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length;
+    assert.ok(correct / scored.rows.length >= 0.95, `held-out accuracy ${correct}/${scored.rows.length} under the demo's bar 0.95`);
+
+    const served = await runtime.serveModel("hosted-digits");
+    try {
+      const client = new InferenceClient(runtime.deps.clients, served.inputQueueUrl, served.outputQueueUrl);
+      const sample = testRows.slice(0, 20);
+      await client.sendRows(sample.map((row, i) => ({ id: `row-${i}`, row: { pixels: row.pixels } })));
+      const agree = await Promise.all(sample.map(async (_, i) => BigInt((await client.result(`row-${i}`, 180_000)).row.digit as string) === BigInt(scored.rows[i]!.digit as bigint)));
+      assert.ok(agree.every(Boolean), "the inference function, configured as the template configures it, serves what transform scored");
+    } finally {
+      await served.stop();
+    }
+  });
+
+  it("ran no function that read a setting its template does not set", () => {
+    for (const kind of ["coordinator", "shard-feed", "checkpoint", "inference", "job-watch"]) {
+      const fn = stack.functionOf(kind);
+      assert.ok(fn.coldStarts > 0, `${kind} ran (else this check says nothing)`);
+      const unexpected = [...fn.unsetReads].filter((name) => !(name in OPTIONAL_SETTINGS));
+      assert.deepEqual(unexpected, [], `${kind} read settings its template leaves unset`);
+    }
+  });
+});
