@@ -49,7 +49,7 @@ export function imageSources(sourceDir: string): ImageSources {
   };
   need("worker", "python", "Dockerfile");
   need("inference", "functions", "inference", "Dockerfile");
-  // Its first build stage runs `npm ci` from the lock, which npm never puts in a package.
-  need("inference", "package-lock.json");
+  // The handler it copies: the bundle `npm run build` writes (and the package ships).
+  need("inference", "dist", "functions", "inference", "index.mjs");
   return { workerContext: join(sourceDir, "python"), inference: { context: sourceDir, dockerfile: join(sourceDir, "functions", "inference", "Dockerfile") } };
 }

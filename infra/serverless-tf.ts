@@ -86,8 +86,14 @@ export class ServerlessTf extends Construct {
     this.acknowledgeNotificationsHandler();
 
     const layers = this.layers(settings.sourceDir);
-    const baseEnv = { [ENV.table]: table.tableName, [ENV.bucket]: bucket.bucketName, [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl };
-    const watchEnv = { [ENV.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl };
+    // Every function reads the same base settings (src/jobs/settings.ts functionConfigFromEnv), so
+    // each gets them all: test/integration/hosted/ fails on a read of a setting the template leaves unset.
+    const baseEnv = {
+      [ENV.table]: table.tableName,
+      [ENV.bucket]: bucket.bucketName,
+      [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl,
+      [ENV.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl,
+    };
     const ecsEnv = {
       [ENV.launcher]: "ecs",
       [ENV.ecsCluster]: this.workers.cluster.clusterName,
@@ -119,7 +125,7 @@ export class ServerlessTf extends Construct {
     // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers;
     // also starts a fit for each new object under training/ (fit-triggers queue, _fit.json beside it).
     const training = `${BUCKET_PREFIXES.training}*`;
-    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv, ...watchEnv });
+    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv });
     // Every job it starts gets its first job-watch round.
     queues.jobWatch.queue.grantSendMessages(coordinator.role);
     table.grantReadWriteData(coordinator.role);
@@ -178,7 +184,7 @@ export class ServerlessTf extends Construct {
     // fences members, describes the job's tasks, restarts them (RunTask), re-queues its own message;
     // finishing a job sets its final state, deletes its queues and stops its tasks. It reads
     // models/ for the published metadata (List: a missing key must be a 404, not a 403).
-    const jobWatch = make("job-watch", { ...baseEnv, ...ecsEnv, ...watchEnv });
+    const jobWatch = make("job-watch", { ...baseEnv, ...ecsEnv });
     table.grantReadWriteData(jobWatch.role);
     this.grantJobQueues(jobWatch.role, SQS_ACTIONS.finish);
     queues.jobWatch.queue.grantSendMessages(jobWatch.role);

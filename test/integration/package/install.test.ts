@@ -81,8 +81,8 @@ describe("serverless-tf/cdk in the user's CDK app", () => {
   });
 
   it("deploys the zip functions from the installed package's own bundles, and the served model's queues", () => {
-    // Act: the images build from a checkout (an installed package has no image sources)
-    const { outdir, result } = synth({ ...userEnv, SERVERLESS_TF_SOURCE_DIR: projectRoot });
+    // Act: nothing but the installed package
+    const { outdir, result } = synth(userEnv);
 
     // Assert
     assert.equal(result.error, undefined, result.message);
@@ -97,12 +97,17 @@ describe("serverless-tf/cdk in the user's CDK app", () => {
     assert.deepEqual((result.queues as string[]).filter((q) => q.startsWith("stf-serve-")).sort(), ["stf-serve-digits-dlq", "stf-serve-digits-input", "stf-serve-digits-output"]);
   });
 
-  it("says the images need a checkout when sourceDir is not set", () => {
+  it("builds the inference image from the installed package: its context holds the shipped bundle", () => {
     // Act
-    const { result } = synth(userEnv);
+    const { outdir, result } = synth(userEnv);
 
     // Assert
-    assert.equal(result.error, "MissingImageSourceError");
-    assert.match(result.message, /python\/Dockerfile, which is not under .*node_modules\/serverless-tf.*set sourceDir/);
+    assert.equal(result.error, undefined, result.message);
+    const [image] = result.images as { id: string; assetPath: string; dockerfile: string }[];
+    assert.ok(image, JSON.stringify(result.images));
+    assert.equal(image.dockerfile, "functions/inference/Dockerfile");
+    const staged = join(outdir, image.assetPath, "dist", "functions", "inference", "index.mjs");
+    assert.ok(readFileSync(staged).equals(readFileSync(join(project, "node_modules", "serverless-tf", "dist", "functions", "inference", "index.mjs"))), "the image copies the bundle the package ships");
   });
+});
 });
