@@ -110,4 +110,3 @@ describe("serverless-tf/cdk in the user's CDK app", () => {
     assert.ok(readFileSync(staged).equals(readFileSync(join(project, "node_modules", "serverless-tf", "dist", "functions", "inference", "index.mjs"))), "the image copies the bundle the package ships");
   });
 });
-});
