@@ -25,21 +25,24 @@ import { jobKeys, memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/nam
 import type { JobRequest, WatchOverrides } from "../protocol/start-request.ts";
 import { rowToJson } from "../protocol/table-source.ts";
 import { FINAL_JOB_STATES } from "../registry/types.ts";
-import { FUNCTIONS, MAX_RECEIVE_COUNT, VISIBILITY_PER_FUNCTION_TIMEOUT } from "../resources/definitions.ts";
+import { INFERENCE_EVENT_SOURCE, STACK_OUTPUTS, servedQueuePlan } from "../resources/definitions.ts";
 import { getJson, putObject } from "../storage/objects.ts";
 import type { JobRuntime } from "./job-runtime.ts";
 import type { JobOutcome, RunOptions } from "./run-job.ts";
 import type { StreamingJob } from "./streaming-job.ts";
 import type { HostedStack, HostedStackOptions } from "../hosted/hosted-stack.ts";
 
-/** The stack outputs the runtime reads (infra/stack.ts sets them). */
+/** What the runtime reads from the stack's outputs (the construct sets them, under STACK_OUTPUTS in src/resources/definitions.ts). */
 export interface StackOutputs {
-  readonly BucketName: string;
-  readonly TableName: string;
-  readonly ShardFeedQueueUrl: string;
-  readonly CoordinatorFunctionName: string;
-  readonly InferenceFunctionName: string;
-  readonly JobWatchQueueUrl?: string;
+  readonly bucketName: string;
+  readonly tableName: string;
+  readonly shardFeedQueueUrl: string;
+  readonly jobWatchQueueUrl: string;
+  readonly coordinatorFunctionName: string;
+  readonly inferenceFunctionName: string;
+  /** How the stack maps its served models to the inference function, for one `serveModel` maps. */
+  readonly inferenceBatchSize: number;
+  readonly inferenceMaxBatchingWindowSeconds: number;
 }
 
 export interface StackRuntimeOptions {
@@ -81,25 +84,29 @@ export interface StackServedModel extends ServedQueues {
 }
 
 export interface StackServeOptions {
-  /** Records per invocation (1 to 10,000); default 10. */
+  /** Records per invocation (1 to 10,000); default the stack's `inferenceBatchSize`. */
   readonly batchSize?: number;
-  /** Seconds to gather a batch (0 to 300; at least 1 above 10 records); default 0. */
+  /** Seconds to gather a batch (0 to 300; at least 1 above 10 records); default the stack's `inferenceMaxBatchingWindowSeconds`. */
   readonly maxBatchingWindowSeconds?: number;
 }
 
 function outputsOf(raw: Readonly<Record<string, string | undefined>>, source: string): StackOutputs {
-  const need = (key: keyof StackOutputs) => {
+  const need = (key: string) => {
     const v = raw[key];
-    if (!v) throw new ConfigError(`${source} output ${key}`, v ?? null, "a value: deploy the stack of infra/ (or a stack with the ServerlessTf construct and the same outputs)");
+    if (!v) throw new ConfigError(`${source} output ${key}`, v ?? null, "a value: deploy the stack of infra/, or a stack holding the ServerlessTf construct (serverless-tf/cdk), which sets it");
     return v;
   };
+  const K = STACK_OUTPUTS;
+  const int = (key: string, fallback: number) => (raw[key] === undefined ? fallback : Number(need(key)));
   return {
-    BucketName: need("BucketName"),
-    TableName: need("TableName"),
-    ShardFeedQueueUrl: need("ShardFeedQueueUrl"),
-    CoordinatorFunctionName: need("CoordinatorFunctionName"),
-    InferenceFunctionName: need("InferenceFunctionName"),
-    ...(raw.JobWatchQueueUrl ? { JobWatchQueueUrl: raw.JobWatchQueueUrl } : {}),
+    bucketName: need(K.bucketName),
+    tableName: need(K.tableName),
+    shardFeedQueueUrl: need(K.shardFeedQueueUrl),
+    jobWatchQueueUrl: need(K.jobWatchQueueUrl),
+    coordinatorFunctionName: need(K.functionName.coordinator),
+    inferenceFunctionName: need(K.functionName.inference),
+    inferenceBatchSize: int(K.inferenceBatchSize, INFERENCE_EVENT_SOURCE.batchSize),
+    inferenceMaxBatchingWindowSeconds: int(K.inferenceMaxBatchingWindowSeconds, INFERENCE_EVENT_SOURCE.maxBatchingWindowSeconds),
   };
 }
 
@@ -118,7 +125,7 @@ export class StackRuntime implements JobRuntime {
     try {
       const { Stacks = [] } = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
       const raw = Object.fromEntries((Stacks[0]?.Outputs ?? []).map((o) => [o.OutputKey ?? "", o.OutputValue]));
-      return StackRuntime.fromOutputs({ ...outputsOf(raw, `stack ${stackName}`) }, { description: `deployed stack ${stackName}`, ...options, aws });
+      return StackRuntime.fromOutputs(raw, { description: `deployed stack ${stackName}`, ...options, aws });
     } finally {
       cfn.destroy();
     }
@@ -126,9 +133,9 @@ export class StackRuntime implements JobRuntime {
 
   /** The runtime of a stack given its outputs (`cdk deploy --outputs-file`, or the hosted stack's). */
   static fromOutputs(outputs: Readonly<Record<string, string | undefined>>, options: StackRuntimeOptions = {}): StackRuntime {
-    const checked = outputsOf(outputs, "the stack");
+    const checked = outputsOf(outputs, options.description ?? "the stack");
     const aws = options.aws ?? awsSettingsFromEnv(process.env);
-    const deps = createDeps({ tableName: checked.TableName, bucket: checked.BucketName, shardFeedQueueUrl: checked.ShardFeedQueueUrl, jobWatchQueueUrl: checked.JobWatchQueueUrl }, aws);
+    const deps = createDeps({ tableName: checked.tableName, bucket: checked.bucketName, shardFeedQueueUrl: checked.shardFeedQueueUrl, jobWatchQueueUrl: checked.jobWatchQueueUrl }, aws);
     const lambda = new LambdaClient({ region: aws.region, maxAttempts: 3, ...(aws.credentials ? { credentials: aws.credentials } : {}), ...(options.lambdaEndpoint ? { endpoint: options.lambdaEndpoint } : {}) });
     return new StackRuntime(deps, checked, lambda, options);
   }
@@ -172,7 +179,7 @@ export class StackRuntime implements JobRuntime {
       ...(options.maxWorkerRestarts !== undefined ? { maxWorkerRestarts: options.maxWorkerRestarts } : {}),
       ...(options.progressTimeoutMs !== undefined ? { progressTimeoutMs: options.progressTimeoutMs } : {}),
     };
-    const response = await this.invoke<{ status: string; jobId?: string; error?: { type: string; message: string } }>(this.outputs.CoordinatorFunctionName, { action: "start", request: staged, watch });
+    const response = await this.invoke<{ status: string; jobId?: string; error?: { type: string; message: string } }>(this.outputs.coordinatorFunctionName, { action: "start", request: staged, watch });
     if (response.status === "rejected") throw new JobRejectedError(response.error?.type ?? "Error", response.error?.message ?? "no reason given");
     options.onStarted?.(jobId);
     const job = await this.follow(jobId, options);
@@ -196,12 +203,11 @@ export class StackRuntime implements JobRuntime {
    * source mapping from the input queue, unless one exists (the construct's `servedModels`).
    */
   async serveModel(modelId: string, options: StackServeOptions = {}): Promise<StackServedModel> {
-    const queues = await ensureServedQueues(this.deps.clients, modelId, {
-      visibilityTimeoutSeconds: FUNCTIONS.inference.timeoutSeconds * VISIBILITY_PER_FUNCTION_TIMEOUT,
-      maxReceiveCount: MAX_RECEIVE_COUNT,
-    });
+    // As the construct makes them (servedModels), so a model mapped here behaves as one mapped at deploy.
+    const plan = servedQueuePlan(modelId);
+    const queues = await ensureServedQueues(this.deps.clients, modelId, { visibilityTimeoutSeconds: plan.input.visibilityTimeoutSeconds, maxReceiveCount: plan.input.maxReceiveCount });
     const arn = await queueArn(this.deps.clients, queues.inputQueueUrl);
-    const fn = this.outputs.InferenceFunctionName;
+    const fn = this.outputs.inferenceFunctionName;
     const existing = (await this.lambda.send(new ListEventSourceMappingsCommand({ FunctionName: fn, EventSourceArn: arn }))).EventSourceMappings?.[0];
     const mappingId =
       existing?.UUID ??
@@ -210,8 +216,8 @@ export class StackRuntime implements JobRuntime {
           new CreateEventSourceMappingCommand({
             FunctionName: fn,
             EventSourceArn: arn,
-            BatchSize: options.batchSize ?? 10,
-            MaximumBatchingWindowInSeconds: options.maxBatchingWindowSeconds ?? 0,
+            BatchSize: options.batchSize ?? this.outputs.inferenceBatchSize,
+            MaximumBatchingWindowInSeconds: options.maxBatchingWindowSeconds ?? this.outputs.inferenceMaxBatchingWindowSeconds,
             FunctionResponseTypes: ["ReportBatchItemFailures"],
           }),
         )
