@@ -1,23 +1,7 @@
 /**
- * serverless-tf as a CDK construct for your own app: the resources the local runtime provisions on
- * the emulator, on real AWS. Storage (bucket, table), the runtime queues with DLQs, the five stage
- * functions with their event sources (the zip functions from the bundles `npm run build` writes,
- * the inference function as a container image for its Python engine), the queues of the served
- * models, the bucket's notifications (exports, fit triggers), and the worker service (ECS
- * Fargate). Every permission comes from a statement here with named actions;
- * `test/infra/stack.test.ts` checks that and runs cdk-nag AwsSolutions on it.
+ * serverless-tf/cdk: the {@link ServerlessTf} construct, serverless-tf's resources in your own CDK app.
  *
- * @example
- * import { Stack, type StackProps } from "aws-cdk-lib";
- * import type { Construct } from "constructs";
- * import { ServerlessTf } from "serverless-tf/cdk";
- *
- * class MlStack extends Stack {
- *   constructor(scope: Construct, id: string, props?: StackProps) {
- *     super(scope, id, props);
- *     new ServerlessTf(this, "Tf", { servedModels: ["digits"], dataBucketNames: ["my-training-data"] });
- *   }
- * }
+ * @module serverless-tf/cdk
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -54,6 +38,27 @@ const SQS_ACTIONS = {
   finish: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"],
 } as const;
 
+/**
+ * serverless-tf as a CDK construct for your own app: the resources the local runtime provisions on
+ * the emulator, on real AWS. Storage (bucket, table), the runtime queues with DLQs, the five stage
+ * functions with their event sources (the zip functions from the bundles `npm run build` writes,
+ * the inference function as a container image for its Python engine), the queues of the served
+ * models, the bucket's notifications (exports, fit triggers), and the worker service (ECS
+ * Fargate). Every permission comes from a statement here with named actions;
+ * `test/infra/stack.test.ts` checks that and runs cdk-nag AwsSolutions on it.
+ *
+ * @example
+ * import { Stack, type StackProps } from "aws-cdk-lib";
+ * import type { Construct } from "constructs";
+ * import { ServerlessTf } from "serverless-tf/cdk";
+ *
+ * class MlStack extends Stack {
+ *   constructor(scope: Construct, id: string, props?: StackProps) {
+ *     super(scope, id, props);
+ *     new ServerlessTf(this, "Tf", { servedModels: ["digits"], dataBucketNames: ["my-training-data"] });
+ *   }
+ * }
+ */
 export class ServerlessTf extends Construct {
   /** The props as built: every default filled in. */
   readonly settings: ResolvedProps;
