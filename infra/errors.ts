@@ -6,7 +6,17 @@
 import { ServerlessTfError } from "../src/errors.ts";
 import type { FunctionName } from "../src/resources/definitions.ts";
 
-/** A zip function's `index.mjs` is not in `functionsDir/<name>/`. */
+/**
+ * A zip function's `index.mjs` is not in `functionsDir/<name>/`.
+ *
+ * @example
+ * try {
+ *   new ServerlessTf(stack, "Tf", { functionsDir: "build/functions" });
+ * } catch (e) {
+ *   if (e instanceof MissingFunctionBundleError) console.error(`no bundle at ${e.bundle}: run npm run build`);
+ *   else throw e;
+ * }
+ */
 export class MissingFunctionBundleError extends ServerlessTfError {
   constructor(
     readonly functionName: FunctionName,
@@ -18,7 +28,17 @@ export class MissingFunctionBundleError extends ServerlessTfError {
   }
 }
 
-/** A file an image is built from (its Dockerfile, or a file its context must hold) is not under `sourceDir`. */
+/**
+ * A file an image is built from (its Dockerfile, or a file its context must hold) is not under `sourceDir`.
+ *
+ * @example
+ * try {
+ *   new ServerlessTf(stack, "Tf", { sourceDir: "../serverless-tf" });
+ * } catch (e) {
+ *   if (e instanceof MissingImageSourceError) console.error(`the ${e.image} image needs ${e.missing} under ${e.sourceDir}`);
+ *   else throw e;
+ * }
+ */
 export class MissingImageSourceError extends ServerlessTfError {
   constructor(
     readonly image: "worker" | "inference",
