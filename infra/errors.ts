@@ -46,7 +46,7 @@ export class MissingImageSourceError extends ServerlessTfError {
     readonly sourceDir: string,
   ) {
     super(
-      `The ${image} image is built from ${missing}, which is not under ${sourceDir}. The two images build from a serverless-tf checkout (an installed package has the function bundles, not the image sources): set sourceDir to a checkout of the version you installed.`,
+      `The ${image} image is built from ${missing}, which is not under ${sourceDir}. The two images build from the serverless-tf package's own files (its Dockerfiles and the bundles \`npm run build\` writes): set sourceDir to a built checkout, or leave it unset to use the installed package.`,
     );
   }
 }

@@ -84,7 +84,7 @@ export interface ServerlessTfProps {
    * A serverless-tf source tree: the worker image builds from its `python/Dockerfile`, the
    * inference image from its `functions/inference/Dockerfile` with the tree as context.
    *
-   * @default the serverless-tf package (a checkout; an installed package has no image sources)
+   * @default the serverless-tf package, a checkout or installed (it ships both Dockerfiles and the bundles)
    */
   readonly sourceDir?: string;
   /**

@@ -12,7 +12,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { servedQueueName } from "../src/protocol/names.ts";
+import { STREAM_SOURCE_QUEUE_PREFIX, servedQueueName } from "../src/protocol/names.ts";
 import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, STACK_OUTPUTS, localProvisioningPlan, registryTableNameFor, servedQueuePlan, type FunctionName } from "../src/resources/definitions.ts";
 import { functionBundleDir, imageSources } from "./code.ts";
 import { acknowledge } from "./nag.ts";
@@ -127,10 +127,23 @@ export class ServerlessTf extends Construct {
       }
     };
 
+    // Stream-feed: forwards a streaming fit's source queue (stf-stream-*) to its job's feed queue and
+    // bad rows to its DLQ; the coordinator maps the queue to it when the job starts (src/jobs/stream-mapping.ts).
+    const streamFeed = make("stream-feed", baseEnv);
+    table.grantReadData(streamFeed.role);
+    this.grantJobQueues(streamFeed.role, SQS_ACTIONS.send);
+    this.grantQueuesNamed(
+      streamFeed.role,
+      `${STREAM_SOURCE_QUEUE_PREFIX}*`,
+      SQS_ACTIONS.consume,
+      `A streaming fit's source queue (${STREAM_SOURCE_QUEUE_PREFIX}<name>) is the user's, named at run time; Lambda refuses the coordinator's event source mapping unless this role may consume it already.`,
+    );
+
     // Coordinator: makes a job's queues and registry items, stages code and shards, starts workers;
     // also starts a fit for each new object under training/ (fit-triggers queue, _fit.json beside it).
     const training = `${BUCKET_PREFIXES.training}*`;
-    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv });
+    const coordinator = make("coordinator", { ...baseEnv, ...ecsEnv, [ENV.streamFeedFunction]: streamFeed.fn.functionName });
+    this.grantStreamMappings(coordinator.role, streamFeed.fn.functionArn, ["lambda:CreateEventSourceMapping", "lambda:DeleteEventSourceMapping"]);
     // Every job it starts gets its first job-watch round.
     queues.jobWatch.queue.grantSendMessages(coordinator.role);
     table.grantReadWriteData(coordinator.role);
@@ -199,7 +212,10 @@ export class ServerlessTf extends Construct {
     this.grantRunWorkers(jobWatch.role);
     jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
 
-    this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "job-watch": jobWatch };
+    // It ends a streaming job's forwarding: deletes the mapping the coordinator made.
+    this.grantStreamMappings(jobWatch.role, streamFeed.fn.functionArn, ["lambda:DeleteEventSourceMapping"]);
+
+    this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "job-watch": jobWatch, "stream-feed": streamFeed };
 
     // Workers: registry, their job's feed and output queues, and their prefixes of the bucket.
     const taskRole = this.workers.taskDefinition.taskRole;
@@ -254,6 +270,18 @@ export class ServerlessTf extends Construct {
       servedQueueName.input("*"),
       SQS_ACTIONS.consume,
       `A model served at run time gets its input queue ${servedQueueName.input("<modelId>")} and an event source mapping to this function then; Lambda refuses the mapping unless the role may consume the queue already, so the served input names in this account and region are the narrowest fixed scope.`,
+    );
+  }
+
+  /** Event source mappings to the stream-feed function only (mappings have ids only once made). */
+  private grantStreamMappings(role: iam.IRole, streamFeedArn: string, actions: readonly string[]): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...actions], resources: [`arn:${Aws.PARTITION}:lambda:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-source-mapping:*`], conditions: { ArnLike: { "lambda:FunctionArn": streamFeedArn } } }),
+    );
+    acknowledge(
+      role,
+      "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:event-source-mapping:*]",
+      "A streaming fit's event source mapping exists only once the coordinator makes it; the condition holds every mapping to the stack's stream-feed function.",
     );
   }
 

@@ -1,4 +1,8 @@
-/** serverless-tf: distributed TensorFlow training and inference as ML-pipeline stages on AWS. */
+/**
+ * serverless-tf: distributed TensorFlow training and inference as ML-pipeline stages on AWS.
+ *
+ * @module serverless-tf
+ */
 export { TFEstimator } from "./api/estimator.ts";
 export { TFModel } from "./api/model.ts";
 export { Pipeline, PipelineModel, loadStage } from "./api/pipeline.ts";
@@ -10,7 +14,7 @@ export { Table, schemaOf, columnOf } from "./api/table.ts";
 export type { Column, Row } from "./codec/schema.ts";
 export { LocalRuntime, defaultRuntime, type LocalRuntimeOptions, type ServeOptions, type ServedModel } from "./runtime/local-runtime.ts";
 export type { JobRuntime } from "./runtime/job-runtime.ts";
-export { StackRuntime, JobRejectedError, StackFunctionError, NotOnStackError, type StackOutputs, type StackRuntimeOptions, type StackServedModel, type StackServeOptions } from "./runtime/stack-runtime.ts";
+export { StackRuntime, JobRejectedError, StackFunctionError, type StackOutputs, type StackRuntimeOptions, type StackServedModel, type StackServeOptions } from "./runtime/stack-runtime.ts";
 export type { RunOptions } from "./runtime/run-job.ts";
 export { StreamingTFModel } from "./api/streaming-model.ts";
 export { InferenceClient, ResultTimeoutError } from "./api/inference-client.ts";

@@ -19,7 +19,10 @@ import { trainRequestOf, watchOverridesOf } from "../../src/api/train-request.ts
 import { SchemaError } from "../../src/codec/errors.ts";
 import { ConfigError, ServerlessTfError } from "../../src/errors.ts";
 import { depsFromEnv, type FunctionDeps } from "../../src/jobs/deps.ts";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { sendShardFeedRequest } from "../../src/jobs/shard-feed-queue.ts";
+import { mapStream } from "../../src/jobs/stream-mapping.ts";
+import { streamFeedFunctionFromEnv } from "../../src/jobs/settings.ts";
 import type { CoordinatorPorts } from "../../src/jobs/started-job.ts";
 import { watchStartedJob } from "../../src/jobs/watch-queue.ts";
 import { EventShapeError } from "../../src/protocol/errors.ts";
@@ -45,7 +48,11 @@ let fromEnv: { readonly deps: FunctionDeps; readonly triggers: SqsHandler } | un
 let ports: CoordinatorPorts | undefined;
 
 function portsOf(deps: FunctionDeps): CoordinatorPorts {
-  return (ports ??= { launcher: launcherFromEnv(deps.config), dispatchShard: (e) => sendShardFeedRequest(deps, e) });
+  return (ports ??= {
+    launcher: launcherFromEnv(deps.config),
+    dispatchShard: (e) => sendShardFeedRequest(deps, e),
+    attachStream: mapStream(deps, new LambdaClient({}), streamFeedFunctionFromEnv()),
+  });
 }
 
 function containerOf(): NonNullable<typeof fromEnv> {

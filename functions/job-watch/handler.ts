@@ -5,6 +5,8 @@
  */
 import { processSqsBatch } from "../../src/aws/sqs-batch.ts";
 import { depsFromEnv, type Deps } from "../../src/jobs/deps.ts";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { unmapStream } from "../../src/jobs/stream-mapping.ts";
 import { sendJobWatchMessage } from "../../src/jobs/watch-queue.ts";
 import { EventShapeError } from "../../src/protocol/errors.ts";
 import { parseJobWatchEvent } from "../../src/protocol/watch-message.ts";
@@ -30,7 +32,12 @@ let fromEnv: SqsHandler | undefined;
 export const handler: SqsHandler = (event, context) => {
   if (!fromEnv) {
     const deps = depsFromEnv();
-    fromEnv = createJobWatchHandler(deps, { launcher: launcherFromEnv(deps.config), send: (message, delay) => sendJobWatchMessage(deps, message, delay) });
+    const lambda = new LambdaClient({});
+    fromEnv = createJobWatchHandler(deps, {
+      launcher: launcherFromEnv(deps.config),
+      send: (message, delay) => sendJobWatchMessage(deps, message, delay),
+      detachStream: (jobId) => unmapStream(deps, lambda, jobId),
+    });
   }
   return fromEnv(event, context);
 };

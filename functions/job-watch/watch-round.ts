@@ -32,6 +32,8 @@ export interface JobWatchPorts {
   readonly outputBudgetMs?: number;
   /** How long saved output may stay short of what was announced before the job fails. */
   readonly outputSettleMs?: number;
+  /** Ends a streaming job's forwarding from its source queue (src/jobs/stream-mapping.ts). */
+  readonly detachStream?: (jobId: string) => Promise<void>;
 }
 
 /** What a round did: the job goes on (with `attempt` after a restart) or has been finished. */
@@ -53,7 +55,8 @@ export async function runJobWatchRound(deps: Deps, message: JobWatchMessage, mes
   const spec = parseJobSpec(job.spec);
   const members = allMembers(spec.cluster);
   const workers: LaunchedWorkers = ports.launcher.attach?.(spec, members, message.workers) ?? noWorkers;
-  const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers }, outcome);
+  const stream = !spec.bounded && ports.detachStream ? { stream: { detach: () => ports.detachStream!(jobId) } } : {};
+  const finish = (outcome: { ok: true } | { ok: false; error: string }) => finishJob(deps, { spec, shards: [], workers, ...stream }, outcome);
   // The next round starts from this one; a short-output mark is carried only where it is set again.
   const { outputShortSince: _shortSince, ...carried } = message;
   const next = (state: JobWatchMessage["state"]): JobWatchMessage => ({ ...carried, round: message.round + 1, state, workers: workers.handles?.() ?? [] });

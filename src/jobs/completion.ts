@@ -34,6 +34,8 @@ export async function trainCompletion(deps: Deps, spec: Pick<JobSpec, "cluster" 
 
 /** Completion of a job as the job-watch stage sees it: no output collector there. */
 export async function jobCompletion(deps: Deps, spec: JobSpec, members: readonly MemberRecord[]): Promise<Completion> {
-  if (spec.mode === "train") return (await trainCompletion(deps, spec, members)).completion;
+  // A streaming fit ends when its worker has trained on what it was sent after a stop and exported
+  // a last version (which the checkpoint stage publishes as any other); there is no one export to wait for.
+  if (spec.mode === "train" && spec.bounded) return (await trainCompletion(deps, spec, members)).completion;
   return allDone(spec, members) ? COMPLETE : PENDING;
 }

@@ -27,6 +27,16 @@ export function functionConfigFromEnv(env: Readonly<Record<string, string | unde
 }
 
 /**
+ * `SERVERLESS_TF_STREAM_FEED_FUNCTION`: the stack's stream-feed function, which the coordinator
+ * maps a streaming fit's source queue to (src/jobs/stream-mapping.ts).
+ */
+export function streamFeedFunctionFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const name = env.SERVERLESS_TF_STREAM_FEED_FUNCTION;
+  if (!name) throw new ConfigError("SERVERLESS_TF_STREAM_FEED_FUNCTION", name ?? null, "the stream-feed function's name or ARN (the stack sets it on the coordinator)");
+  return name;
+}
+
+/**
  * The `SERVERLESS_TF_*` settings a function may read with no value set, each with what it does and
  * its default; every other setting a function reads, its template sets (test/integration/hosted/).
  */

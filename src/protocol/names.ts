@@ -54,6 +54,12 @@ export const servedQueueName = {
   dlq: (modelId: string) => `stf-serve-${modelId}-dlq`,
 };
 
+/**
+ * A streaming fit's source queue on a deployed stack is named `stf-stream-<anything>`: the name the
+ * stack lets its stream-feed function consume (on the local runtime any queue will do).
+ */
+export const STREAM_SOURCE_QUEUE_PREFIX = "stf-stream-";
+
 /** The model a served input queue belongs to, from its name or ARN; undefined for any other queue. */
 export function servedModelOfQueue(nameOrArn: string): string | undefined {
   const name = nameOrArn.slice(nameOrArn.lastIndexOf(":") + 1);

@@ -18,6 +18,7 @@ import type { HeartbeatInput, Lease, MarkMemberInput, RegisterInput } from "./me
 import * as shards from "./shards.ts";
 import type { BarrierRecord, CheckpointInput, CheckpointRecord, ClusterSpec, JobRecord, JobState, MemberRecord, ShardProgress, ShardRecord } from "./types.ts";
 import * as watchClaims from "./watch-claims.ts";
+import * as streams from "./streams.ts";
 
 export { DEFAULT_RETENTION_SECONDS } from "./items.ts";
 export type { AwaitBarrierInput, BarrierAttempt, BarrierInput } from "./barriers.ts";
@@ -83,6 +84,27 @@ export class Registry {
    * message for that round (a duplicated send) is refused, so a job has one chain of rounds.
    * Returns false when refused; throws {@link JobNotFoundError} when the job is gone.
    */
+  /** The streaming job a source queue feeds (src/registry/streams.ts). */
+  streamOf(queueName: string): Promise<streams.StreamRecord | undefined> {
+    return streams.streamOf(this.items, queueName);
+  }
+
+  claimStream(queueName: string, jobId: string): Promise<void> {
+    return streams.claimStream(this.items, queueName, jobId);
+  }
+
+  recordStreamMapping(queueName: string, jobId: string, mappingId: string): Promise<void> {
+    return streams.recordStreamMapping(this.items, queueName, jobId, mappingId);
+  }
+
+  releaseStream(queueName: string, jobId: string): Promise<void> {
+    return streams.releaseStream(this.items, queueName, jobId);
+  }
+
+  streamQueueOf(jobId: string): Promise<string | undefined> {
+    return streams.streamQueueOf(this.items, jobId);
+  }
+
   claimWatchRound(jobId: string, round: number, token: string): Promise<boolean> {
     return watchClaims.claimWatchRound(this.items, jobId, round, token);
   }

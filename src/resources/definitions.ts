@@ -29,7 +29,7 @@ export function registryTableNameFor(prefix: string): string {
 export const JOB_QUEUE_PREFIX = "stf-";
 
 /** The Lambda functions, each built from `functions/<name>/handler.ts`. */
-export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference" | "job-watch";
+export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference" | "job-watch" | "stream-feed";
 
 /**
  * How a function ships: `zip`, its handler bundled with everything it imports (Node.js only);
@@ -60,6 +60,8 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
   // One watch round per message: a few registry reads, one DescribeTasks; a restart waits for the
   // stopped tasks (Fargate: up to the container's 30 s stop timeout) before RunTask.
   "job-watch": { name: "job-watch", packaging: "zip", memoryMb: 256, timeoutSeconds: 120, reservedConcurrency: 5 },
+  // Forwards a streaming fit's source queue to its job's feed: one SQS batch in, one batch send out.
+  "stream-feed": { name: "stream-feed", packaging: "zip", memoryMb: 256, timeoutSeconds: 30, reservedConcurrency: 5 },
 };
 
 /**
@@ -255,6 +257,7 @@ export const ENV = {
   ecsContainer: "SERVERLESS_TF_ECS_CONTAINER",
   ecsSubnets: "SERVERLESS_TF_ECS_SUBNETS",
   ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
+  streamFeedFunction: "SERVERLESS_TF_STREAM_FEED_FUNCTION",
 } as const;
 
 /**
@@ -282,6 +285,7 @@ export const STACK_OUTPUTS = {
     checkpoint: "CheckpointFunctionName",
     inference: "InferenceFunctionName",
     "job-watch": "JobWatchFunctionName",
+    "stream-feed": "StreamFeedFunctionName",
   } as const satisfies Readonly<Record<FunctionName, string>>,
 } as const;
 

@@ -29,7 +29,9 @@ import { INFERENCE_EVENT_SOURCE, STACK_OUTPUTS, servedQueuePlan } from "../resou
 import { getJson, putObject } from "../storage/objects.ts";
 import type { JobRuntime } from "./job-runtime.ts";
 import type { JobOutcome, RunOptions } from "./run-job.ts";
-import type { StreamingJob } from "./streaming-job.ts";
+import { firstVersion, sendStop, type StreamingJob } from "./streaming-job.ts";
+import { unmapStream } from "../jobs/stream-mapping.ts";
+import { parseJobSpec } from "../protocol/spec.ts";
 import type { HostedStack, HostedStackOptions } from "../hosted/hosted-stack.ts";
 
 /** What the runtime reads from the stack's outputs (the construct sets them, under STACK_OUTPUTS in src/resources/definitions.ts). */
@@ -70,9 +72,6 @@ export class JobRejectedError extends ServerlessTfError {
 
 /** A function of the stack failed instead of answering (its error type and message, as Lambda reports them). */
 export class StackFunctionError extends ServerlessTfError {}
-
-/** What the stack does not run yet. */
-export class NotOnStackError extends ServerlessTfError {}
 
 /** A model served by the stack's inference function from its own queues. */
 export interface StackServedModel extends ServedQueues {
@@ -192,10 +191,40 @@ export class StackRuntime implements JobRuntime {
     return { mode: "train", jobId, model };
   }
 
-  startStreamingJob(_request: JobRequest, _options?: RunOptions): Promise<{ job: StreamingJob; first: ModelMetadata }> {
-    return Promise.reject(
-      new NotOnStackError("a streaming fit (Table.fromQueue) needs a stream-feed function, which the stack does not deploy yet: run it on LocalRuntime, or feed a bounded table"),
-    );
+  /**
+   * A streaming fit on the stack: the coordinator maps the table's queue (named `stf-stream-...`) to
+   * the stream-feed function; `stop()` removes the mapping, tells the worker to finish, and waits for
+   * the job-watch function to end the job.
+   */
+  async startStreamingJob(request: JobRequest, options: RunOptions = {}): Promise<{ job: StreamingJob; first: ModelMetadata }> {
+    const jobId = options.jobId ?? request.jobId ?? newJobId("stream");
+    const staged = await this.stage({ ...request, jobId });
+    // As locally: a restarted streaming worker would replay nothing, and waiting for rows is no hang.
+    const response = await this.invoke<{ status: string; error?: { type: string; message: string } }>(this.outputs.coordinatorFunctionName, {
+      action: "start",
+      request: staged,
+      watch: { maxWorkerRestarts: 0, progressTimeoutMs: 0 },
+    });
+    if (response.status === "rejected") throw new JobRejectedError(response.error?.type ?? "Error", response.error?.message ?? "no reason given");
+    options.onStarted?.(jobId);
+    const { timeoutMs: _untilFirst, ...follow } = options;
+    const done = this.follow(jobId, follow).then(() => undefined);
+    done.catch(() => undefined); // observed through the handle
+    let stopping = false;
+    const job: StreamingJob = {
+      jobId,
+      done,
+      stop: async () => {
+        if (!stopping) {
+          stopping = true;
+          await unmapStream(this.deps, this.lambda, jobId);
+          const record = await this.deps.registry.getJob(jobId);
+          if (record) await sendStop(this.deps, parseJobSpec(record.spec));
+        }
+        await done;
+      },
+    };
+    return { job, first: await firstVersion(this.deps, jobId, done, options.timeoutMs ?? 30 * 60_000, () => job.stop()) };
   }
 
   /**

@@ -17,6 +17,8 @@ import { watchJob } from "../jobs/watch.ts";
 import { finishJob } from "../jobs/finish.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
 import { type StartedJob } from "../jobs/started-job.ts";
+import type { Deps } from "../jobs/deps.ts";
+import type { JobSpec } from "../protocol/spec.ts";
 
 /** A running streaming fit. */
 export interface StreamingJob {
@@ -63,27 +65,39 @@ export async function startStreamingJob(runtime: InProcessRuntime, request: JobR
       if (!stopping) {
         stopping = true;
         await started.stream?.detach();
-        const stop: StopMessage = { v: 1, kind: "stop", job: spec.jobId };
-        await Promise.all(dataMembers(spec.cluster).map((m) => deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: spec.queues.feed[m], MessageBody: JSON.stringify(stop) }))));
+        await sendStop(deps, spec);
       }
       await done;
     },
   };
 
-  // The first version: the checkpoint stage records each publication as the job's modelUri.
-  const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
+  return { job, first: await firstVersion(deps, spec.jobId, done, options.timeoutMs ?? 30 * 60_000, () => job.stop()) };
+}
+
+/** Tells a streaming job's workers to train on what they were sent, export once more and finish. */
+export async function sendStop(deps: Deps, spec: JobSpec): Promise<void> {
+  const stop: StopMessage = { v: 1, kind: "stop", job: spec.jobId };
+  await Promise.all(dataMembers(spec.cluster).map((m) => deps.clients.sqs.send(new SendMessageCommand({ QueueUrl: spec.queues.feed[m], MessageBody: JSON.stringify(stop) }))));
+}
+
+/**
+ * A streaming job's first published version: the checkpoint stage records each publication as the
+ * job's modelUri. Fails as `done` does, or after `timeoutMs` (stopping the job).
+ */
+export async function firstVersion(deps: Deps, jobId: string, done: Promise<void>, timeoutMs: number, stop: () => Promise<void>): Promise<ModelMetadata> {
+  const deadline = Date.now() + timeoutMs;
   let failure: unknown;
   done.catch((e: unknown) => (failure = e));
   for (;;) {
     if (failure) throw failure;
-    const uri = (await deps.registry.getJob(spec.jobId))?.modelUri;
+    const uri = (await deps.registry.getJob(jobId))?.modelUri;
     if (uri) {
       const found = await getJson<unknown>(deps.clients, parseS3Uri(uri, "modelUri"));
-      if (found) return { job, first: checkModelMetadata(found.value, uri) };
+      if (found) return checkModelMetadata(found.value, uri);
     }
     if (Date.now() > deadline) {
-      await job.stop().catch(() => undefined);
-      throw new Error(`streaming job ${spec.jobId} published no model version within ${options.timeoutMs ?? 30 * 60_000} ms`);
+      await stop().catch(() => undefined);
+      throw new Error(`streaming job ${jobId} published no model version within ${timeoutMs} ms`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -165,7 +165,7 @@ describe("served models", () => {
 
   it("gives the inference function no model, output queue or DLQ in its environment", () => {
     const vars = fnOf("inference")[1].Properties!.Environment.Variables as Record<string, unknown>;
-    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.shardFeedQueueUrl, ENV.table].sort());
+    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.jobWatchQueueUrl, ENV.shardFeedQueueUrl, ENV.table].sort());
     for (const gone of ["SERVERLESS_TF_MODEL_ID", "SERVERLESS_TF_OUTPUT_QUEUE_URL", "SERVERLESS_TF_DLQ_URL"]) assert.equal(vars[gone], undefined, gone);
   });
 

@@ -153,8 +153,8 @@ describe("refused props", () => {
     );
   });
 
-  it("sourceDir: a tree with the two images' Dockerfiles and the lock the inference image installs from", () => {
-    // Arrange: an installed package's layout, with no image sources
+  it("sourceDir: a tree with the two images' Dockerfiles and the handler bundle the inference image copies", () => {
+    // Arrange: a tree with no image sources
     const installed = join(scratch, "installed");
     mkdirSync(join(installed, "python"), { recursive: true });
     // Act / Assert
@@ -162,6 +162,6 @@ describe("refused props", () => {
     writeFileSync(join(installed, "python", "Dockerfile"), "FROM scratch\n");
     mkdirSync(join(installed, "functions", "inference"), { recursive: true });
     writeFileSync(join(installed, "functions", "inference", "Dockerfile"), "FROM scratch\n");
-    assert.throws(() => construct({ sourceDir: installed }), (e: unknown) => e instanceof MissingImageSourceError && e.image === "inference" && e.missing === "package-lock.json");
+    assert.throws(() => construct({ sourceDir: installed }), (e: unknown) => e instanceof MissingImageSourceError && e.image === "inference" && e.missing === "dist/functions/inference/index.mjs");
   });
 });

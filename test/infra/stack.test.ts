@@ -223,7 +223,7 @@ describe("functions", () => {
     }
   });
 
-  it("runs inference as an x86-64 image of functions/inference/Dockerfile, staged without node_modules, .venv, .tmp or dist", () => {
+  it("runs inference as an x86-64 image of functions/inference/Dockerfile, staged from the built bundle and the engine sources only", () => {
     // Arrange
     const [, fn] = fnOf("inference");
     const images = JSON.parse(readFileSync(join(outdir, `${stack.stackName}.assets.json`), "utf8")).dockerImages as Record<string, any>;
@@ -236,15 +236,17 @@ describe("functions", () => {
     assert.equal(image.source.platform, "linux/amd64");
     const context = join(outdir, image.source.directory);
     assert.equal(readFileSync(join(context, "functions", "inference", "Dockerfile"), "utf8"), readFileSync(join(projectRoot, "functions", "inference", "Dockerfile"), "utf8"));
-    for (const needed of ["package-lock.json", "scripts/build.ts", "functions/inference/handler.ts", "functions/inference/engine.ts", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
+    for (const needed of ["dist/functions/inference/index.mjs", "python/requirements.lock", "python/serverless_tf/serve.py"]) {
       assert.ok(existsSync(join(context, needed)), `${needed} is in the build context`);
     }
-    for (const kept of ["node_modules", ".venv", ".tmp", "dist", "cdk.out", "test", "python/tests"]) assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);
+    for (const kept of ["node_modules", ".venv", ".tmp", "dist/lib", "dist/functions/coordinator", "cdk.out", "test", "python/tests", "src", "package-lock.json"]) {
+      assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);
+    }
   });
 
   it("gives the inference function the base environment only: each batch's queue names its model, output queue and DLQ", () => {
     const vars = fnOf("inference")[1].Properties!.Environment.Variables as Record<string, unknown>;
-    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.shardFeedQueueUrl, ENV.table].sort());
+    assert.deepEqual(Object.keys(vars).sort(), [ENV.bucket, ENV.jobWatchQueueUrl, ENV.shardFeedQueueUrl, ENV.table].sort());
     for (const gone of ["SERVERLESS_TF_MODEL_ID", "SERVERLESS_TF_OUTPUT_QUEUE_URL", "SERVERLESS_TF_DLQ_URL"]) assert.equal(vars[gone], undefined, gone);
   });
 
