@@ -99,6 +99,21 @@ function workerEnvOf(aws: AwsSettings, deps: FunctionDeps): Record<string, strin
   };
 }
 
+/**
+ * The embedded default runtime, for a laptop or CI: an AWS emulator (a moto server, unless
+ * `AWS_ENDPOINT_URL` or `endpoint` names one), the stack's resources on it, the functions'
+ * handlers run in-process, and workers as local processes. Stages without a runtime of their
+ * own use a shared one; start one yourself to upload data, serve models and close it.
+ *
+ * @example
+ * const runtime = await LocalRuntime.start();
+ * try {
+ *   await runtime.upload("datasets/digits/train/part-0.jsonl", readFileSync("part-0.jsonl"));
+ *   const model = await estimator.withRuntime(runtime).fit(Table.fromS3(`s3://${runtime.bucket}/datasets/digits/train/`, schema));
+ * } finally {
+ *   await runtime.close();
+ * }
+ */
 export class LocalRuntime implements JobRuntime, InProcessRuntime {
   private readonly served = new Set<ServedModel>();
   private fitTriggers: SqsEventSource | undefined;
