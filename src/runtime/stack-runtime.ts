@@ -60,7 +60,17 @@ export interface StackRuntimeOptions {
   readonly hostedStack?: HostedStack;
 }
 
-/** The coordinator refused a start (bad settings, a job id taken): its typed error's name and message. */
+/**
+ * The coordinator refused a start (bad settings, a job id taken): its typed error's name and message.
+ *
+ * @example
+ * try {
+ *   await estimator.withRuntime(stackRuntime).fit(table);
+ * } catch (e) {
+ *   if (e instanceof JobRejectedError) console.error(`the stack refused the job (${e.type}): ${e.detail}`);
+ *   else throw e;
+ * }
+ */
 export class JobRejectedError extends ServerlessTfError {
   constructor(
     readonly type: string,
@@ -70,7 +80,17 @@ export class JobRejectedError extends ServerlessTfError {
   }
 }
 
-/** A function of the stack failed instead of answering (its error type and message, as Lambda reports them). */
+/**
+ * A function of the stack failed instead of answering (its error type and message, as Lambda reports them).
+ *
+ * @example
+ * try {
+ *   await model.withRuntime(stackRuntime).transform(table);
+ * } catch (e) {
+ *   if (e instanceof StackFunctionError) console.error(`${e.message}: the function's own log has the rest`);
+ *   else throw e;
+ * }
+ */
 export class StackFunctionError extends ServerlessTfError {}
 
 /** A model served by the stack's inference function from its own queues. */
@@ -109,6 +129,20 @@ function outputsOf(raw: Readonly<Record<string, string | undefined>>, source: st
   };
 }
 
+/**
+ * The runtime of a deployed stack (the ServerlessTf construct's): the same `fit`, `transform`,
+ * `serveModel` and save/load calls as on {@link LocalRuntime}, run by the stack's own functions
+ * and followed from here through the registry.
+ *
+ * @example
+ * const runtime = await StackRuntime.fromStack("MlStack"); // was: await LocalRuntime.start()
+ * try {
+ *   const model = await estimator.withRuntime(runtime).fit(Table.fromS3(`s3://${runtime.bucket}/datasets/digits/train/`, schema));
+ *   const served = await runtime.serveModel(model.metadata.modelId);
+ * } finally {
+ *   await runtime.close();
+ * }
+ */
 export class StackRuntime implements JobRuntime {
   private constructor(
     readonly deps: FunctionDeps,
