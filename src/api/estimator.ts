@@ -18,6 +18,22 @@ import type { Estimator } from "./stage.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
 
 
+/**
+ * A pipeline stage that trains the user's TensorFlow code: `fit(table)` runs the train entry on
+ * `workerNum` workers fed through SQS, and returns the {@link TFModel} of the exported weights
+ * (a {@link StreamingTFModel} for a queue table, at its first version). The inference settings
+ * are what the model's `transform` runs.
+ *
+ * @example
+ * const estimator = new TFEstimator()
+ *   .setWorkerNum(2)
+ *   .setTrainScripts(["model.py"]).setTrainEntry("train").setTrainHyperParams({ epochs: 20 })
+ *   .setTrainSelectedCols(["pixels", "label"]).setBatchSize(32)
+ *   .setInferenceScripts(["model.py"]).setInferenceEntry("predict").setInferenceSelectedCols(["pixels"])
+ *   .setInferenceOutputCols(["digit"]).setInferenceOutputTypes(["INT64"])
+ *   .setModelId("digits");
+ * const model = await estimator.fit(Table.fromS3("s3://my-data/digits/train/", schemaOf({ pixels: "FLOAT32[64]", label: "INT64" })));
+ */
 export class TFEstimator implements Estimator<TFModel> {
   readonly stageClass = "TFEstimator";
   readonly params = new ParamMap(ESTIMATOR_PARAMS);

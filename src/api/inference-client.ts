@@ -9,8 +9,28 @@ import { rowToJson } from "../protocol/table-source.ts";
 import type { Row } from "../codec/schema.ts";
 import type { InputRowMessage, InputRowsMessage, RejectedMessage, ResultMessage, ResultsMessage } from "../protocol/inference-messages.ts";
 
+/**
+ * No result for a row arrived on the output queue in time.
+ *
+ * @example
+ * try {
+ *   await client.result("row-1", 5_000);
+ * } catch (e) {
+ *   if (e instanceof ResultTimeoutError) console.error(`${e.message}: is the model served, and its engine started?`);
+ *   else throw e;
+ * }
+ */
 export class ResultTimeoutError extends ServerlessTfError {}
 
+/**
+ * Sends rows to a served model's input queue and waits for their results by row id.
+ *
+ * @example
+ * const served = await runtime.serveModel("digits");
+ * const client = new InferenceClient(runtime.deps.clients, served.inputQueueUrl, served.outputQueueUrl);
+ * await client.send("row-1", { pixels });
+ * const { row, version } = await client.result("row-1"); // row.digit, from model version `version`
+ */
 export class InferenceClient {
   /** Results received and not yet taken, by row id. */
   private readonly results = new Map<string, ResultMessage & { receivedAt: number }>();

@@ -27,6 +27,16 @@ export interface TransformSettings {
 
 const DEFAULT_TRANSFORM: TransformSettings = { inferenceWorkerNum: 1, remainder: { flushAfterMs: 50 }, timeoutMs: 30 * 60_000 };
 
+/**
+ * A fitted TensorFlow model, as {@link TFEstimator.fit} returns it: metadata only (where the
+ * weights are and how to run them). `transform(table)` runs the inference entry on workers and
+ * returns the input rows with the output columns added; `save` and `load` keep it between programs.
+ *
+ * @example
+ * const model = await TFModel.load("s3://my-bucket/models/digits/"); // a folder model.save wrote
+ * const scored = await model.transform(Table.fromRows(schemaOf({ pixels: "FLOAT32[64]" }), [{ pixels: new Array(64).fill(0) }]));
+ * console.log(scored.rows[0]!.digit);
+ */
 export class TFModel implements Model {
   readonly stageClass = "TFModel";
   private runtime: JobRuntime | undefined;

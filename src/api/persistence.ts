@@ -39,7 +39,17 @@ export interface PersistOptions {
   readonly runtime?: JobRuntime;
 }
 
-/** A saved stage could not be read: not stage metadata, damaged, or of an unknown class. */
+/**
+ * A saved stage could not be read: not stage metadata, damaged, or of an unknown class.
+ *
+ * @example
+ * try {
+ *   await loadStage("s3://bucket/pipelines/digits/");
+ * } catch (e) {
+ *   if (e instanceof StageFormatError) console.error(`${e.uri}: ${e.problem}`);
+ *   else throw e;
+ * }
+ */
 export class StageFormatError extends ServerlessTfError {
   constructor(
     readonly uri: string,
@@ -49,7 +59,17 @@ export class StageFormatError extends ServerlessTfError {
   }
 }
 
-/** A saved stage was written by a newer serverless-tf (a higher formatVersion than this release reads). */
+/**
+ * A saved stage was written by a newer serverless-tf (a higher formatVersion than this release reads).
+ *
+ * @example
+ * try {
+ *   await PipelineModel.load("s3://bucket/pipelines/digits/");
+ * } catch (e) {
+ *   if (e instanceof StageVersionError) console.error(`saved with formatVersion ${e.found}; this release reads up to ${e.supported}`);
+ *   else throw e;
+ * }
+ */
 export class StageVersionError extends StageFormatError {
   constructor(
     uri: string,

@@ -71,10 +71,13 @@ async function loadChain(uri: string, stageClass: string, options: PersistOption
 }
 
 /**
+ * Stages in order (Flink ML's Pipeline): `fit` fits each estimator on the table as the stages
+ * before it left it, and returns the {@link PipelineModel} of the fitted chain.
+ *
  * @example
  * const pipeline = new Pipeline([
  *   new StandardScaler().setInputCol("pixels").setOutputCol("pixels"),
- *   new TFEstimator().setTrainScripts(["model.py"]) // ... inference output "logits"
+ *   classifier, // a TFEstimator whose inference writes "logits" (FLOAT32[10])
  *   new ArgMax().setInputCol("logits").setOutputCol("digit"),
  * ]);
  * const fitted = await pipeline.fit(trainTable);
@@ -126,6 +129,14 @@ export class Pipeline implements Estimator<PipelineModel> {
   }
 }
 
+/**
+ * A fitted pipeline, as {@link Pipeline.fit} returns it: `transform` runs every stage in order,
+ * each on the previous one's output; saved, it loads back as the same chain.
+ *
+ * @example
+ * const fitted = await PipelineModel.load("s3://bucket/pipelines/digits/", { runtime });
+ * const labelled = await fitted.transform(Table.fromRows(schema, rows)); // rows with a "digit" column
+ */
 export class PipelineModel implements Model {
   readonly stageClass = "PipelineModel";
   readonly stages: readonly Transformer[];

@@ -53,6 +53,9 @@ const width = (c: Column) => (c.shape === "scalar" ? 1 : (c.shape as { fixed: nu
 const valuesOf = (v: unknown): number[] => (Array.isArray(v) ? v : [v]).map(Number);
 
 /**
+ * Learns each element's mean and standard deviation of a numeric column, in TypeScript (no
+ * TensorFlow job); its {@link StandardScalerModel} scales the column to `(x - mean) / std`.
+ *
  * @example
  * const model = await new StandardScaler().setInputCol("pixels").setOutputCol("pixels").fit(table);
  * const scaled = await model.transform(table);
@@ -87,6 +90,13 @@ export class StandardScaler extends ScalerStage implements Estimator<StandardSca
   }
 }
 
+/**
+ * A fitted {@link StandardScaler}: its learned statistics, one entry per element of the column.
+ *
+ * @example
+ * const model = new StandardScalerModel({ mean: [2], std: [0.5] }).setInputCol("x").setOutputCol("x_scaled");
+ * const scaled = await model.transform(Table.fromRows(schemaOf({ x: "FLOAT32" }), [{ x: 3 }])); // x_scaled: 2
+ */
 export class StandardScalerModel extends ScalerStage implements Model {
   readonly stageClass = "StandardScalerModel";
 

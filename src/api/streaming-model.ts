@@ -8,6 +8,16 @@ import type { StreamingJob } from "../runtime/streaming-job.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { TFModel, type TransformSettings } from "./model.ts";
 
+/**
+ * What `fit` returns for a queue table ({@link Table.fromQueue}): the model at its first
+ * published version, with the training job still running (`job.stop()` ends it after one last
+ * export) and `latest()` for the newest version since.
+ *
+ * @example
+ * const model = (await estimator.fit(Table.fromQueue(queueUrl, schema))) as StreamingTFModel;
+ * const newer = await model.latest(); // a later version, as training goes on
+ * await model.job.stop();
+ */
 export class StreamingTFModel extends TFModel {
   constructor(
     metadata: ModelMetadata,
@@ -24,8 +34,8 @@ export class StreamingTFModel extends TFModel {
    * The newest published version of this model (`latest.json`), as a model of its own.
    *
    * @example
-   * const model = await estimator.fit(Table.fromQueue(url, schema)); // returns at the first version
-   * const newer = await model.latest();                               // a later version, as training goes on
+   * const model = (await estimator.fit(Table.fromQueue(url, schema))) as StreamingTFModel; // at the first version
+   * const newer = await model.latest(); // a later version, as training goes on
    * await model.job.stop();
    */
   async latest(): Promise<TFModel> {

@@ -30,6 +30,16 @@ export function schemaOf(types: Readonly<Record<string, string>>): Column[] {
   return Object.entries(types).map(([name, type]) => columnOf(name, type));
 }
 
+/**
+ * A schema and where the rows are: in memory, under an S3 prefix (JSON Lines, CSV or TFRecord
+ * objects, each a shard), or arriving on an SQS queue (unbounded).
+ *
+ * @example
+ * const schema = schemaOf({ pixels: "FLOAT32[64]", label: "INT64" });
+ * const inMemory = Table.fromRows(schema, [{ pixels: new Array(64).fill(0), label: 3n }]);
+ * const onS3 = Table.fromS3("s3://my-data/digits/train/", schema); // every object under the prefix
+ * const stream = Table.fromQueue(queueUrl, schema); // fit trains on it until stopped
+ */
 export class Table {
   private constructor(
     readonly schema: readonly Column[],

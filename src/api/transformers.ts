@@ -25,6 +25,9 @@ export const ArgMaxParams = {
 };
 
 /**
+ * A score list to the index of its largest value (an INT64 column), with an optional confidence
+ * threshold below which a row gets `rejectValue` (-1) instead.
+ *
  * @example
  * const labelled = await new ArgMax().setInputCol("logits").setOutputCol("digit").transform(scored);
  */
@@ -69,6 +72,8 @@ export const SelectorParams = {
 };
 
 /**
+ * Keeps the named columns, in that order.
+ *
  * @example
  * const slim = await new ColumnSelector().setSelectedCols(["digit", "label"]).transform(table);
  */

@@ -17,6 +17,17 @@ import type { Deps } from "./deps.ts";
 import { COMPLETE, DEFAULT_WATCH_POLICY, PENDING, decideWatchRound, initialWatchState, type Completion, type WatchDecision, type WatchFailure, type WatchObservation } from "./watch-round.ts";
 import { type StartedJob } from "./started-job.ts";
 
+/**
+ * A job ended FAILED: its reason, and the member that failed with the last lines it wrote.
+ *
+ * @example
+ * try {
+ *   await estimator.fit(table);
+ * } catch (e) {
+ *   if (e instanceof JobFailedError) console.error(`job ${e.jobId} failed on ${e.member ?? "?"}: ${e.reason}\n${e.tail ?? ""}`);
+ *   else throw e;
+ * }
+ */
 export class JobFailedError extends ServerlessTfError {
   constructor(
     readonly jobId: string,
@@ -28,9 +39,30 @@ export class JobFailedError extends ServerlessTfError {
   }
 }
 
+/**
+ * A job did not finish within its `timeoutMs`.
+ *
+ * @example
+ * try {
+ *   await estimator.fit(table, { timeoutMs: 10 * 60_000 });
+ * } catch (e) {
+ *   if (e instanceof JobTimeoutError) console.error(`${e.message}: raise timeoutMs, or train on less`);
+ *   else throw e;
+ * }
+ */
 export class JobTimeoutError extends ServerlessTfError {}
 
-/** A member was lost and the restarts allowed (`maxWorkerRestarts`) are used up. */
+/**
+ * A member was lost and the restarts allowed (`maxWorkerRestarts`) are used up.
+ *
+ * @example
+ * try {
+ *   await estimator.setCheckpointEverySteps(100).setMaxWorkerRestarts(2).fit(table);
+ * } catch (e) {
+ *   if (e instanceof WorkerLostError) console.error(`${e.member} lost after ${e.restarts} restart(s); last checkpoint step ${e.lastCheckpoint?.step}`);
+ *   else throw e;
+ * }
+ */
 export class WorkerLostError extends JobFailedError {
   constructor(
     jobId: string,
@@ -45,7 +77,17 @@ export class WorkerLostError extends JobFailedError {
   }
 }
 
-/** No member moved (step, rows consumed) for `progressTimeoutMs`: the job hangs. */
+/**
+ * No member moved (step, rows consumed) for `progressTimeoutMs`: the job hangs.
+ *
+ * @example
+ * try {
+ *   await estimator.setProgressTimeoutMs(120_000).fit(table);
+ * } catch (e) {
+ *   if (e instanceof JobHangError) console.error(`${e.member} idle ${e.idleMs} ms at step ${e.step}`);
+ *   else throw e;
+ * }
+ */
 export class JobHangError extends JobFailedError {
   constructor(
     jobId: string,

@@ -7,7 +7,18 @@ import { ServerlessTfError } from "../errors.ts";
 import type { Role } from "../protocol/names.ts";
 import type { JobState, MemberStatus } from "./types.ts";
 
-/** `createJob` found an item for this job id already. */
+/**
+ * `createJob` found an item for this job id already. (A deployed stack's coordinator answers it as a
+ * `JobRejectedError` of type `JobConflictError`.)
+ *
+ * @example
+ * try {
+ *   await estimator.fit(table, { jobId: "fit-digits-2024-06-01" });
+ * } catch (e) {
+ *   if (e instanceof JobConflictError) console.error(`${e.jobId} exists (${e.existingState}): pick a new job id`);
+ *   else throw e;
+ * }
+ */
 export class JobConflictError extends ServerlessTfError {
   constructor(
     readonly jobId: string,
