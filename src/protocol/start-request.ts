@@ -50,7 +50,9 @@ export type WatchOverrides = Partial<Pick<WatchPolicy, "timeoutMs" | "maxWorkerR
 export type CoordinatorEvent = { readonly action: "start"; readonly request: JobRequest; readonly watch: WatchOverrides };
 
 function source(f: Fields): TableSource {
-  const kind = f.get("kind", '"s3" or "rows" (a function takes bounded tables only)', (v): v is "s3" | "rows" => v === "s3" || v === "rows");
+  const kind = f.get("kind", '"s3", "rows" or "queue"', (v): v is "s3" | "rows" | "queue" => v === "s3" || v === "rows" || v === "queue");
+  // A streaming fit's table: the stack maps the queue to its stream-feed function (src/jobs/stream-mapping.ts).
+  if (kind === "queue") return { kind, queueUrl: f.get("queueUrl", "an SQS queue URL", (v): v is string => typeof v === "string" && /^https?:\/\//.test(v)) };
   if (kind === "rows") return { kind, rows: f.get("rows", "an array of row objects", (v): v is Json[] => Array.isArray(v) && v.every(isObject)) };
   const format = f.optional("format", TABLE_FORMATS.join(" | "), (v): v is TableFormat => (TABLE_FORMATS as readonly unknown[]).includes(v));
   return { kind, uri: f.get("uri", "an s3:// URI of a prefix", isS3Uri), ...(format ? { format } : {}) };
@@ -61,6 +63,7 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
   const cluster = f.object("cluster");
   const model = f.has("model") ? f.object("model") : undefined;
   const checkpoint = f.has("checkpoint") ? f.object("checkpoint") : undefined;
+  const exported = f.has("export") ? f.object("export") : undefined;
   const optionalUri = (key: string) => f.optional(key, "an s3:// URI or null", isS3Uri) ?? null;
   return {
     ...(jobId ? { jobId } : {}),
@@ -82,6 +85,7 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
     modelArtifactUri: optionalUri("modelArtifactUri"),
     initModelUri: optionalUri("initModelUri"),
     ...(checkpoint ? { checkpoint: { everySteps: checkpoint.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: checkpoint.get("everySeconds", "a non-negative integer", isInt(0)) } } : {}),
+    ...(exported ? { export: { everySteps: exported.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: exported.get("everySeconds", "a non-negative integer", isInt(0)) } } : {}),
     ...(f.has("leaseMs") ? { leaseMs: f.get("leaseMs", "an integer of at least 1000", isInt(1_000)) } : {}),
     ...(f.has("rowsPerShard") ? { rowsPerShard: f.get("rowsPerShard", "a positive integer", isInt(1)) } : {}),
   };

@@ -142,7 +142,7 @@ describe("refused props", () => {
   it("functionsDir: a folder with every zip function's bundle, else an error that says to run npm run build", () => {
     // Arrange: bundles for all zip functions but checkpoint
     const functionsDir = join(scratch, "functions");
-    for (const name of ["coordinator", "shard-feed", "job-watch"]) {
+    for (const name of ["coordinator", "shard-feed", "job-watch", "stream-feed"]) {
       mkdirSync(join(functionsDir, name), { recursive: true });
       writeFileSync(join(functionsDir, name, "index.mjs"), "export const handler = async () => undefined;\n");
     }

@@ -188,7 +188,7 @@ describe("queues and event sources", () => {
 });
 
 describe("functions", () => {
-  it("runs the five stages with the packaging and sizes of src/resources/definitions.ts", () => {
+  it("runs the six functions with the packaging and sizes of src/resources/definitions.ts", () => {
     for (const name of names) {
       const [, fn] = fnOf(name);
       if (FUNCTIONS[name].packaging === "zip") {
@@ -208,7 +208,7 @@ describe("functions", () => {
 
   it("deploys each zip function from its folder of dist/functions: the bundle npm run build wrote, byte for byte", () => {
     const zips = names.filter((n) => FUNCTIONS[n].packaging === "zip");
-    assert.deepEqual(zips.sort(), ["checkpoint", "coordinator", "job-watch", "shard-feed"]);
+    assert.deepEqual(zips.sort(), ["checkpoint", "coordinator", "job-watch", "shard-feed", "stream-feed"]);
     for (const name of zips) {
       // Arrange
       const [, fn] = fnOf(name);

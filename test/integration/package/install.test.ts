@@ -87,9 +87,9 @@ describe("serverless-tf/cdk in the user's CDK app", () => {
     // Assert
     assert.equal(result.error, undefined, result.message);
     const installed = join(project, "node_modules", "serverless-tf", "dist", "functions");
-    assert.equal(result.functions.length, 4, JSON.stringify(result.functions));
+    assert.equal(result.functions.length, 5, JSON.stringify(result.functions));
     for (const { id, assetPath } of result.functions as { id: string; assetPath: string }[]) {
-      const name = ["coordinator", "shard-feed", "checkpoint", "job-watch"].find((n) => id.startsWith(`Tf${n.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`));
+      const name = ["coordinator", "shard-feed", "checkpoint", "job-watch", "stream-feed"].find((n) => id.startsWith(`Tf${n.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`));
       assert.ok(name, `${id} is one of the zip functions`);
       const staged = join(outdir, assetPath, "index.mjs");
       assert.ok(readFileSync(staged).equals(readFileSync(join(installed, name, "index.mjs"))), `${id} deploys node_modules/serverless-tf/dist/functions/${name}/index.mjs`);
