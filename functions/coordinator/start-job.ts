@@ -5,12 +5,11 @@
  * (src/runtime/local-runtime.ts loads it as this function's module); only the ports differ.
  * Finishing a job is src/jobs/finish.ts, shared with the job-watch function.
  */
-import { basename } from "node:path";
-import { readFile } from "node:fs/promises";
 import { ConfigError } from "../../src/errors.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
 import { checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
 import { createJobQueues, deleteJobQueues } from "../../src/jobs/queues.ts";
+import { uploadScripts } from "../../src/jobs/job-code.ts";
 import { rowToJson, type TableSource } from "../../src/protocol/table-source.ts";
 import { allMembers, dataMembers, type JobSpec, type InferenceConfig } from "../../src/protocol/spec.ts";
 import { newVersion } from "../../src/protocol/model-metadata.ts";
@@ -43,23 +42,6 @@ export function validateRequest(request: JobRequest): void {
     if (request.cluster.worker !== 1) throw new ConfigError("workerNum", request.cluster.worker, "1 for a streaming fit on a queue table");
     if (!request.model) throw new ConfigError("modelId", null, "a model id: a streaming fit publishes versions of it");
   }
-}
-
-async function uploadScripts(deps: Deps, jobId: string, bucket: string, scripts: readonly string[]): Promise<string[]> {
-  return Promise.all(
-    scripts.map(async (script) => {
-      if (script.startsWith("s3://")) return script;
-      let body: Buffer;
-      try {
-        body = await readFile(script);
-      } catch (e) {
-        throw new ConfigError("scripts", script, `a readable Python file (${(e as Error).message})`);
-      }
-      const at = { bucket, key: jobKeys.code(jobId, basename(script)) };
-      await putObject(deps.clients, at, body, { contentType: "text/x-python" });
-      return s3Uri(at);
-    }),
-  );
 }
 
 /** Plans the shards of a table: one per S3 object, or in-memory rows staged as JSON Lines objects. */
@@ -98,10 +80,10 @@ export async function startJob(deps: Deps, request: JobRequest, ports: Coordinat
   const queues = await createJobQueues(deps.clients, jobId, members, request.queueSettings);
   try {
     const [scripts, shards, inferenceScripts] = await Promise.all([
-      uploadScripts(deps, jobId, request.bucket, request.python.scripts),
+      uploadScripts(deps.clients, jobId, request.bucket, request.python.scripts),
       planShards(deps, jobId, request.bucket, request.source, request.rowsPerShard),
       // The model's inference scripts travel with its metadata: the inference function reads them from S3.
-      uploadScripts(deps, jobId, request.bucket, request.model?.inference?.python.scripts ?? []),
+      uploadScripts(deps.clients, jobId, request.bucket, request.model?.inference?.python.scripts ?? []),
     ]);
     const inference = request.model?.inference ? { ...request.model.inference, python: { ...request.model.inference.python, scripts: inferenceScripts } } : null;
     const version = newVersion(jobId);

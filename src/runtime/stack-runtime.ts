@@ -9,8 +9,6 @@
  * const runtime = await StackRuntime.fromStack("ServerlessTf"); // was: await LocalRuntime.start()
  * const model = await new TFEstimator().withRuntime(runtime) ... .fit(table);
  */
-import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { CreateEventSourceMappingCommand, DeleteEventSourceMappingCommand, InvokeCommand, LambdaClient, ListEventSourceMappingsCommand } from "@aws-sdk/client-lambda";
 import { awsSettingsFromEnv, destroyAwsClients, type AwsSettings } from "../aws/clients.ts";
@@ -18,10 +16,11 @@ import { ConfigError, ServerlessTfError } from "../errors.ts";
 import { createDeps, type FunctionDeps } from "../jobs/deps.ts";
 import { queueArn } from "../jobs/queues.ts";
 import { readJobOutput } from "../jobs/output-store.ts";
+import { uploadScripts } from "../jobs/job-code.ts";
 import { ensureServedQueues, type ServedQueues } from "../jobs/served-queues.ts";
 import { JobFailedError, JobTimeoutError } from "../jobs/watch.ts";
 import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
-import { jobKeys, memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
+import { memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
 import type { JobRequest, WatchOverrides } from "../protocol/start-request.ts";
 import { rowToJson } from "../protocol/table-source.ts";
 import { FINAL_JOB_STATES } from "../registry/types.ts";
@@ -304,19 +303,7 @@ export class StackRuntime implements JobRuntime {
   /** Local scripts and in-memory rows go to S3 first: the coordinator function reads neither this machine's files nor a payload over Lambda's 6 MB. */
   private async stage(request: JobRequest & { readonly jobId: string }): Promise<JobRequest> {
     const { jobId } = request;
-    const uploaded = (scripts: readonly string[]) =>
-      Promise.all(
-        scripts.map(async (script) => {
-          if (script.startsWith("s3://")) return script;
-          let body: Buffer;
-          try {
-            body = await readFile(script);
-          } catch (e) {
-            throw new ConfigError("scripts", script, `a readable Python file (${(e as Error).message})`);
-          }
-          return this.upload(jobKeys.code(jobId, basename(script)), body);
-        }),
-      );
+    const uploaded = (scripts: readonly string[]) => uploadScripts(this.deps.clients, jobId, this.bucket, scripts);
     const inference = request.model?.inference;
     const model = request.model && inference ? { ...request.model, inference: { ...inference, python: { ...inference.python, scripts: await uploaded(inference.python.scripts) } } } : request.model;
     let source = request.source;

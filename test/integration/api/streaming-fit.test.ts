@@ -6,14 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteQueueCommand } from "@aws-sdk/client-sqs";
 import { StreamingTFModel } from "../../../src/api/streaming-model.ts";
 import { InferenceClient } from "../../../src/api/inference-client.ts";
 import { modelKeys } from "../../../src/protocol/names.ts";
 import { LocalRuntime, type ServedModel } from "../../../src/runtime/local-runtime.ts";
 import { listKeys } from "../../../src/storage/objects.ts";
-import { Table, TFEstimator, schemaOf } from "../../../src/index.ts";
-import { SCALE_MODEL } from "../../helpers/models.ts";
+import { Table, schemaOf } from "../../../src/index.ts";
+import { produceScaleRows, scaleStreamEstimator } from "../../helpers/streaming.ts";
 
 describe("streaming fit", () => {
   let runtime: LocalRuntime;
@@ -36,33 +36,8 @@ describe("streaming fit", () => {
 
   it("publishes versions while it runs and inference follows them without losing a row", { timeout: 150_000 }, async () => {
     // Arrange: a producer sends rows of y = 3x to the source queue, 10 every 50 ms, until told to stop
-    let producing = true;
-    let n = 0;
-    const producer = (async () => {
-      while (producing) {
-        const entries = Array.from({ length: 10 }, (_, i) => {
-          const x = ((n++ % 50) - 25) / 10;
-          return { Id: String(i), MessageBody: JSON.stringify({ v: 1, id: `s${n}`, row: { x, y: 3 * x } }) };
-        });
-        await runtime.deps.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: sourceUrl, Entries: entries }));
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    const estimator = new TFEstimator()
-      .withRuntime(runtime)
-      .setWorkerNum(1)
-      .setTrainScripts([SCALE_MODEL])
-      .setTrainEntry("train_stream")
-      .setTrainSelectedCols(["x", "y"])
-      .setBatchSize(10)
-      .setRemainder({ flushAfterMs: 100 })
-      .setExportEverySteps(25)
-      .setInferenceScripts([SCALE_MODEL])
-      .setInferenceEntry("predict")
-      .setInferenceSelectedCols(["x"])
-      .setInferenceOutputCols(["y"])
-      .setInferenceOutputTypes(["FLOAT32"])
-      .setModelId(modelId);
+    const producer = produceScaleRows(runtime.deps.clients, sourceUrl);
+    const estimator = scaleStreamEstimator(runtime, modelId);
 
     // Act: fit returns at the first version; serve it and send rows until a second version answers
     const model = await estimator.fit(Table.fromQueue(sourceUrl, schemaOf({ x: "FLOAT32", y: "FLOAT32" })));
@@ -77,8 +52,7 @@ describe("streaming fit", () => {
       versions.push((await client.result(`q${i}`, 60_000)).version);
       await new Promise((r) => setTimeout(r, 100));
     }
-    producing = false;
-    await producer;
+    await producer.stop();
     await (model as StreamingTFModel).job.stop();
     const published = (await listKeys(runtime.deps.clients, { bucket: runtime.bucket, key: modelKeys.versions(modelId) })).filter((o) => o.key.endsWith("/metadata.json"));
 

@@ -11,10 +11,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CreateQueueCommand, DeleteQueueCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, DeleteQueueCommand } from "@aws-sdk/client-sqs";
 import { InferenceClient, JobRejectedError, StackRuntime, StreamingTFModel, Table, TFEstimator, schemaOf, type Row } from "../../../src/index.ts";
 import { queueArn } from "../../../src/jobs/queues.ts";
-import { SCALE_MODEL } from "../../helpers/models.ts";
+import { produceScaleRows, scaleStreamEstimator } from "../../helpers/streaming.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "../../../demo/digits-data.ts";
 import { OPTIONAL_SETTINGS } from "../../../src/jobs/settings.ts";
 import type { HostedStack } from "../../../src/hosted/hosted-stack.ts";
@@ -137,48 +137,21 @@ describe("the hosted stack", () => {
     const clients = runtime.deps.clients;
     const sourceUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `stf-stream-hosted-${Date.now().toString(36)}` }))).QueueUrl!;
     const sourceArn = await queueArn(clients, sourceUrl);
-    let producing = true;
-    let n = 0;
-    const producer = (async () => {
-      while (producing) {
-        const entries = Array.from({ length: 10 }, (_, i) => {
-          const x = ((n++ % 50) - 25) / 10;
-          return { Id: String(i), MessageBody: JSON.stringify({ v: 1, id: `s${n}`, row: { x, y: 3 * x } }) };
-        });
-        await clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: sourceUrl, Entries: entries }));
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    const producer = produceScaleRows(clients, sourceUrl);
     try {
-      const model = (await new TFEstimator()
-        .withRuntime(runtime)
-        .setWorkerNum(1)
-        .setTrainScripts([SCALE_MODEL])
-        .setTrainEntry("train_stream")
-        .setTrainSelectedCols(["x", "y"])
-        .setBatchSize(10)
-        .setRemainder({ flushAfterMs: 100 })
-        .setExportEverySteps(25)
-        .setInferenceScripts([SCALE_MODEL])
-        .setInferenceEntry("predict")
-        .setInferenceSelectedCols(["x"])
-        .setInferenceOutputCols(["y"])
-        .setInferenceOutputTypes(["FLOAT32"])
-        .setModelId("hosted-stream")
+      const model = (await scaleStreamEstimator(runtime, "hosted-stream")
         .fit(Table.fromQueue(sourceUrl, schemaOf({ x: "FLOAT32", y: "FLOAT32" })))) as StreamingTFModel;
       const { jobId } = model.job;
       assert.ok(model.metadata.version, "fit returned at the first published version");
       assert.equal(stack.listMappings({ eventSourceArn: sourceArn }).length, 1, "the coordinator mapped the source queue to the stream-feed function");
       assert.ok(stack.functionOf("stream-feed").coldStarts > 0, "the stream-feed function forwarded rows");
-      producing = false;
-      await producer;
+      await producer.stop();
       await model.job.stop();
       assert.equal((await runtime.deps.registry.getJob(jobId))?.state, "SUCCEEDED", "job-watch ended the job");
       assert.equal(stack.listMappings({ eventSourceArn: sourceArn }).length, 0, "stop() deleted the mapping");
       assert.equal((await runtime.deps.registry.streamOf(sourceArn.split(":").pop()!))?.released, true, "the queue is free for the next job");
     } finally {
-      producing = false;
-      await producer;
+      await producer.stop();
       await clients.sqs.send(new DeleteQueueCommand({ QueueUrl: sourceUrl })).catch(() => undefined);
     }
   });
