@@ -11,6 +11,7 @@ import { createEncoder } from "../src/codec/example.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
 
 import { runJob } from "../src/runtime/run-job.ts";
+import { resetShardFeedStages, shardFeedStageMs } from "../functions/shard-feed/feed-shard.ts";
 import { rowToJson } from "../src/protocol/table-source.ts";
 import { projectPython, projectRoot } from "../src/workers/paths.ts";
 import { putObject } from "../src/storage/objects.ts";
@@ -66,7 +67,8 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   let ready!: () => void;
   const workerReady = new Promise<void>((resolve) => (ready = resolve));
   let dispatchedAt = 0;
-  let consumed: { rows: number; seconds: number; at: number } | undefined;
+  let consumed: { rows: number; seconds: number; at: number; spool?: Record<string, number>; tfData?: number } | undefined;
+  resetShardFeedStages();
   const gated = runtime.interceptingShards(async (event, dispatch) => {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
     await Promise.race([workerReady, timeout]);
@@ -91,12 +93,18 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
       timeoutMs: 10 * 60_000,
       onProgress: (p) => {
         if (p.kind === "ready") ready();
-        if (p.kind === "consumed") consumed = { rows: p.rows as number, seconds: p.seconds as number, at: Date.now() };
+        if (p.kind === "consumed") consumed = { rows: p.rows as number, seconds: p.seconds as number, at: Date.now(), spool: p.spool as Record<string, number>, tfData: p.tf_data as number };
       },
     },
   );
   if (!consumed || consumed.rows < total) throw new Error(`the bench worker reported ${consumed?.rows ?? "no"} rows, expected ${total}`);
   const seconds = (consumed.at - dispatchedAt) / 1000;
+  // Where the time goes: the shard-feeds' stages (they overlap the worker's), the worker's spooling stages, its tf.data pass.
+  const sf = shardFeedStageMs;
+  const ms = (v: number) => `${Math.round(v)} ms`;
+  ctx.log(`feed stages, shard-feed (${sf.rows} rows, summed over shards): read+parse ${ms(sf.read)}, encode ${ms(sf.encode)}, pack+base64 ${ms(sf.pack)}, send ${ms(sf.send)}, registry ${ms(sf.record)}`);
+  const spool = consumed.spool ?? {};
+  ctx.log(`feed stages, worker: receive+decode ${ms((spool.receive ?? 0) * 1000)}, spool parts to S3 ${ms((spool.parts ?? 0) * 1000)}, delete ${ms((spool.delete ?? 0) * 1000)}, tf.data pass ${ms((consumed.tfData ?? 0) * 1000)}`);
   ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
   return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file (parallel parse, prefetch, best of 3)", value: local.rows / local.seconds }, goal: ratioGoal({ min: 0.25, stretch: 0.5 }) }];
 }

@@ -2,7 +2,8 @@
 
 Prints ``STF_PROGRESS {"kind": "ready"}`` on entry (the bench dispatches the shards only then, so
 worker start-up is not counted) and ``{"kind": "consumed", "rows", "seconds"}`` after the pass:
-SQS receive, spool, and the tf.data pipeline the model would train on.
+SQS receive, spool, and the tf.data pipeline the model would train on, with the seconds of each
+spooling stage and of the tf.data pass after it (``spool``, ``tf_data``).
 """
 import time
 
@@ -17,4 +18,6 @@ def train(ctx):
     rows = 0
     for batch in ctx.dataset():
         rows += int(tf.shape(batch["label"])[0])
-    print(progress_line({"kind": "consumed", "rows": rows, "seconds": time.perf_counter() - started}), flush=True)
+    seconds = time.perf_counter() - started
+    spool = ctx.spool_times.as_dict()
+    print(progress_line({"kind": "consumed", "rows": rows, "seconds": seconds, "spool": spool, "tf_data": round(seconds - sum(spool.values()), 3)}), flush=True)

@@ -34,6 +34,18 @@ export interface FeedOptions {
 }
 
 
+/**
+ * Milliseconds this process's shard-feeds spent per stage, over all shards since the last reset:
+ * `read` (S3 read and row parsing: waiting on the shard's row stream), `encode` (tf.Example),
+ * `pack` (framing, base64 and the message JSON), `send` (SQS), `record` (the cursor in the
+ * registry). The bench prints them beside the feed's rate (bench/feed.ts).
+ */
+export const shardFeedStageMs = { read: 0, encode: 0, pack: 0, send: 0, record: 0, rows: 0 };
+
+export function resetShardFeedStages(): void {
+  for (const key of Object.keys(shardFeedStageMs) as (keyof typeof shardFeedStageMs)[]) shardFeedStageMs[key] = 0;
+}
+
 export function memberForRow(members: readonly MemberKey[], shardIndex: number, row: number): MemberKey {
   return members[(shardIndex + row) % members.length]!;
 }
@@ -61,7 +73,15 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
     let { cursor, seq } = progress;
     const rowsPerMember: Record<string, number> = { ...progress.rowsPerMember };
     const messagesPerMember: Record<string, number> = { ...progress.messagesPerMember };
+    const t = shardFeedStageMs;
+    let mark = performance.now();
+    const lap = (stage: keyof typeof shardFeedStageMs) => {
+      const now = performance.now();
+      t[stage] += now - mark;
+      mark = now;
+    };
     for await (const chunk of shardRowChunks(deps, shard, spec.input.columns, cursor, chunkRows)) {
+      lap("read");
       if (remainingMs() < marginMs) return { status: "continue", cursor };
       const end = chunk.first + chunk.rows.length;
       const perMember = new Map<MemberKey, Uint8Array[]>();
@@ -73,6 +93,7 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
         list.push(encoder.encode(row, r));
         perMember.set(member, list);
       }
+      lap("encode");
       const sends: Promise<unknown>[] = [];
       for (const member of members) {
         const records = perMember.get(member);
@@ -80,11 +101,12 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
         const envelopeBytes = rowsEnvelopeBytes(jobId, shard.shardId, member);
         for (const group of packRecords(records, { maxBodyBytes, envelopeBytes, firstRowIndex: cursor })) {
           const message: RowsMessage = { v: 1, kind: "rows", job: jobId, shard: shard.shardId, seq, member, count: group.length, data: Buffer.from(frameRecords(group)).toString("base64") };
+          const body = JSON.stringify(message);
           sends.push(
             deps.clients.sqs.send(
               new SendMessageCommand({
                 QueueUrl: spec.queues.feed[member],
-                MessageBody: JSON.stringify(message),
+                MessageBody: body,
                 MessageAttributes: { feedId: { DataType: "String", StringValue: feedId(shard.shardId, seq, member) } },
               }),
             ),
@@ -94,9 +116,14 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
           messagesPerMember[member] = (messagesPerMember[member] ?? 0) + 1;
         }
       }
+      // Packing, framing, base64 and JSON, and each send's start (its request is built and signed as it goes out).
+      lap("pack");
       await Promise.all(sends);
+      lap("send");
       cursor = end;
+      t.rows += chunk.rows.length;
       await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: false, rowsPerMember, messagesPerMember });
+      lap("record");
     }
     // The stream ended: every row is sent.
     await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });

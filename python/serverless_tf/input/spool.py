@@ -118,12 +118,28 @@ class Spool:
             self.messages += 1
 
 
+@dataclass
+class SpoolTimes:
+    """Seconds a bounded feed's spooling spent per stage (the bench's feed breakdown, bench/feed.ts)."""
+
+    #: SQS receives, with each message's JSON parse and base64 decode.
+    receive: float = 0.0
+    #: Frame count checks, S3 part uploads and local appends.
+    parts: float = 0.0
+    #: SQS deletes of what was spooled.
+    delete: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"receive": round(self.receive, 3), "parts": round(self.parts, 3), "delete": round(self.delete, 3)}
+
+
 def spool_bounded_feed(
     queue: FeedQueue,
     spool: Spool,
     idle_timeout_s: float,
     on_progress: Optional[Callable[[FeedPosition], None]] = None,
     clock: Callable[[], float] = time.monotonic,
+    times: Optional[SpoolTimes] = None,
 ) -> EndOfData:
     """Receives a member's whole bounded feed into ``spool``; returns its end-of-data message.
 
@@ -136,6 +152,7 @@ def spool_bounded_feed(
         idle_timeout_s: fail when nothing arrives for this long.
         on_progress: called with the position after every received group.
         clock: monotonic seconds (tests pass a fake).
+        times: where the seconds per stage are added up, if given.
 
     Returns:
         The end-of-data message (its ``steps`` is what every member runs).
@@ -165,7 +182,10 @@ def spool_bounded_feed(
                 f"position: {position.describe()}. Check the shard-feed functions of job {queue.job_id} "
                 "(the deadline is 12 leases of the job's leaseMs)"
             )
+        started = time.perf_counter()
         received = queue.receive(min(MAX_WAIT_SECONDS, max(0, remaining)))
+        if times is not None:
+            times.receive += time.perf_counter() - started
         if not received:
             continue
         idle.touch()
@@ -178,8 +198,13 @@ def spool_bounded_feed(
                 markers.append(r.receipt_handle)
             elif isinstance(r.body, Stop):
                 raise FeedError(f"a stop message arrived on the bounded feed {queue.url} at {position.describe()}; the job was stopped")
+        started = time.perf_counter()
         spool.append(rows)  # S3 first: once deleted, the queue no longer holds these rows
+        spooled = time.perf_counter()
         queue.delete([r.receipt_handle for r in received if not isinstance(r.body, EndOfData)])
+        if times is not None:
+            times.parts += spooled - started
+            times.delete += time.perf_counter() - spooled
         position.rows, position.messages = spool.rows, spool.messages
         if rows:
             position.last_feed_id = rows[-1].feed_id

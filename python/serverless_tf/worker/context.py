@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Optional
 from ..input.feed import FeedQueue
 from ..input.live_feed import LiveBatches
 from ..input.remainder import batch_sizes, spool_dataset
-from ..input.spool import Spool, spool_bounded_feed
+from ..input.spool import Spool, SpoolTimes, spool_bounded_feed
 from ..protocol.names import member_name
 from ..protocol.schema import ROW_ID_COLUMN
 from ..protocol.spec import JobSpec
@@ -76,6 +76,8 @@ class Context:
     step: int = 0
     #: The last epoch's progress values as JSON, for the heartbeats.
     last_epoch: Optional[str] = None
+    #: Seconds per stage of spooling a bounded feed (bench/scripts/feed_rate.py reports them).
+    spool_times: SpoolTimes = field(default_factory=SpoolTimes, repr=False)
     _dataset: Any = field(default=None, repr=False)
     _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     _writer: Optional[OutputWriter] = field(default=None, repr=False)
@@ -129,12 +131,12 @@ class Context:
 
             if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
                 _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
-            eod = spool_bounded_feed(queue, spool, idle_s, on_progress)
+            eod = spool_bounded_feed(queue, spool, idle_s, on_progress, times=self.spool_times)
             self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps)
             with self._lock:
                 self.steps = eod.steps
                 self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
-            _log(f"{self.member} spooled {spool.rows} rows in {spool.messages} messages ({spool.parts} S3 parts); "
+            _log(f"{self.member} spooled {spool.rows} rows in {spool.messages} messages ({spool.parts} S3 parts; seconds {self.spool_times.as_dict()}); "
                  f"{eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}: {self.rows_seen} rows per pass")
             return self._dataset
 
