@@ -54,8 +54,21 @@ export function fitJobId(bucket: string, key: string, etag: string): string {
   return `fit-${createHash("sha256").update(`${bucket}\n${key}\n${etag.replace(/"/g, "")}`).digest("hex").slice(0, 24)}`;
 }
 
+/**
+ * S3 keys are names, not paths, but the spec beside a key is found with path rules: a `.` or `..`
+ * segment (`training/a/../../models/x/data.jsonl`) would read another prefix's `_fit.json`.
+ *
+ * @example
+ * isPlainKey("training/digits/part-0.jsonl"); // true
+ * isPlainKey("training/a/../../models/x/data.jsonl"); // false
+ */
+export function isPlainKey(key: string): boolean {
+  return !key.split("/").some((segment) => segment === ".." || segment === ".");
+}
+
 /** Starts one fit for the data object at `object`, or says why not. */
 export async function triggerFit(deps: Deps, object: S3Location, start: StartFit): Promise<TriggerOutcome> {
+  if (!isPlainKey(object.key)) return { status: "ignored", reason: `${object.key} has a . or .. segment; fits start only for plain keys` };
   const name = posix.basename(object.key);
   if (name.startsWith("_") || name.startsWith(".")) return { status: "ignored", reason: `${name} is not data (names starting with _ or . are reserved)` };
   const specAt = { bucket: object.bucket, key: posix.join(posix.dirname(object.key), FIT_SPEC_OBJECT) };

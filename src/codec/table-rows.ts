@@ -20,15 +20,17 @@ export function formatOfKey(key: string): TableFormat | undefined {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** BYTES from base64, strictly: Buffer.from(_, "base64") skips what is not base64 and decodes a truncated tail silently. */
+function strictBase64(column: Column, value: string, rowIndex: number): Uint8Array {
+  if (value.length % 4 !== 0 || !BASE64.test(value)) throw new SchemaError(column.name, rowIndex, "BYTES as standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4 characters)", value, "encode the bytes with standard padded base64");
+  return new Uint8Array(Buffer.from(value, "base64"));
+}
+
 function convertScalar(column: Column, value: unknown, rowIndex: number): unknown {
   // A list inside a list fits no column; refused here, before a hostile depth reaches the encoder's recursion.
   if (Array.isArray(value)) throw new SchemaError(column.name, rowIndex, `a ${column.dtype} value or a flat list of them (no list inside a list)`, value, "flatten the value");
   if (column.dtype === "INT64" && typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value);
-  if (column.dtype === "BYTES" && typeof value === "string") {
-    // Buffer.from(_, "base64") skips what is not base64 and decodes a truncated tail silently.
-    if (value.length % 4 !== 0 || !BASE64.test(value)) throw new SchemaError(column.name, rowIndex, "BYTES as standard base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4 characters)", value, "encode the bytes with standard padded base64");
-    return new Uint8Array(Buffer.from(value, "base64"));
-  }
+  if (column.dtype === "BYTES" && typeof value === "string") return strictBase64(column, value, rowIndex);
   if ((column.dtype === "FLOAT32" || column.dtype === "FLOAT64") && typeof value === "string" && /^(NaN|-?Infinity)$/.test(value)) return Number(value);
   return value;
 }
@@ -65,22 +67,22 @@ export function parseJsonLines(text: string, columns: readonly Column[], firstRo
   return rows;
 }
 
-function csvCell(column: Column, cell: string): unknown {
+function csvCell(column: Column, cell: string, rowIndex: number): unknown {
   const isList = column.shape !== "scalar";
   if (isList) {
     const trimmed = cell.trim();
     if (trimmed.startsWith("[")) return JSON.parse(trimmed) as unknown;
-    return trimmed === "" ? [] : trimmed.split(/\s+/).map((v) => csvScalar(column, v));
+    return trimmed === "" ? [] : trimmed.split(/\s+/).map((v) => csvScalar(column, v, rowIndex));
   }
-  return csvScalar(column, cell);
+  return csvScalar(column, cell, rowIndex);
 }
 
-function csvScalar(column: Column, cell: string): unknown {
+function csvScalar(column: Column, cell: string, rowIndex: number): unknown {
   switch (column.dtype) {
     case "STRING":
       return cell;
     case "BYTES":
-      return new Uint8Array(Buffer.from(cell, "base64"));
+      return strictBase64(column, cell, rowIndex);
     case "INT64":
       return /^-?\d+$/.test(cell.trim()) ? BigInt(cell.trim()) : cell;
     default: {
@@ -106,8 +108,9 @@ export function rowFromCsvRecord(record: Readonly<Record<string, string>>, colum
     const cell = record[c.name];
     if (cell === undefined) continue;
     try {
-      row[c.name] = csvCell(c, cell);
-    } catch {
+      row[c.name] = csvCell(c, cell, rowIndex);
+    } catch (e) {
+      if (e instanceof SchemaError) throw e;
       throw new SchemaError(c.name, rowIndex, "a JSON array or space-separated values", cell, "fix the cell");
     }
   }

@@ -96,11 +96,18 @@ export async function startEmulator(options: { port?: number; quiet?: boolean } 
     async stop() {
       process.removeListener("exit", killOnExit);
       if (exited) return;
-      const done = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      // The child is unref()-ed, so its exit event alone may never come back to a loop with nothing
+      // else to do: settle on the exit or, failing that, once SIGKILL has had a moment to land.
+      const done = new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        const kill = setTimeout(() => {
+          child.kill("SIGKILL");
+          setTimeout(resolve, 500);
+        }, 5_000);
+        child.once("exit", () => clearTimeout(kill));
+      });
       child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
       await done;
-      clearTimeout(timer);
     },
   };
 }
