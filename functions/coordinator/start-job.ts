@@ -7,7 +7,7 @@
  */
 import { ConfigError } from "../../src/errors.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
-import { checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
+import { RESERVED_ENV, checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
 import { createJobQueues, deleteJobQueues } from "../../src/jobs/queues.ts";
 import { uploadScripts } from "../../src/jobs/job-code.ts";
 import { rowToJson, type TableSource } from "../../src/protocol/table-source.ts";
@@ -29,6 +29,13 @@ export function validateRequest(request: JobRequest): void {
     // Keras 3 has no ParameterServerStrategy (keras#18624); the worker runtime runs tf_keras
     // with MultiWorkerMirroredStrategy, which needs no parameter servers.
     throw new ConfigError("psNum", cluster.ps, "0: parameter servers are not supported by this runtime; workers synchronise with MultiWorkerMirroredStrategy");
+  }
+  const envSetting = request.mode === "train" ? "trainEnv" : "inferenceEnv";
+  for (const name of Object.keys(request.python.env)) {
+    if (RESERVED_ENV.test(name)) throw new ConfigError(envSetting, name, `a variable the runtime does not set itself (not ${RESERVED_ENV}): the table, bucket, queues, credentials and TF_CONFIG are the runtime's`);
+  }
+  for (const name of Object.keys(request.model?.inference?.python.env ?? {})) {
+    if (RESERVED_ENV.test(name)) throw new ConfigError("inferenceEnv", name, `a variable the runtime does not set itself (not ${RESERVED_ENV})`);
   }
   if (!request.python.scripts.length) throw new ConfigError(`${request.mode === "train" ? "train" : "inference"}Scripts`, request.python.scripts, "at least one Python script");
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(request.python.entry)) throw new ConfigError(`${request.mode === "train" ? "train" : "inference"}Entry`, request.python.entry, "a Python function name");

@@ -55,6 +55,12 @@ export const servedQueueName = {
 };
 
 /**
+ * Environment names user code may not set (python.env): the runtime's own settings (table, bucket,
+ * queues), AWS credentials and endpoints, and what the worker sets itself (TF_CONFIG, the paths).
+ */
+export const RESERVED_ENV = /^(SERVERLESS_TF_|AWS_)|^(TF_CONFIG|PYTHONPATH|PATH|HOME)$/;
+
+/**
  * A streaming fit's source queue on a deployed stack is named `stf-stream-<anything>`: the name the
  * stack lets its stream-feed function consume (on the local runtime any queue will do).
  */
