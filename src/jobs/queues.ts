@@ -18,6 +18,23 @@ export async function createQueue(clients: AwsClients, name: string, attributes:
   return QueueUrl!;
 }
 
+/**
+ * What every queue made at run time carries, as the stack's own queues do: SQS-managed encryption
+ * at rest and a policy that refuses any request not made over TLS, both set at creation.
+ */
+export function protectedQueueAttributes(name: string): Record<string, string> {
+  const policy = {
+    Version: "2012-10-17",
+    Statement: [{ Sid: "TlsOnly", Effect: "Deny", Principal: "*", Action: "sqs:*", Resource: `arn:aws:sqs:*:*:${name}`, Condition: { Bool: { "aws:SecureTransport": "false" } } }],
+  };
+  return { SqsManagedSseEnabled: "true", Policy: JSON.stringify(policy) };
+}
+
+/** Creates a run-time queue with {@link protectedQueueAttributes}. */
+export function createProtectedQueue(clients: AwsClients, name: string, attributes: Readonly<Record<string, string>> = {}): Promise<string> {
+  return createQueue(clients, name, { ...protectedQueueAttributes(name), ...attributes });
+}
+
 export async function queueArn(clients: AwsClients, url: string): Promise<string> {
   const { Attributes } = await clients.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }));
   return Attributes!.QueueArn!;
@@ -25,11 +42,11 @@ export async function queueArn(clients: AwsClients, url: string): Promise<string
 
 export async function createJobQueues(clients: AwsClients, jobId: string, members: readonly MemberKey[], settings: QueueSettings = DEFAULT_QUEUE_SETTINGS): Promise<JobQueues> {
   // 14 days: a dead letter outlives the job that produced it, so its reason can still be read.
-  const dlq = await createQueue(clients, queueName.dlq(jobId), { MessageRetentionPeriod: String(14 * 24 * 3600) });
+  const dlq = await createProtectedQueue(clients, queueName.dlq(jobId), { MessageRetentionPeriod: String(14 * 24 * 3600) });
   const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlq), maxReceiveCount: settings.maxReceiveCount });
   const attributes = { VisibilityTimeout: String(settings.visibilityTimeoutSeconds), RedrivePolicy: redrive };
-  const feedEntries = await Promise.all(members.map(async (m) => [m, await createQueue(clients, queueName.feed(jobId, m), attributes)] as const));
-  const output = await createQueue(clients, queueName.output(jobId), attributes);
+  const feedEntries = await Promise.all(members.map(async (m) => [m, await createProtectedQueue(clients, queueName.feed(jobId, m), attributes)] as const));
+  const output = await createProtectedQueue(clients, queueName.output(jobId), attributes);
   return { feed: Object.fromEntries(feedEntries) as Record<MemberKey, string>, output, dlq };
 }
 

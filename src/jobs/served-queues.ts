@@ -6,7 +6,8 @@
 import type { AwsClients } from "../aws/clients.ts";
 import { servedQueueName } from "../protocol/names.ts";
 import { DLQ_RETENTION_SECONDS } from "../resources/definitions.ts";
-import { createQueue, queueArn } from "./queues.ts";
+import { GetQueueUrlCommand, QueueDoesNotExist } from "@aws-sdk/client-sqs";
+import { createProtectedQueue, queueArn } from "./queues.ts";
 
 export interface ServedQueues {
   readonly inputQueueUrl: string;
@@ -23,12 +24,30 @@ export interface ServedQueueSettings {
   readonly fifoOutput?: boolean;
 }
 
-/** Creates (or finds: CreateQueue is idempotent for the same attributes) the queues of `modelId`; a URL given in `existing` is used as it is. */
+/**
+ * Finds the queues of `modelId`, creating those that do not exist (a queue the construct made is
+ * used as it is: CreateQueue refuses an existing name with other attribute values); a URL given in
+ * `existing` is used as it is.
+ */
 export async function ensureServedQueues(clients: AwsClients, modelId: string, settings: ServedQueueSettings, existing: Partial<ServedQueues> = {}): Promise<ServedQueues> {
-  const dlqUrl = existing.dlqUrl ?? (await createQueue(clients, servedQueueName.dlq(modelId), { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) }));
-  const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlqUrl), maxReceiveCount: settings.maxReceiveCount });
-  const inputQueueUrl = existing.inputQueueUrl ?? (await createQueue(clients, servedQueueName.input(modelId), { VisibilityTimeout: String(settings.visibilityTimeoutSeconds), RedrivePolicy: redrive }));
-  const output = servedQueueName.output(modelId);
-  const outputQueueUrl = existing.outputQueueUrl ?? (settings.fifoOutput ? await createQueue(clients, `${output}.fifo`, { FifoQueue: "true" }) : await createQueue(clients, output));
+  const found = async (name: string, create: () => Promise<string>): Promise<string> => {
+    try {
+      return (await clients.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
+    } catch (e) {
+      if (e instanceof QueueDoesNotExist) return create();
+      throw e;
+    }
+  };
+  const dlqName = servedQueueName.dlq(modelId);
+  const dlqUrl = existing.dlqUrl ?? (await found(dlqName, () => createProtectedQueue(clients, dlqName, { MessageRetentionPeriod: String(DLQ_RETENTION_SECONDS) })));
+  const inputName = servedQueueName.input(modelId);
+  const inputQueueUrl =
+    existing.inputQueueUrl ??
+    (await found(inputName, async () => {
+      const redrive = JSON.stringify({ deadLetterTargetArn: await queueArn(clients, dlqUrl), maxReceiveCount: settings.maxReceiveCount });
+      return createProtectedQueue(clients, inputName, { VisibilityTimeout: String(settings.visibilityTimeoutSeconds), RedrivePolicy: redrive });
+    }));
+  const outputName = settings.fifoOutput ? `${servedQueueName.output(modelId)}.fifo` : servedQueueName.output(modelId);
+  const outputQueueUrl = existing.outputQueueUrl ?? (await found(outputName, () => createProtectedQueue(clients, outputName, settings.fifoOutput ? { FifoQueue: "true" } : {})));
   return { inputQueueUrl, outputQueueUrl, dlqUrl };
 }
