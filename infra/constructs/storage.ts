@@ -49,10 +49,13 @@ export class Storage extends Construct {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: "artifacts/",
+      // A published version's files, once overwritten or deleted, can still be read back.
+      versioned: true,
       // Rule filters take a prefix and tags, never a wildcard: `jobs/*/checkpoints/` is reached
       // through the whole `jobs/` prefix and through the kind tag its writer sets.
       lifecycleRules: [
         { id: "abort-incomplete-uploads", abortIncompleteMultipartUploadAfter: Duration.days(LIFECYCLE.abortIncompleteUploadDays) },
+        { id: "expire-noncurrent-versions", noncurrentVersionExpiration: Duration.days(LIFECYCLE.noncurrentVersionsExpireDays) },
         { id: "expire-job-data", prefix: jobs, expiration: Duration.days(LIFECYCLE.jobsExpireDays) },
         { id: "expire-checkpoints", prefix: jobs, tagFilters: tag("checkpoint"), expiration: Duration.days(LIFECYCLE.checkpointsExpireDays) },
         { id: "expire-spool-parts", prefix: jobs, tagFilters: tag("spool"), expiration: Duration.days(LIFECYCLE.spoolExpireDays) },

@@ -199,6 +199,8 @@ export const LIFECYCLE = {
   checkpointsExpireDays: 7,
   spoolExpireDays: 2,
   abortIncompleteUploadDays: 1,
+  /** The artifacts bucket is versioned: an object's older versions stay this long. */
+  noncurrentVersionsExpireDays: 30,
 } as const;
 
 export interface ProvisioningPlan {

@@ -95,7 +95,7 @@ describe("storage", () => {
     });
   });
 
-  it("expires job data, tagged checkpoints and spool parts, and abandoned uploads", () => {
+  it("versions the artifacts bucket and expires job data, tagged checkpoints and spool parts, old versions and abandoned uploads", () => {
     const [, bucket] = ofType("AWS::S3::Bucket").find(([id]) => id.startsWith(inTf("StorageArtifacts")))!;
     const rules = bucket.Properties!.LifecycleConfiguration.Rules as any[];
     const byId = Object.fromEntries(rules.map((r) => [r.Id, r]));
@@ -104,6 +104,8 @@ describe("storage", () => {
     assert.equal(byId["expire-checkpoints"].ExpirationInDays, LIFECYCLE.checkpointsExpireDays);
     assert.deepEqual(byId["expire-spool-parts"].TagFilters, [{ Key: LIFECYCLE.tagKey, Value: "spool" }]);
     assert.equal(byId["abort-incomplete-uploads"].AbortIncompleteMultipartUpload.DaysAfterInitiation, LIFECYCLE.abortIncompleteUploadDays);
+    assert.deepEqual(bucket.Properties!.VersioningConfiguration, { Status: "Enabled" });
+    assert.equal(byId["expire-noncurrent-versions"].NoncurrentVersionExpiration.NoncurrentDays, LIFECYCLE.noncurrentVersionsExpireDays);
   });
 
   it("makes the registry table on demand, with point-in-time recovery, TTL and encryption", () => {
