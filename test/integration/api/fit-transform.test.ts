@@ -37,6 +37,8 @@ interface DatasetReport {
   readonly batches: number;
   readonly rows_seen: number;
   readonly steps: number;
+  /** round(x[0] * 1e6) of each real row the pass delivered: with rowsOf(count), row i is i * 1e6 / count. */
+  readonly ids: readonly number[];
 }
 
 let runtime: LocalRuntime;
@@ -140,6 +142,8 @@ describe("fit on 1,000 rows, batch size 3, 2 workers", { timeout: 4 * 60_000 }, 
       // Assert
       assert.ok(duplicates >= 2, `every rows message was sent twice (${duplicates} copies)`);
       assert.deepEqual(reports.map((r) => [r.batches, r.real_rows, r.rows_seen]), [[167, 500, 500], [167, 500, 500]]);
+      const ids = reports.flatMap((r) => r.ids);
+      assert.deepEqual([...ids].sort((a, b) => a - b), Array.from({ length: 1_000 }, (_, i) => Math.round((i / 1_000) * 1e6)), "each row once, by id, over both workers");
       const shards = await runtime.deps.registry.shards(model.metadata.jobId);
       assert.equal(shards.reduce((sum, s) => sum + Object.values(s.rowsPerMember).reduce((a, b) => a + b, 0), 0), 1_000, "the registry counts each row once");
     } finally {

@@ -87,6 +87,8 @@ describe("a pipeline of TS and TF stages", { timeout: 3 * TIMEOUT_MS }, () => {
       assert.ok(loaded.stages[1] instanceof TFModel && loaded.stages[1].metadataUri === (fitted.stages[1] as TFModel).metadataUri, "a TF model stays metadata pointing at its weights");
       const got = await loaded.transform(input);
       assert.deepEqual(got.schema, expected.schema);
+      assert.equal(expected.rows.length, 100, "the fitted pipeline scored every input row");
+      assert.equal(got.rows.length, expected.rows.length, "the loaded copy scores as many rows");
       got.rows.forEach((row, i) => {
         const want = expected.rows[i]!;
         assert.deepEqual(row.pixels, want.pixels, "the scaler's output is bit for bit the same");

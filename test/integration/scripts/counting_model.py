@@ -2,7 +2,8 @@
 
 ``train`` prints one ``STF_PROGRESS`` line (which ``fit(..., {onProgress})`` receives) with the rows
 of one pass over the dataset the model trains on: ``rows`` (batch rows, padding included),
-``real_rows`` (rows with ``__mask`` 1, or all rows without a mask) and ``batches``.
+``real_rows`` (rows with ``__mask`` 1, or all rows without a mask), ``batches`` and ``ids``
+(``round(x[0] * 1e6)`` of each real row: the tests build ``x[0] = i / count``).
 Hyper-parameters: ``units`` (outputs of the Dense layer, default 1), ``export`` (default true).
 """
 import tensorflow as tf
@@ -12,14 +13,17 @@ from serverless_tf.worker.progress import progress_line
 
 def train(ctx):
     ds = ctx.dataset()
-    rows, real_rows, batches = 0, 0.0, 0
+    rows, real_rows, batches, ids = 0, 0.0, 0, []
     for batch in ds:  # one eager pass: what the model sees per epoch
         n = int(tf.shape(batch["x"])[0])
         rows += n
         real_rows += float(tf.reduce_sum(batch["__mask"])) if "__mask" in batch else n
         batches += 1
+        # x[0] is i / count for row i: which rows, not only how many (the tests compare ids)
+        first = batch["x"][:, 0] if "__mask" not in batch else tf.boolean_mask(batch["x"][:, 0], batch["__mask"] > 0)
+        ids.extend(int(round(float(v) * 1e6)) for v in first.numpy())
     print(progress_line({"kind": "dataset", "rows": rows, "real_rows": round(real_rows), "batches": batches,
-                         "rows_seen": ctx.rows_seen, "steps": ctx.steps}), flush=True)
+                         "rows_seen": ctx.rows_seen, "steps": ctx.steps, "ids": sorted(ids)}), flush=True)
 
     units = int(ctx.hyper_params.get("units", 1))
     with ctx.strategy().scope():

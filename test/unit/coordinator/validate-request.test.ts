@@ -20,7 +20,7 @@ function request(env: Record<string, string>): JobRequest {
   };
 }
 
-describe("a job's python.env", () => {
+describe("a start request the coordinator validates", () => {
   it("takes the user's own variables", () => {
     assert.doesNotThrow(() => validateRequest(request({ MY_FLAG: "1", TF_CPP_MIN_LOG_LEVEL: "3" })));
   });
@@ -29,5 +29,9 @@ describe("a job's python.env", () => {
     for (const name of ["SERVERLESS_TF_TABLE", "SERVERLESS_TF_BUCKET", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "TF_CONFIG", "PYTHONPATH"]) {
       assert.throws(() => validateRequest(request({ [name]: "x" })), (e: unknown) => e instanceof ConfigError && e.message.includes("trainEnv") && e.message.includes(name), name);
     }
+  });
+
+  it("refuses parameter servers, naming psNum and what is allowed", () => {
+    assert.throws(() => validateRequest({ ...request({}), cluster: { worker: 2, ps: 1 } }), (e: unknown) => e instanceof ConfigError && e.message.includes("psNum") && e.message.includes("MultiWorkerMirroredStrategy"));
   });
 });
