@@ -277,7 +277,15 @@ export class HostedStack implements LambdaControlPlane {
 async function synthesize(outdir: string, context: Readonly<Record<string, string>>): Promise<{ template: CfnTemplate; assemblyDir: string; stackName: string }> {
   const here = fileURLToPath(import.meta.url);
   const appModule = join(dirname(here), "..", "..", "infra", `app${extname(here)}`);
-  const [{ App }, { buildApp }] = await Promise.all([import("aws-cdk-lib"), import(pathToFileURL(appModule).href) as Promise<typeof import("../../infra/app.ts")>]);
+  let modules: [typeof import("aws-cdk-lib"), typeof import("../../infra/app.ts")];
+  try {
+    modules = await Promise.all([import("aws-cdk-lib"), import(pathToFileURL(appModule).href) as Promise<typeof import("../../infra/app.ts")>]);
+  } catch (e) {
+    throw new ServerlessTfError(
+      `the hosted stack synthesizes the CDK app (${appModule}) and could not load it: ${(e as Error).message}. Install its tools beside serverless-tf: npm install --save-dev aws-cdk-lib constructs cdk-nag`,
+    );
+  }
+  const [{ App }, { buildApp }] = modules;
   const { app, stack } = buildApp(new App({ outdir, context: { ...context } }));
   const assembly = app.synth();
   return { template: assembly.getStackByName(stack.stackName).template as CfnTemplate, assemblyDir: assembly.directory, stackName: stack.stackName };
