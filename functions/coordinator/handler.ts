@@ -46,12 +46,14 @@ const REJECTED: readonly (abstract new (...args: never[]) => ServerlessTfError)[
 /** Built once per container, from the environment the stack sets; the launcher on the first start that needs it. */
 let fromEnv: { readonly deps: FunctionDeps; readonly triggers: SqsHandler } | undefined;
 let ports: CoordinatorPorts | undefined;
+let lambda: LambdaClient | undefined;
 
 function portsOf(deps: FunctionDeps): CoordinatorPorts {
   return (ports ??= {
     launcher: launcherFromEnv(deps.config),
     dispatchShard: (e) => sendShardFeedRequest(deps, e),
-    attachStream: mapStream(deps, new LambdaClient({}), streamFeedFunctionFromEnv()),
+    // Read at the first streaming start: a coordinator that never streams needs no stream-feed function.
+    attachStream: (spec, sourceQueueUrl) => mapStream(deps, (lambda ??= new LambdaClient({})), streamFeedFunctionFromEnv())(spec, sourceQueueUrl),
   });
 }
 
