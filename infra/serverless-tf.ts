@@ -107,6 +107,10 @@ export class ServerlessTf extends Construct {
       [ENV.ecsSubnets]: this.workers.subnets.subnetIds.join(","),
       [ENV.ecsSecurityGroups]: this.workers.securityGroup.securityGroupId,
     };
+    // An event source polls at most as many batches at once as its function may run: a poll Lambda
+    // throttles still counts as a receive, and enough of them dead-letter a good message. (SQS
+    // mappings take 2 to 1000; a reserved concurrency of 1 is still polled by two.)
+    const pollers = (name: FunctionName) => Math.max(2, sizing[name].reservedConcurrency);
     const make = (name: FunctionName, environment: Record<string, string>): StageFunction => {
       const code: StageCode = FUNCTIONS[name].packaging === "image" ? { kind: "image", ...images.inference } : { kind: "zip", directory: functionBundleDir(settings.functionsDir, name) };
       return new StageFunction(this, pascal(name), { definition: FUNCTIONS[name], code, environment, ...(code.kind === "zip" ? { layers } : {}), ...sizing[name] });
@@ -157,7 +161,7 @@ export class ServerlessTf extends Construct {
     // Fit triggers: reads _fit.json and heads the new object, then lists it as the job's table.
     this.storage.grantObjects(coordinator.role, ["GetObject"], [training]);
     this.storage.grantList(coordinator.role, [BUCKET_PREFIXES.training]);
-    coordinator.fn.addEventSource(new SqsEventSource(queues.fitTriggers.queue, { batchSize: queues.fitTriggers.plan.batchSize, reportBatchItemFailures: true }));
+    coordinator.fn.addEventSource(new SqsEventSource(queues.fitTriggers.queue, { batchSize: queues.fitTriggers.plan.batchSize, reportBatchItemFailures: true, maxConcurrency: pollers("coordinator") }));
 
     // Shard-feed: reads a shard, sends rows to the members' feed queues, queues its continuation.
     const shardFeed = make("shard-feed", baseEnv);
@@ -166,7 +170,7 @@ export class ServerlessTf extends Construct {
     queues.shardFeed.queue.grantSendMessages(shardFeed.role);
     this.storage.grantObjects(shardFeed.role, ["GetObject"], ["jobs/*/shards/*", training]);
     grantDataRead(shardFeed.role);
-    shardFeed.fn.addEventSource(new SqsEventSource(queues.shardFeed.queue, { batchSize: queues.shardFeed.plan.batchSize, reportBatchItemFailures: true }));
+    shardFeed.fn.addEventSource(new SqsEventSource(queues.shardFeed.queue, { batchSize: queues.shardFeed.plan.batchSize, reportBatchItemFailures: true, maxConcurrency: pollers("shard-feed") }));
 
     // Checkpoint: verifies an export, writes model metadata and moves `latest` (conditional put).
     const checkpoint = make("checkpoint", baseEnv);
@@ -174,7 +178,7 @@ export class ServerlessTf extends Construct {
     this.storage.grantObjects(checkpoint.role, ["GetObject", "PutObject", "DeleteObject"], ["jobs/*/checkpoints/*", "models/*"]);
     this.storage.grantObjects(checkpoint.role, ["GetObject"], ["jobs/*"]);
     this.storage.grantList(checkpoint.role, ["jobs/", "models/"]);
-    checkpoint.fn.addEventSource(new SqsEventSource(queues.events.queue, { batchSize: queues.events.plan.batchSize, reportBatchItemFailures: true }));
+    checkpoint.fn.addEventSource(new SqsEventSource(queues.events.queue, { batchSize: queues.events.plan.batchSize, reportBatchItemFailures: true, maxConcurrency: pollers("checkpoint") }));
 
     // Inference: serves the model its input queue is named for (stf-serve-<model>-input), loaded
     // from `latest`; writes typed rows to that model's output queue (or a job's), rejected rows to
@@ -189,7 +193,12 @@ export class ServerlessTf extends Construct {
     // A model served later is mapped to this function at run time (CreateEventSourceMapping),
     // which Lambda accepts only if the role may already consume its input queue.
     this.grantServedInputs(inference.role);
-    const eventSource = { batchSize: settings.inference.batchSize, maxBatchingWindow: Duration.seconds(settings.inference.maxBatchingWindowSeconds), reportBatchItemFailures: true };
+    const eventSource = {
+      batchSize: settings.inference.batchSize,
+      maxBatchingWindow: Duration.seconds(settings.inference.maxBatchingWindowSeconds),
+      reportBatchItemFailures: true,
+      maxConcurrency: pollers("inference"),
+    };
     this.servedModels = Object.fromEntries(
       settings.servedModels.map((modelId) => {
         const served = new ServedModelQueues(this, `Serve-${modelId}`, servedQueuePlan(modelId, sizing.inference.timeoutSeconds));
@@ -210,7 +219,7 @@ export class ServerlessTf extends Construct {
     this.storage.grantObjects(jobWatch.role, ["GetObject", "PutObject"], ["jobs/*/output/*"]);
     this.storage.grantList(jobWatch.role, ["models/", "jobs/*/output/"]);
     this.grantRunWorkers(jobWatch.role);
-    jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true }));
+    jobWatch.fn.addEventSource(new SqsEventSource(queues.jobWatch.queue, { batchSize: queues.jobWatch.plan.batchSize, reportBatchItemFailures: true, maxConcurrency: pollers("job-watch") }));
 
     // It ends a streaming job's forwarding: deletes the mapping the coordinator made.
     this.grantStreamMappings(jobWatch.role, streamFeed.fn.functionArn, ["lambda:DeleteEventSourceMapping"]);

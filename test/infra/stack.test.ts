@@ -140,7 +140,7 @@ describe("queues and event sources", () => {
     }
   });
 
-  it("maps each runtime queue to its function with partial batch failures", () => {
+  it("maps each runtime queue to its function with partial batch failures, polling at most the function's reserved concurrency at once", () => {
     const mappings = ofType("AWS::Lambda::EventSourceMapping");
     assert.equal(mappings.length, queueKeys.length);
     for (const key of queueKeys) {
@@ -152,6 +152,7 @@ describe("queues and event sources", () => {
       assert.deepEqual(mapping.Properties!.FunctionName, { Ref: fnId });
       assert.equal(mapping.Properties!.BatchSize, plan.batchSize);
       assert.deepEqual(mapping.Properties!.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+      assert.equal(mapping.Properties!.ScalingConfig?.MaximumConcurrency, Math.max(2, FUNCTIONS[plan.consumer].reservedConcurrency), `${plan.name}: throttled polls would count as receives`);
     }
   });
 
