@@ -104,7 +104,9 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   const ms = (v: number) => `${Math.round(v)} ms`;
   ctx.log(`feed stages, shard-feed (${sf.rows} rows, summed over shards): read+parse ${ms(sf.read)}, encode ${ms(sf.encode)}, pack+base64 ${ms(sf.pack)}, send ${ms(sf.send)}, registry ${ms(sf.record)}`);
   const spool = consumed.spool ?? {};
-  ctx.log(`feed stages, worker: receive+decode ${ms((spool.receive ?? 0) * 1000)}, spool parts to S3 ${ms((spool.parts ?? 0) * 1000)}, delete ${ms((spool.delete ?? 0) * 1000)}, tf.data pass ${ms((consumed.tfData ?? 0) * 1000)}`);
+  ctx.log(
+    `feed stages, worker: spooling ${ms((spool.wall ?? 0) * 1000)} of wall time, in which receive+decode ${ms((spool.receive ?? 0) * 1000)} overlaps spool parts to S3 ${ms((spool.parts ?? 0) * 1000)} and delete ${ms((spool.delete ?? 0) * 1000)}; then the tf.data pass ${ms((consumed.tfData ?? 0) * 1000)}`,
+  );
   ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
   return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file (parallel parse, prefetch, best of 3)", value: local.rows / local.seconds }, goal: ratioGoal({ min: 0.25, stretch: 0.5 }) }];
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -164,49 +165,70 @@ def spool_bounded_feed(
     position = FeedPosition(rows=spool.rows, messages=spool.messages, end_of_data=spool.reload_end_of_data)
     idle = Deadline(idle_timeout_s, clock)
     markers: list[str] = []  # end-of-data deliveries: deleted last, so a restarted worker still finds the marker
-    while True:
-        eod = position.end_of_data
-        if eod is not None and (spool.messages, spool.rows) == (eod.messages, eod.rows):
-            spool.save_end_of_data(eod)
-            queue.delete(markers)
-            return eod
-        if eod is not None and (spool.messages > eod.messages or spool.rows > eod.rows):
-            raise FeedError(
-                f"{queue.member} received more than end-of-data announced on {queue.url}: {position.describe()}; "
-                "the feed sender's counts are wrong; fail the job and re-run the feed"
-            )
-        remaining = idle.remaining()
-        if remaining <= 0:
-            raise FeedIdleError(
-                f"{queue.member} received nothing on its feed queue {queue.url} for {idle_timeout_s:.0f} s; "
-                f"position: {position.describe()}. Check the shard-feed functions of job {queue.job_id} "
-                "(the deadline is 12 leases of the job's leaseMs)"
-            )
-        started = time.perf_counter()
-        received = queue.receive(min(MAX_WAIT_SECONDS, max(0, remaining)))
-        if times is not None:
-            times.receive += time.perf_counter() - started
-        if not received:
-            continue
-        idle.touch()
-        rows = [r.body for r in received if isinstance(r.body, RowsMessage)]
-        for r in received:
-            if isinstance(r.body, EndOfData):
-                if position.end_of_data is not None and position.end_of_data != r.body:
-                    raise FeedError(f"two different end-of-data messages on {queue.url}: {position.end_of_data} then {r.body}")
-                position.end_of_data = r.body
-                markers.append(r.receipt_handle)
-            elif isinstance(r.body, Stop):
-                raise FeedError(f"a stop message arrived on the bounded feed {queue.url} at {position.describe()}; the job was stopped")
+
+    def spool_group(rows: list[RowsMessage], handles: list[str]) -> None:
         started = time.perf_counter()
         spool.append(rows)  # S3 first: once deleted, the queue no longer holds these rows
         spooled = time.perf_counter()
-        queue.delete([r.receipt_handle for r in received if not isinstance(r.body, EndOfData)])
+        queue.delete(handles)
         if times is not None:
             times.parts += spooled - started
             times.delete += time.perf_counter() - spooled
-        position.rows, position.messages = spool.rows, spool.messages
-        if rows:
-            position.last_feed_id = rows[-1].feed_id
-        if on_progress is not None:
-            on_progress(position)
+
+    # One group is spooled (uploaded, then deleted) while the next is received. Groups are spooled
+    # one at a time and in order, each after the one before has finished, so a redelivered message
+    # is always checked against every feed id spooled before it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stf-spool") as spooler:
+        pending: Optional[Future[None]] = None
+
+        def settle() -> None:
+            nonlocal pending
+            if pending is None:
+                return
+            done, pending = pending, None
+            done.result()
+            position.rows, position.messages = spool.rows, spool.messages
+            if on_progress is not None:
+                on_progress(position)
+
+        while True:
+            eod = position.end_of_data
+            if eod is not None:
+                settle()
+                if (spool.messages, spool.rows) == (eod.messages, eod.rows):
+                    spool.save_end_of_data(eod)
+                    queue.delete(markers)
+                    return eod
+                if spool.messages > eod.messages or spool.rows > eod.rows:
+                    raise FeedError(
+                        f"{queue.member} received more than end-of-data announced on {queue.url}: {position.describe()}; "
+                        "the feed sender's counts are wrong; fail the job and re-run the feed"
+                    )
+            remaining = idle.remaining()
+            if remaining <= 0:
+                settle()
+                raise FeedIdleError(
+                    f"{queue.member} received nothing on its feed queue {queue.url} for {idle_timeout_s:.0f} s; "
+                    f"position: {position.describe()}. Check the shard-feed functions of job {queue.job_id} "
+                    "(the deadline is 12 leases of the job's leaseMs)"
+                )
+            started = time.perf_counter()
+            received = queue.receive(min(MAX_WAIT_SECONDS, max(0, remaining)))
+            if times is not None:
+                times.receive += time.perf_counter() - started
+            if not received:
+                continue
+            idle.touch()
+            rows = [r.body for r in received if isinstance(r.body, RowsMessage)]
+            for r in received:
+                if isinstance(r.body, EndOfData):
+                    if position.end_of_data is not None and position.end_of_data != r.body:
+                        raise FeedError(f"two different end-of-data messages on {queue.url}: {position.end_of_data} then {r.body}")
+                    position.end_of_data = r.body
+                    markers.append(r.receipt_handle)
+                elif isinstance(r.body, Stop):
+                    raise FeedError(f"a stop message arrived on the bounded feed {queue.url} at {position.describe()}; the job was stopped")
+            settle()
+            if rows:
+                position.last_feed_id = rows[-1].feed_id
+            pending = spooler.submit(spool_group, rows, [r.receipt_handle for r in received if not isinstance(r.body, EndOfData)])
