@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "../errors.ts";
 
-import type { RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/job-runtime.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { ParamMap } from "./params.ts";

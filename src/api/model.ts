@@ -5,7 +5,7 @@
 import type { Row } from "../codec/schema.ts";
 import { ConfigError } from "../errors.ts";
 
-import type { RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/job-runtime.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { defaultRuntime } from "../runtime/local-runtime.ts";
 import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";

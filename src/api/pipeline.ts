@@ -6,7 +6,7 @@
  * `PipelineModel`: the fitted chain, whose `transform` runs every stage.
  */
 import { ConfigError } from "../errors.ts";
-import type { RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/job-runtime.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import { TFEstimator } from "./estimator.ts";
 import { TFModel } from "./model.ts";

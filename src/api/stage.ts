@@ -4,7 +4,7 @@
  * `save` itself to a folder (s3:// or local) and be loaded back with `loadStage` or its class's
  * static `load`.
  */
-import type { RunOptions } from "../runtime/run-job.ts";
+import type { RunOptions } from "../runtime/job-runtime.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
 import type { PersistOptions } from "./persistence.ts";
 import type { Table } from "./table.ts";

@@ -4,7 +4,7 @@
  */
 import { readLatest } from "../storage/latest-pointer.ts";
 import type { JobRuntime } from "../runtime/job-runtime.ts";
-import type { StreamingJob } from "../runtime/streaming-job.ts";
+import type { StreamingJob } from "../runtime/job-runtime.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { TFModel, type TransformSettings } from "./model.ts";
 

@@ -18,7 +18,8 @@ import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { SQSBatchResponse } from "aws-lambda";
 import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
-import { awsSettingsFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from "../aws/clients.ts";
+import { awsSettingsFromEnv, createAwsClients, destroyAwsClients, type AwsClients, type AwsSettings } from "../aws/clients.ts";
+import { StackRuntime } from "../runtime/stack-runtime.ts";
 import { ServerlessTfError } from "../errors.ts";
 import { startEmulator, type RunningEmulator } from "../runtime/emulator.ts";
 import { SqsEventSource } from "../runtime/event-source.ts";
@@ -271,6 +272,33 @@ export class HostedStack implements LambdaControlPlane {
     await this.emulator?.stop();
     await rm(this.tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * A local copy of the stack as synthesized, and the deployed-stack runtime on it, as a program on
+ * AWS gets one from `StackRuntime.fromStack`; closing the runtime stops the stack. Needs the
+ * development tools (aws-cdk-lib, cdk-nag) and the built function bundles (`npm run build`).
+ *
+ * @example
+ * const { runtime } = await hostedStackRuntime(); // the demos' --stack
+ * await new TFEstimator().withRuntime(runtime) ... .fit(table);
+ * await runtime.close();
+ */
+export async function hostedStackRuntime(options: HostedStackOptions = {}): Promise<{ runtime: StackRuntime; stack: HostedStack }> {
+  const stack = await HostedStack.start(options);
+  const fromEnv = awsSettingsFromEnv(process.env);
+  const aws: AwsSettings = {
+    ...fromEnv,
+    endpoints: { s3: stack.awsEndpoint, sqs: stack.awsEndpoint, dynamodb: stack.awsEndpoint },
+    credentials: fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" },
+  };
+  const runtime = StackRuntime.fromOutputs(stack.outputs, {
+    aws,
+    lambdaEndpoint: stack.api.endpoint,
+    description: `hosted stack (AWS endpoint ${stack.awsEndpoint}, Lambda and ECS at ${stack.api.endpoint})`,
+    onClose: () => stack.close(),
+  });
+  return { runtime, stack };
 }
 
 /** Synthesizes the CDK app (infra/app.ts) into `outdir`. */

@@ -3,8 +3,33 @@ import type { CoordinatorPorts, StartedJob } from "../jobs/started-job.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
-import type { JobOutcome, RunOptions } from "./run-job.ts";
-import type { StreamingJob } from "./streaming-job.ts";
+import type { OutputRow } from "../jobs/output-rows.ts";
+import type { WatchOptions } from "../jobs/watch.ts";
+import type { WorkerProgress } from "../workers/launcher.ts";
+
+/** How a job is run to its end, on any runtime. */
+export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
+  readonly onProgress?: (progress: WorkerProgress) => void;
+  readonly timeoutMs?: number;
+  /** A job id to use instead of a fresh one (a deterministic id makes a repeated start a JobConflictError). */
+  readonly jobId?: string;
+  /** Called once the job is registered and its workers launched. */
+  readonly onStarted?: (jobId: string) => void;
+}
+
+export type JobOutcome =
+  | { readonly mode: "train"; readonly jobId: string; readonly model: ModelMetadata | null }
+  | { readonly mode: "inference"; readonly jobId: string; readonly rows: ReadonlyMap<bigint, OutputRow> };
+
+/** A running streaming fit. */
+export interface StreamingJob {
+  readonly jobId: string;
+  /** Settles when the job has ended (after {@link stop}), rejecting if it failed. */
+  readonly done: Promise<void>;
+  /** Stops forwarding, lets the worker train on what was forwarded and export once more, then ends the job. */
+  stop(): Promise<void>;
+}
+
 
 export interface StartOptions {
   readonly hooks?: CoordinatorPorts["hooks"];

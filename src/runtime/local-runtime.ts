@@ -21,8 +21,8 @@ import { ProcessLauncher } from "../workers/process-launcher.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
 import { SqsEventSource } from "./event-source.ts";
 import { loadFunction, type FunctionFactories, type InferenceFunction, type StartFit } from "./functions.ts";
-import type { InProcessRuntime, JobRuntime, StartOptions } from "./job-runtime.ts";
-import { runJob, type RunOptions } from "./run-job.ts";
+import type { InProcessRuntime, JobRuntime, RunOptions, StartOptions } from "./job-runtime.ts";
+import { runJob } from "./run-job.ts";
 import { startStreamingJob } from "./streaming-job.ts";
 import { provisionLocalStack, RUNTIME_QUEUES } from "./provision.ts";
 

@@ -4,30 +4,16 @@
  * output, and always cleans up: final state, queues deleted, processes stopped.
  */
 
-import type { WorkerProgress } from "../workers/launcher.ts";
 import type { ModelMetadata } from "../protocol/model-metadata.ts";
 import { trainCompletion } from "../jobs/completion.ts";
-import { OutputRows, pollOutput, type OutputRow } from "../jobs/output-rows.ts";
-import type { InProcessRuntime } from "./job-runtime.ts";
+import { OutputRows, pollOutput } from "../jobs/output-rows.ts";
+import type { InProcessRuntime, JobOutcome, RunOptions } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
-import { JobFailedError, watchJob, type WatchOptions } from "../jobs/watch.ts";
+import { JobFailedError, watchJob } from "../jobs/watch.ts";
 import { finishJob } from "../jobs/finish.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
 import { type StartedJob } from "../jobs/started-job.ts";
 import { ROW_ID } from "../protocol/feed-messages.ts";
-
-export interface RunOptions extends Pick<WatchOptions, "maxWorkerRestarts" | "progressTimeoutMs" | "onRestart"> {
-  readonly onProgress?: (progress: WorkerProgress) => void;
-  readonly timeoutMs?: number;
-  /** A job id to use instead of a fresh one (a deterministic id makes a repeated start a JobConflictError). */
-  readonly jobId?: string;
-  /** Called once the job is registered and its workers launched. */
-  readonly onStarted?: (jobId: string) => void;
-}
-
-export type JobOutcome =
-  | { readonly mode: "train"; readonly jobId: string; readonly model: ModelMetadata | null }
-  | { readonly mode: "inference"; readonly jobId: string; readonly rows: ReadonlyMap<bigint, OutputRow> };
 
 /** A bounded job run from this process: started through the coordinator's core, watched here, finished here. */
 export async function runJob(runtime: InProcessRuntime, request: JobRequest, options: RunOptions = {}): Promise<JobOutcome> {

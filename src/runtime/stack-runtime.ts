@@ -26,12 +26,10 @@ import { rowToJson } from "../protocol/table-source.ts";
 import { FINAL_JOB_STATES } from "../registry/types.ts";
 import { INFERENCE_EVENT_SOURCE, STACK_OUTPUTS, servedQueuePlan } from "../resources/definitions.ts";
 import { getJson, putObject } from "../storage/objects.ts";
-import type { JobRuntime } from "./job-runtime.ts";
-import type { JobOutcome, RunOptions } from "./run-job.ts";
-import { firstVersion, sendStop, type StreamingJob } from "./streaming-job.ts";
+import type { JobOutcome, JobRuntime, RunOptions, StreamingJob } from "./job-runtime.ts";
+import { firstVersion, sendStop } from "./streaming-job.ts";
 import { unmapStream } from "../jobs/stream-mapping.ts";
 import { parseJobSpec } from "../protocol/spec.ts";
-import type { HostedStack, HostedStackOptions } from "../hosted/hosted-stack.ts";
 
 /** What the runtime reads from the stack's outputs (the construct sets them, under STACK_OUTPUTS in src/resources/definitions.ts). */
 export interface StackOutputs {
@@ -55,8 +53,8 @@ export interface StackRuntimeOptions {
   readonly description?: string;
   /** How often a job's state is read while it runs; default 1000 ms. */
   readonly pollMs?: number;
-  /** The hosted stack this runtime runs on, if it is one (closed with the runtime). */
-  readonly hostedStack?: HostedStack;
+  /** Called by `close()`, after the runtime's own clients are closed (a hosted stack stops with its runtime). */
+  readonly onClose?: () => Promise<void>;
 }
 
 /**
@@ -172,23 +170,6 @@ export class StackRuntime implements JobRuntime {
     return new StackRuntime(deps, checked, lambda, options);
   }
 
-  /**
-   * A local copy of the stack as synthesized (src/hosted/hosted-stack.ts), and this runtime on it.
-   * Needs the development dependencies (aws-cdk-lib) and the built function bundles (`npm run build`).
-   */
-  static async hosted(options: HostedStackOptions = {}): Promise<StackRuntime> {
-    const { HostedStack } = await import("../hosted/hosted-stack.ts");
-    const stack = await HostedStack.start(options);
-    const fromEnv = awsSettingsFromEnv(process.env);
-    const aws: AwsSettings = { ...fromEnv, endpoints: { s3: stack.awsEndpoint, sqs: stack.awsEndpoint, dynamodb: stack.awsEndpoint }, credentials: fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" } };
-    return StackRuntime.fromOutputs(stack.outputs, { aws, lambdaEndpoint: stack.api.endpoint, description: `hosted stack (AWS endpoint ${stack.awsEndpoint}, Lambda and ECS at ${stack.api.endpoint})`, hostedStack: stack });
-  }
-
-  /** The hosted stack under this runtime (`StackRuntime.hosted()`), for tests that look at its functions and tasks. */
-  get hostedStack(): HostedStack | undefined {
-    return this.options.hostedStack;
-  }
-
   get bucket(): string {
     return this.deps.config.bucket;
   }
@@ -297,7 +278,7 @@ export class StackRuntime implements JobRuntime {
   async close(): Promise<void> {
     this.lambda.destroy();
     destroyAwsClients(this.deps.clients);
-    await this.options.hostedStack?.close();
+    await this.options.onClose?.();
   }
 
   /** Local scripts and in-memory rows go to S3 first: the coordinator function reads neither this machine's files nor a payload over Lambda's 6 MB. */

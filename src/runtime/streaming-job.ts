@@ -10,8 +10,7 @@ import type { StopMessage } from "../protocol/feed-messages.ts";
 import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
 import { getJson } from "../storage/objects.ts";
 import { parseS3Uri } from "../protocol/names.ts";
-import type { RunOptions } from "./run-job.ts";
-import type { InProcessRuntime } from "./job-runtime.ts";
+import type { InProcessRuntime, RunOptions, StreamingJob } from "./job-runtime.ts";
 import { dataMembers } from "../protocol/spec.ts";
 import { watchJob } from "../jobs/watch.ts";
 import { finishJob } from "../jobs/finish.ts";
@@ -20,14 +19,6 @@ import { type StartedJob } from "../jobs/started-job.ts";
 import type { Deps } from "../jobs/deps.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 
-/** A running streaming fit. */
-export interface StreamingJob {
-  readonly jobId: string;
-  /** Settles when the job has ended (after {@link stop}), rejecting if it failed. */
-  readonly done: Promise<void>;
-  /** Stops forwarding, lets the worker train on what was forwarded and export once more, then ends the job. */
-  stop(): Promise<void>;
-}
 
 export async function startStreamingJob(runtime: InProcessRuntime, request: JobRequest, options: RunOptions = {}): Promise<{ job: StreamingJob; first: ModelMetadata }> {
   runtime.acquire();

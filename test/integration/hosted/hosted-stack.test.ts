@@ -17,7 +17,7 @@ import { queueArn } from "../../../src/jobs/queues.ts";
 import { produceScaleRows, scaleStreamEstimator } from "../../helpers/streaming.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "../../../demo/digits-data.ts";
 import { OPTIONAL_SETTINGS } from "../../../src/jobs/settings.ts";
-import type { HostedStack } from "../../../src/hosted/hosted-stack.ts";
+import { hostedStackRuntime, type HostedStack } from "../../../src/hosted/hosted-stack.ts";
 import { resolveValue, templateFunctions, templateMappings } from "../../../src/hosted/template.ts";
 import { projectRoot } from "../../../src/workers/paths.ts";
 
@@ -29,8 +29,7 @@ const logged: string[] = [];
 
 before(async () => {
   ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-hosted-digits-"))));
-  runtime = await StackRuntime.hosted({ context: { prefix: "serverless-tf-hosted" }, log: (line) => void logged.push(line) });
-  stack = runtime.hostedStack!;
+  ({ runtime, stack } = await hostedStackRuntime({ context: { prefix: "serverless-tf-hosted" }, log: (line) => void logged.push(line) }));
 });
 
 after(async () => {
