@@ -15,7 +15,7 @@ export type { Column, Row } from "./codec/schema.ts";
 export { LocalRuntime, defaultRuntime, type LocalRuntimeOptions, type ServeOptions, type ServedModel } from "./runtime/local-runtime.ts";
 export type { JobRuntime } from "./runtime/job-runtime.ts";
 export { StackRuntime, JobRejectedError, StackFunctionError, type StackOutputs, type StackRuntimeOptions, type StackServedModel, type StackServeOptions } from "./runtime/stack-runtime.ts";
-export type { RunOptions } from "./runtime/job-runtime.ts";
+export type { JobOutcome, RunOptions, StreamingJob } from "./runtime/job-runtime.ts";
 export { StreamingTFModel } from "./api/streaming-model.ts";
 export { InferenceClient, ResultTimeoutError } from "./api/inference-client.ts";
 export { startFitTriggers } from "./api/fit-triggers.ts";
