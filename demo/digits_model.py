@@ -1,7 +1,9 @@
 """The demo's user code: a small Keras classifier for 8x8 handwritten digits.
 
 Runs unchanged on local worker processes and on AWS. `train` is the training entry,
-`predict` the inference entry; both receive the worker context `ctx`.
+`predict` the inference entry; both receive the worker context `ctx`. `serve` is the one
+definition of the model's outputs: `predict` calls it (script serving mode) and `train` exports
+it as the serving signature (signature mode, ONNX).
 """
 import tensorflow as tf
 
@@ -30,11 +32,16 @@ def train(ctx):
         )
     ctx.restore_or_initialize(model)
     model.fit(ds, epochs=hp.get("epochs", 30), callbacks=ctx.callbacks(), verbose=0)
-    ctx.export(model)
+    ctx.export(model, serving=serve)
+
+
+def serve(model, features):
+    """The output columns from a batch of input features: the most likely digit and its probability."""
+    probabilities = tf.nn.softmax(model(features["pixels"], training=False))
+    return {"digit": tf.argmax(probabilities, axis=1), "score": tf.reduce_max(probabilities, axis=1)}
 
 
 def predict(ctx):
     model = ctx.load_model()
     for batch in ctx.dataset():
-        probabilities = tf.nn.softmax(model(batch["pixels"], training=False))
-        ctx.write({"digit": tf.argmax(probabilities, axis=1), "score": tf.reduce_max(probabilities, axis=1)})
+        ctx.write(serve(model, batch))

@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Sequence
 
 from .names import JOB_ID_PATTERN, member_name
-from .schema import Column, columns_from_json
+from .schema import Column, Fixed, columns_from_json
 
 Mode = Literal["train", "inference"]
 Policy = Literal["drop", "pad", "flush"]
+#: How a trained model is served: ``script`` runs its Python inference entry; ``signature`` runs
+#: its exported serving signature as ONNX (docs/protocol.md "Exports and model versions").
+ServingMode = Literal["script", "signature"]
+SERVING_MODES = ("script", "signature")
+#: What an ONNX serving signature carries: numeric tensors of fixed width, batch first.
+SIGNATURE_DTYPES = ("FLOAT32", "FLOAT64", "INT32", "INT64")
 
 
 class SpecError(ValueError):
@@ -54,11 +60,20 @@ class Queues:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where exports go. ``versions_uri`` (unbounded jobs): every export is a new version under it."""
+    """Where exports go and how the model will be served.
+
+    ``versions_uri`` (unbounded jobs): every export is a new version under it. ``serving_mode``,
+    ``serving_input`` and ``serving_output`` come from ``model.inference`` (``servingMode`` and its
+    input / output columns; empty without it): in ``signature`` mode the chief also exports the
+    serving signature between those columns as ONNX.
+    """
 
     model_id: str
     export_uri: str
     versions_uri: Optional[str] = None
+    serving_mode: ServingMode = "script"
+    serving_input: tuple[Column, ...] = ()
+    serving_output: tuple[Column, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,8 +212,10 @@ class JobSpec:
             versions_uri = _opt_str(m, "versionsUri")
             if versions_uri is not None and not versions_uri.startswith("s3://"):
                 raise SpecError(f"model.versionsUri must be an s3:// prefix. Received: {versions_uri!r}")
+            serving_mode, serving_input, serving_output = _serving(m.get("inference"))
             model = ModelSpec(_str(m, "modelId", "model."), export_uri if export_uri.endswith("/") else export_uri + "/",
-                              None if versions_uri is None else versions_uri.rstrip("/") + "/")
+                              None if versions_uri is None else versions_uri.rstrip("/") + "/",
+                              serving_mode, serving_input, serving_output)
 
         ck = data.get("checkpoint") or {}
         checkpoint = CheckpointSpec(int(ck.get("everySteps", 0) or 0), int(ck.get("everySeconds", 0) or 0))
@@ -240,10 +257,10 @@ class JobSpec:
         return url
 
 
-def _obj(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _obj(data: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
     value = data.get(key)
     if not isinstance(value, Mapping):
-        raise SpecError(f"{key} must be a JSON object. Received: {key}={value!r}")
+        raise SpecError(f"{prefix}{key} must be a JSON object. Received: {prefix}{key}={value!r}")
     return value
 
 
@@ -268,6 +285,29 @@ def _int(data: Mapping[str, Any], key: str, prefix: str = "", minimum: int = 0) 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
         raise SpecError(f"{prefix}{key} must be an integer >= {minimum}. Received: {prefix}{key}={value!r}")
     return int(value)
+
+
+def _serving(raw: Any) -> tuple[ServingMode, tuple[Column, ...], tuple[Column, ...]]:
+    """``model.inference`` as (serving mode, input columns, output columns); no inference config serves by script."""
+    if raw is None:
+        return "script", (), ()
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"model.inference must be a JSON object or null. Received: model.inference={raw!r}")
+    mode = raw.get("servingMode", "script")
+    if mode not in SERVING_MODES:
+        raise SpecError(f"model.inference.servingMode must be 'script' or 'signature' (or absent: 'script'). Received: model.inference.servingMode={mode!r}")
+    prefix = "model.inference."
+    inputs = _columns(_obj(raw, "input", prefix).get("columns"), prefix + "input.columns")
+    outputs = _columns(_obj(raw, "output", prefix).get("columns"), prefix + "output.columns")
+    if mode == "signature":
+        for side, columns in (("input", inputs), ("output", outputs)):
+            for c in columns:
+                if c.dtype not in SIGNATURE_DTYPES or not (c.shape == "scalar" or isinstance(c.shape, Fixed)):
+                    raise SpecError(
+                        f"{prefix}{side}.columns: column {c.name!r} is {c.dtype} with shape {json.dumps(c.to_json()['shape'])}, which servingMode "
+                        f"'signature' cannot carry: its ONNX tensors are numeric and of fixed width (dtype {', '.join(SIGNATURE_DTYPES)}; "
+                        "shape \"scalar\" or {\"fixed\": n}). Change the column, or serve the model with servingMode 'script'.")
+    return mode, inputs, outputs
 
 
 def _columns(raw: Any, name: str) -> tuple[Column, ...]:

@@ -31,7 +31,7 @@ from ..protocol.names import member_name
 from ..protocol.schema import ROW_ID_COLUMN
 from ..protocol.spec import JobSpec
 from ..registry import JOB_ENDING_STATES, Progress, Registry
-from .export import export_model, load_saved_model, next_version, restore_weights, save_checkpoint
+from .export import Serving, SignatureExport, export_model, load_saved_model, next_version, restore_weights, save_checkpoint
 from .output import BatchAnswers, OutputWriter
 from .progress import model_step
 
@@ -78,6 +78,9 @@ class Context:
     last_epoch: Optional[str] = None
     #: Seconds per stage of spooling a bounded feed (bench/scripts/feed_rate.py reports them).
     spool_times: SpoolTimes = field(default_factory=SpoolTimes, repr=False)
+    #: Signature serving mode: the serving function of exports that name none (the export
+    #: callback's), set by ``callbacks(serving=...)`` or the last ``export(model, serving=...)``.
+    serving: Optional[Serving] = field(default=None, repr=False)
     _dataset: Any = field(default=None, repr=False)
     _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     _writer: Optional[OutputWriter] = field(default=None, repr=False)
@@ -191,9 +194,16 @@ class Context:
 
     # -- training helpers ---------------------------------------------------------------------
 
-    def callbacks(self) -> list[Any]:
+    def callbacks(self, serving: Optional[Serving] = None) -> list[Any]:
         """``[progress_callback(), checkpoint_callback()]`` for ``model.fit``, plus the export
-        callback on an unbounded job whose spec sets ``export.everySteps`` / ``everySeconds``."""
+        callback on an unbounded job whose spec sets ``export.everySteps`` / ``everySeconds``.
+
+        Args:
+            serving: signature serving mode, the serving function the export callback's exports
+                use (see :meth:`export`); ``None`` keeps the one given before, if any.
+        """
+        if serving is not None:
+            self.serving = serving
         callbacks = [self.progress_callback(), self.checkpoint_callback()]
         if not self.spec.bounded and (self.spec.export.every_steps or self.spec.export.every_seconds):
             from .callbacks import ExportCallback
@@ -236,22 +246,47 @@ class Context:
             self.registry.record_checkpoint(self.job_id, step=step, uri=uri, feed_position=self.rows_seen, role=self.role, index=self.index, epoch=self.epoch)
         return uri
 
-    def export(self, model: Any) -> Optional[dict[str, Any]]:
+    def export(self, model: Any, serving: Optional[Serving] = None) -> Optional[dict[str, Any]]:
         """Saves the model; the chief uploads it and writes ``export.json`` last.
 
         A bounded job exports once, to ``model.exportUri``. An unbounded job exports a new
         version each call, to ``model.versionsUri<version>/`` (docs/protocol.md "Exports").
-        Every worker must call it (MultiWorkerMirroredStrategy saves collectively).
+        Every worker must call it (MultiWorkerMirroredStrategy saves collectively). When the
+        spec's ``model.inference.servingMode`` is ``signature``, the chief also exports the serving
+        signature as ONNX (``serving/model.onnx``), from the input to the output columns of
+        ``model.inference``.
+
+        Args:
+            model: the trained tf.keras model.
+            serving: ``serving(model, features) -> {output column: tensor}``, ``features`` a dict of
+                one batch-first tensor per input column; used by signature mode only, so the
+                inference entry can call the same function. ``None``: the one given to
+                :meth:`callbacks` or to an earlier export, else the model's call on the input
+                column's tensor (the features dict when there are several), its output mapped
+                onto the output columns (one tensor, a dict by name or a list in order).
 
         Returns:
             The manifest (chief), else ``None``.
+
+        Raises:
+            ServingSignatureError: signature mode, when the serving signature does not fit the output columns.
+
+        Example:
+            >>> def serve(model, features):  # doctest: +SKIP
+            ...     p = tf.nn.softmax(model(features["pixels"]))
+            ...     return {"digit": tf.argmax(p, axis=1), "score": tf.reduce_max(p, axis=1)}
+            >>> ctx.export(model, serving=serve)  # doctest: +SKIP
         """
         step = model_step(model, self.step)
         m = self.spec.model
         uri = None if m is None else m.export_uri if self.spec.bounded or m.versions_uri is None else m.versions_uri + next_version(self.job_id) + "/"
-        manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step)
+        if serving is not None:
+            self.serving = serving
+        signature = SignatureExport(m.serving_input, m.serving_output, self.serving) if m is not None and m.serving_mode == "signature" else None
+        manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step, signature)
         if manifest is not None:
-            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}")
+            onnx = f", its serving signature as ONNX at {manifest['serving']['onnx']['key']}" if "serving" in manifest else ""
+            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}{onnx}")
         return manifest
 
     def load_model(self) -> Any:
