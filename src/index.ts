@@ -19,7 +19,8 @@ export type { JobOutcome, RunOptions, StreamingJob } from "./runtime/job-runtime
 export { StreamingTFModel } from "./api/streaming-model.ts";
 export { InferenceClient, ResultTimeoutError } from "./api/inference-client.ts";
 export { startFitTriggers } from "./api/fit-triggers.ts";
-export type { ModelMetadata } from "./protocol/model-metadata.ts";
+export type { ModelMetadata, OnnxSignature } from "./protocol/model-metadata.ts";
+export type { ServingMode } from "./protocol/spec.ts";
 export { parseJsonLines as rowsFromJsonLines } from "./codec/table-rows.ts";
 export { SchemaError, DecodeError } from "./codec/errors.ts";
 export { JobConflictError } from "./registry/errors.ts";

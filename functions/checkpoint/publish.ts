@@ -49,6 +49,7 @@ export async function publishExport(deps: Deps, manifestAt: S3Location): Promise
     artifactUri: s3Uri({ bucket: manifestAt.bucket, key: `${versionPrefix}artifact/` }),
     step: manifest.step,
     inference: spec.model.inference ?? null,
+    ...(manifest.serving ? { serving: servingOf(manifestAt.bucket, manifest.serving) } : {}),
   };
   const metadataAt = { bucket: manifestAt.bucket, key: `${versionPrefix}${METADATA_OBJECT}` };
   const published = await writeOnce(deps.clients, metadataAt, metadata);
@@ -60,6 +61,13 @@ export async function publishExport(deps: Deps, manifestAt: S3Location): Promise
     if (!(e instanceof JobStateError)) throw e;
   }
   return published;
+}
+
+/** The manifest's signature, its ONNX file named by URI as the artifact is. */
+function servingOf(bucket: string, serving: NonNullable<ExportManifest["serving"]>): NonNullable<ModelMetadata["serving"]> {
+  const { key, ...signature } = serving.onnx;
+  if (serving.mode !== "signature" || typeof key !== "string") throw new IncompleteExportError(`the export's serving section is not a signature-mode ONNX file: ${JSON.stringify(serving)}. Re-run the export with this release's worker.`);
+  return { mode: "signature", onnxUri: s3Uri({ bucket, key }), ...signature };
 }
 
 async function writeOnce(clients: AwsClients, at: S3Location, metadata: ModelMetadata): Promise<ModelMetadata> {

@@ -14,13 +14,27 @@ import { createInterface } from "node:readline";
 import { ServerlessTfError } from "../../src/errors.ts";
 import { projectPython, projectRoot, pythonChildEnv } from "../../src/workers/paths.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
+import { createDecoder } from "../../src/codec/example.ts";
+import type { Row } from "../../src/codec/schema.ts";
+import { frameRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import { ROW_ID_COLUMN } from "../../src/protocol/feed-messages.ts";
 
-/** What the inference core needs from an engine; {@link PythonEngine} is the one implementation. */
+/**
+ * One engine call's rows, each typed by the model's input columns and carrying its place in the
+ * batch as the row id feature (`ROW_ID`), and the same rows as tf.Example records (what encoding
+ * them checked against the schema, so a bad row was dead-lettered before the call).
+ */
+export interface EngineBatch {
+  readonly rows: readonly Row[];
+  readonly frames: readonly Uint8Array[];
+}
+
+/** What the inference core needs from an engine: {@link PythonEngine} (script mode) and OnnxEngine (signature mode, ./onnx-engine.ts). */
 export interface InferenceEngine {
   /** Loads `metadata`'s version unless it is the one loaded. */
   ensure(metadata: ModelMetadata): Promise<void>;
-  /** Runs the loaded version on framed input examples; returns framed output examples. */
-  predict(version: string, frames: Uint8Array): Promise<Uint8Array>;
+  /** Runs the loaded version on a batch; returns one row of output columns per input row, each with its input's `ROW_ID`, in any order. */
+  predict(version: string, batch: EngineBatch): Promise<Row[]>;
   close(): Promise<void>;
 }
 
@@ -51,6 +65,7 @@ export class PythonEngine implements InferenceEngine {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
   private loadedVersion: string | undefined;
+  private decoder: { readonly key: string; readonly decode: ReturnType<typeof createDecoder>["decode"] } | undefined;
   private loading: Promise<void> | undefined;
   /** Milliseconds the Python side spent on the last predict (the rest of a round trip is IPC). */
   lastPredictMs = 0;
@@ -137,6 +152,11 @@ export class PythonEngine implements InferenceEngine {
         },
         this.options.loadTimeoutMs ?? 120_000,
       ).then(() => {
+        const key = JSON.stringify(inference.output.columns);
+        if (this.decoder?.key !== key) {
+          const decoder = createDecoder([...inference.output.columns, ROW_ID_COLUMN]);
+          this.decoder = { key, decode: (bytes) => decoder.decode(bytes) };
+        }
         this.loadedVersion = metadata.version;
       });
       try {
@@ -147,10 +167,12 @@ export class PythonEngine implements InferenceEngine {
     }
   }
 
-  async predict(version: string, frames: Uint8Array): Promise<Uint8Array> {
-    const answer = await this.request({ op: "predict", version, data: Buffer.from(frames).toString("base64") }, 60_000);
+  async predict(version: string, batch: EngineBatch): Promise<Row[]> {
+    const decode = this.decoder?.decode;
+    if (!decode || this.loadedVersion !== version) throw new EngineError(`version ${version} is not loaded (the engine holds ${this.loadedVersion ?? "none"}); the batch is retried`);
+    const answer = await this.request({ op: "predict", version, data: Buffer.from(frameRecords(batch.frames)).toString("base64") }, 60_000);
     this.lastPredictMs = answer.ms ?? 0;
-    return new Uint8Array(Buffer.from(answer.data ?? "", "base64"));
+    return unframeRecords(new Uint8Array(Buffer.from(answer.data ?? "", "base64"))).map((bytes) => decode(bytes));
   }
 
   async close(): Promise<void> {

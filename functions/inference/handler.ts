@@ -1,8 +1,9 @@
 /**
  * Lambda: SQS-triggered inference (./inference-service.ts). A batch comes from one served model's
  * input queue; the model, its output queue and its DLQ follow from that queue's name
- * (./settings.ts). One service, and one engine process, per model a warm container has served,
- * started on its first batch; the model version follows `latest.json`.
+ * (./settings.ts). One service per model a warm container has served; its engine (a Python
+ * process for script mode, an ONNX Runtime session for signature mode, ./serving-engines.ts)
+ * starts on its first batch; the model version follows `latest.json`.
  */
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import type { Deps } from "../../src/jobs/deps.ts";
@@ -10,11 +11,14 @@ import { depsFromEnv } from "../../src/jobs/deps.ts";
 import type { FunctionFactories, InferenceSettings, SqsHandler } from "../../src/runtime/functions.ts";
 import { PythonEngine } from "./engine.ts";
 import { InferenceService } from "./inference-service.ts";
+import { OnnxEngine } from "./onnx-engine.ts";
+import { ServingEngines } from "./serving-engines.ts";
 import { recheckMsFromEnv, servedModelSettings } from "./settings.ts";
 
 /** One served model: the local runtime builds one per `serveModel`, Lambda one per model a container serves. */
 export function createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log: (line: string) => void = (line) => console.error(line)): InferenceService {
-  return new InferenceService(deps.clients, settings, new PythonEngine({ env: engine.env }), log);
+  const engines = new ServingEngines({ script: () => new PythonEngine({ env: engine.env }), signature: () => new OnnxEngine(deps.clients) });
+  return new InferenceService(deps.clients, settings, engines, log);
 }
 
 let container: { readonly deps: ReturnType<typeof depsFromEnv>; readonly recheckMs: number } | undefined;

@@ -12,7 +12,7 @@
  * condition; reading the item back and finding our own `owner` tells it apart from a real
  * conflict (the powertools idempotency pattern, with the owner token added for lost responses).
  */
-import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, TransactionCanceledException, TransactWriteItemsCommand, type Put } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../../src/aws/clients.ts";
 
 /** What a claim found: the row is ours to serve, was served already, or is being served by another handler. */
@@ -35,25 +35,44 @@ export class IdempotencyStore {
     return { pk: { S: `served#${this.modelId}` }, sk: { S: `row#${rowId}` } };
   }
 
+  private claimPut(rowId: string, owner: string): Put {
+    const now = this.now();
+    return {
+      TableName: this.tableName,
+      Item: {
+        ...this.key(rowId),
+        status: { S: "PENDING" },
+        owner: { S: owner },
+        lockedUntil: { N: String(now + this.lockMs) },
+        expiresAt: { N: String(Math.floor(now / 1000) + KEEP_SECONDS) },
+      },
+      ConditionExpression: "attribute_not_exists(sk) OR (#s = :pending AND lockedUntil < :now) OR #o = :owner",
+      ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
+      ExpressionAttributeValues: { ":pending": { S: "PENDING" }, ":now": { N: String(now) }, ":owner": { S: owner } },
+    };
+  }
+
+  /**
+   * Claims every claim in one TransactWriteItems request (up to 100 items): a batch's first
+   * delivery, the usual case, costs one round trip instead of one per message. When any condition
+   * fails the transaction writes nothing, and each claim is taken on its own ({@link claim}).
+   */
+  async claimAll(claims: readonly { readonly rowId: string; readonly owner: string }[]): Promise<ClaimOutcome[]> {
+    if (claims.length > 1 && claims.length <= 100 && new Set(claims.map((c) => c.rowId)).size === claims.length) {
+      try {
+        await this.clients.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: claims.map((c) => ({ Put: this.claimPut(c.rowId, c.owner) })) }));
+        return claims.map(() => "claimed");
+      } catch (e) {
+        if (!(e instanceof TransactionCanceledException)) throw e;
+      }
+    }
+    return Promise.all(claims.map((c) => this.claim(c.rowId, c.owner)));
+  }
+
   /** Claims `rowId` for the handling identified by `owner`. */
   async claim(rowId: string, owner: string): Promise<ClaimOutcome> {
-    const now = this.now();
     try {
-      await this.clients.dynamodb.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: {
-            ...this.key(rowId),
-            status: { S: "PENDING" },
-            owner: { S: owner },
-            lockedUntil: { N: String(now + this.lockMs) },
-            expiresAt: { N: String(Math.floor(now / 1000) + KEEP_SECONDS) },
-          },
-          ConditionExpression: "attribute_not_exists(sk) OR (#s = :pending AND lockedUntil < :now) OR #o = :owner",
-          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
-          ExpressionAttributeValues: { ":pending": { S: "PENDING" }, ":now": { N: String(now) }, ":owner": { S: owner } },
-        }),
-      );
+      await this.clients.dynamodb.send(new PutItemCommand(this.claimPut(rowId, owner)));
       return "claimed";
     } catch (e) {
       if (!(e instanceof ConditionalCheckFailedException)) throw e;

@@ -22,9 +22,8 @@ import { createHash, randomUUID } from "node:crypto";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { AwsClients } from "../../src/aws/clients.ts";
-import { createDecoder, createEncoder } from "../../src/codec/example.ts";
-import type { Column } from "../../src/codec/schema.ts";
-import { frameRecords, unframeRecords } from "../../src/codec/tfrecord.ts";
+import { createEncoder } from "../../src/codec/example.ts";
+import type { Column, Row } from "../../src/codec/schema.ts";
 
 import { rowFromJson } from "../../src/codec/table-rows.ts";
 import { rowToJson } from "../../src/protocol/table-source.ts";
@@ -111,7 +110,6 @@ export interface BatchReport {
 interface Coders {
   readonly key: string;
   readonly encoder: ReturnType<typeof createEncoder>;
-  readonly decoder: ReturnType<typeof createDecoder>;
   readonly input: readonly Column[];
 }
 
@@ -171,14 +169,15 @@ export class InferenceService implements InferenceFunction {
         stages.lap("model");
         // Encode every row first: a row that does not fit the schema is dead-lettered on its own.
         // The row id feature is the row's place in `all`, so an answer finds its row there.
-        const all: { unit: Unit; id: string; frame: Uint8Array }[] = [];
+        const all: { unit: Unit; id: string; row: Row; frame: Uint8Array }[] = [];
         const encoded = new Map<Unit, number>();
         for (const unit of live) {
           let frames = 0;
           for (const [i, r] of unit.rows.entries()) {
             try {
-              const frame = coders.encoder.encode({ ...rowFromJson(r.row, coders.input, i), [ROW_ID]: BigInt(all.length) }, i);
-              all.push({ unit, id: r.id, frame });
+              const row = { ...rowFromJson(r.row, coders.input, i), [ROW_ID]: BigInt(all.length) };
+              const frame = coders.encoder.encode(row, i);
+              all.push({ unit, id: r.id, row, frame });
               frames += 1;
             } catch (e) {
               rejected.push(unit.batched ? rowRejection(unit.record.messageId, JSON.stringify({ id: r.id, row: r.row }), r.id, e) : rejection(unit.record, e));
@@ -188,17 +187,12 @@ export class InferenceService implements InferenceFunction {
         }
         stages.lap("encode");
         // Claim before running: a unit served already (or being served by another handler) is not run again.
-        const outcomes = await Promise.all(
-          [...encoded.keys()].map(async (unit) => {
-            const owner = `${handling}:${unit.record.messageId}`;
-            try {
-              return { unit, owner, outcome: await this.idempotency.claim(unit.claimKey, owner) };
-            } catch (e) {
-              this.log(`[inference ${this.settings.modelId}] claiming ${unit.claimKey} failed: ${(e as Error).message}`);
-              return { unit, owner, outcome: "busy" as const };
-            }
-          }),
-        );
+        const toClaim = [...encoded.keys()].map((unit) => ({ unit, rowId: unit.claimKey, owner: `${handling}:${unit.record.messageId}` }));
+        const claims = await this.idempotency.claimAll(toClaim).catch((e: unknown) => {
+          this.log(`[inference ${this.settings.modelId}] claiming ${toClaim.length} messages failed: ${(e as Error).message}`);
+          return toClaim.map(() => "busy" as const);
+        });
+        const outcomes = toClaim.map((c, i) => ({ unit: c.unit, owner: c.owner, outcome: claims[i]! }));
         for (const o of outcomes) {
           if (o.outcome === "claimed") claimed.push({ unit: o.unit, owner: o.owner });
           else if (o.outcome === "done") duplicates += encoded.get(o.unit)!; // acknowledged without a second result
@@ -214,10 +208,10 @@ export class InferenceService implements InferenceFunction {
           const results = new Map<Unit, { id: string; row: Record<string, unknown> }[]>();
           for (let start = 0; start < order.length; start += MAX_ROWS_PER_CALL) {
             const chunk = order.slice(start, start + MAX_ROWS_PER_CALL);
-            const answered = unframeRecords(await this.engine.predict(metadata.version, frameRecords(chunk.map((c) => c.frame))));
+            const answered = await this.engine.predict(metadata.version, { rows: chunk.map((c) => c.row), frames: chunk.map((c) => c.frame) });
             if (answered.length !== chunk.length) throw new Error(`the engine answered ${answered.length} of ${chunk.length} rows`);
-            for (const bytes of answered) {
-              const { [ROW_ID]: index, ...values } = coders.decoder.decode(bytes);
+            for (const answer of answered) {
+              const { [ROW_ID]: index, ...values } = answer;
               const at = all[Number(index as bigint)]!;
               const list = results.get(at.unit) ?? [];
               list.push({ id: at.id, row: JSON.parse(rowToJson(values)) as Record<string, unknown> });
@@ -272,7 +266,6 @@ export class InferenceService implements InferenceFunction {
         key,
         input: inference.input.columns,
         encoder: createEncoder([...inference.input.columns, ROW_ID_COLUMN]),
-        decoder: createDecoder([...inference.output.columns, ROW_ID_COLUMN]),
       };
     }
     return this.coders;

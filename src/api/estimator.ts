@@ -59,6 +59,8 @@ export class TFEstimator implements Estimator<TFModel> {
   setInferenceSelectedCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceSelectedCols, cols); return this; }
   setInferenceOutputCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputCols, cols); return this; }
   setInferenceOutputTypes(types: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputTypes, types); return this; }
+  /** `"signature"`: the chief also exports the serving signature as ONNX, and a served model runs it in the Node function (no Python). */
+  setServingMode(mode: "script" | "signature" | null): this { this.params.set(InferenceParams.servingMode, mode); return this; }
   setBatchSize(n: number): this { this.params.set(FeedParams.batchSize, n); return this; }
   setRemainder(r: RemainderParam): this { this.params.set(FeedParams.remainder, r); return this; }
   setInferenceWorkerNum(n: number): this { this.params.set(FeedParams.inferenceWorkerNum, n); return this; }

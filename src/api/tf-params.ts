@@ -2,6 +2,7 @@
 import { ConfigError } from "../errors.ts";
 import { defineParam, validators, type Param } from "./params.ts";
 import { MODEL_ID_PATTERN } from "../protocol/names.ts";
+import { SERVING_MODES, type ServingMode } from "../protocol/spec.ts";
 
 export type RemainderParam = "drop" | "pad" | { readonly flushAfterMs: number };
 
@@ -34,6 +35,15 @@ export const InferenceParams = {
   inferenceSelectedCols: defineParam("inferenceSelectedCols", "Columns the inference workers receive.", [] as string[], validators.strings()),
   inferenceOutputCols: defineParam("inferenceOutputCols", "Columns the inference function writes.", [] as string[], validators.strings()),
   inferenceOutputTypes: defineParam("inferenceOutputTypes", "Types of the output columns: FLOAT32, INT64, FLOAT32[10], STRING[] ...", [] as string[], validators.strings()),
+  servingMode: defineParam<ServingMode | null>(
+    "servingMode",
+    'How a served model runs: "script" (the inference entry in Python) or "signature" (the exported serving signature as ONNX, in the Node function); null: "script" when inference scripts are set, else "signature".',
+    null,
+    (v, name) => {
+      if (v === null || (SERVING_MODES as readonly unknown[]).includes(v)) return v as ServingMode | null;
+      throw new ConfigError(name, v, '"script", "signature" or null');
+    },
+  ),
 };
 
 export const FeedParams = {

@@ -27,13 +27,29 @@ export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Colum
   if (outputCols.length !== outputTypes.length) {
     throw new ConfigError("inferenceOutputTypes", outputTypes, `one type per output column (${outputCols.length}: ${outputCols.join(", ")})`);
   }
+  const output = outputCols.map((name, i) => columnOf(name, outputTypes[i]!));
+  const servingMode = params.get(InferenceParams.servingMode) ?? (scripts.length ? "script" : "signature");
+  if (servingMode === "signature") {
+    for (const c of inputColumns) checkSignatureColumn(c, "inferenceSelectedCols");
+    for (const c of output) checkSignatureColumn(c, "inferenceOutputTypes");
+  }
   return {
     python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv) },
     input: { columns: inputColumns },
-    output: { columns: outputCols.map((name, i) => columnOf(name, outputTypes[i]!)) },
+    output: { columns: output },
     batchSize: params.get(FeedParams.batchSize),
+    ...(servingMode === "signature" ? { servingMode } : {}),
   };
 }
+
+/** The ONNX signature holds numeric tensors of one width per column: a string or variable-length column cannot cross it. */
+function checkSignatureColumn(column: Column, setting: string): void {
+  if (!SIGNATURE_DTYPES.includes(column.dtype) || column.shape === "var") {
+    throw new ConfigError(setting, { column: column.name, dtype: column.dtype, shape: column.shape }, `numeric columns of a fixed width (${SIGNATURE_DTYPES.join(", ")}; scalar or [n]) in signature serving mode; serve this model in "script" mode (setServingMode("script")) or change column ${column.name}`);
+  }
+}
+
+const SIGNATURE_DTYPES: readonly string[] = ["FLOAT32", "FLOAT64", "INT32", "INT64"];
 
 /**
  * The watch settings of an estimator's params (deadline, restarts, hang watchdog), as the job watch

@@ -4,9 +4,21 @@
  * fit keeps publishing new versions.
  */
 import { ServerlessTfError } from "../errors.ts";
+import type { Column } from "../codec/schema.ts";
 import type { InferenceConfig } from "./spec.ts";
 
 export type { InferenceConfig };
+
+/**
+ * A signature-mode export's serving signature as ONNX (python/serverless_tf/worker/export.py):
+ * one graph input per input column and one output per output column, by name, checked against
+ * the columns' dtypes and shapes before upload.
+ */
+export interface OnnxSignature {
+  readonly opset: number;
+  readonly inputs: readonly Column[];
+  readonly outputs: readonly Column[];
+}
 
 /** What a worker writes last under a version's prefix: the files of its export, with their sizes. */
 export interface ExportManifest {
@@ -15,6 +27,8 @@ export interface ExportManifest {
   readonly step: number;
   readonly files: readonly { readonly key: string; readonly size: number }[];
   readonly createdAt?: string | number;
+  /** Signature mode: where the chief wrote `model.onnx` (an S3 key) and its signature. */
+  readonly serving?: { readonly mode: "signature"; readonly onnx: OnnxSignature & { readonly key: string } };
 }
 
 /** The manifest's name, beside the exported files; the checkpoint stage is notified of it. */
@@ -36,6 +50,8 @@ export interface ModelMetadata {
   readonly artifactUri: string;
   readonly step: number;
   readonly inference: InferenceConfig | null;
+  /** Signature mode: the version's ONNX serving signature (`onnxUri`, s3://); absent for script mode. */
+  readonly serving?: { readonly mode: "signature"; readonly onnxUri: string } & OnnxSignature;
 }
 
 /** Pointer object at `models/<modelId>/latest.json`. */

@@ -19,12 +19,22 @@ export interface PythonConfig {
   readonly env: Readonly<Record<string, string>>;
 }
 
+/**
+ * How a served model runs: `script`, its Python inference entry in the inference image's engine
+ * (functions/inference/engine.ts); `signature`, its exported serving signature as ONNX, in the
+ * Node function itself (functions/inference/onnx-engine.ts).
+ */
+export type ServingMode = "script" | "signature";
+export const SERVING_MODES: readonly ServingMode[] = ["script", "signature"];
+
 /** How a trained model is served: its inference entry and columns, kept in its metadata. */
 export interface InferenceConfig {
   readonly python: PythonConfig;
   readonly input: { readonly columns: readonly Column[] };
   readonly output: { readonly columns: readonly Column[] };
   readonly batchSize: number;
+  /** Absent: `script`. */
+  readonly servingMode?: ServingMode;
 }
 
 export interface ClusterShape {
@@ -96,6 +106,7 @@ export function parseInferenceConfig(f: Fields): InferenceConfig {
     input: { columns: f.columns("input") },
     output: { columns: f.columns("output") },
     batchSize: f.get("batchSize", "a positive integer", isInt(1)),
+    ...(f.has("servingMode") ? { servingMode: f.get("servingMode", '"script" or "signature"', (v): v is ServingMode => (SERVING_MODES as readonly unknown[]).includes(v)) } : {}),
   };
 }
 

@@ -19,17 +19,17 @@ import { readJobOutput } from "../jobs/output-store.ts";
 import { uploadScripts } from "../jobs/job-code.ts";
 import { ensureServedQueues, type ServedQueues } from "../jobs/served-queues.ts";
 import { JobFailedError, JobTimeoutError } from "../jobs/watch.ts";
-import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
-import { memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
+import { checkModelMetadata, type LatestPointer, type ModelMetadata } from "../protocol/model-metadata.ts";
+import { memberKey, modelKeys, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
 import type { JobRequest, WatchOverrides } from "../protocol/start-request.ts";
 import { rowToJson } from "../protocol/table-source.ts";
 import { FINAL_JOB_STATES } from "../registry/types.ts";
-import { INFERENCE_EVENT_SOURCE, STACK_OUTPUTS, servedQueuePlan } from "../resources/definitions.ts";
+import { INFERENCE_EVENT_SOURCE, SERVING_FUNCTION, STACK_OUTPUTS, servedQueuePlan } from "../resources/definitions.ts";
 import { getJson, putObject } from "../storage/objects.ts";
 import type { JobOutcome, JobRuntime, RunOptions, StreamingJob } from "./job-runtime.ts";
 import { firstVersion, sendStop } from "./streaming-job.ts";
 import { unmapStream } from "../jobs/stream-mapping.ts";
-import { parseJobSpec } from "../protocol/spec.ts";
+import { parseJobSpec, type ServingMode } from "../protocol/spec.ts";
 
 /** What the runtime reads from the stack's outputs (the construct sets them, under STACK_OUTPUTS in src/resources/definitions.ts). */
 export interface StackOutputs {
@@ -38,7 +38,9 @@ export interface StackOutputs {
   readonly shardFeedQueueUrl: string;
   readonly jobWatchQueueUrl: string;
   readonly coordinatorFunctionName: string;
+  /** The function of each serving mode: the inference image (script) and the zip function with the onnxruntime layer (signature). */
   readonly inferenceFunctionName: string;
+  readonly signatureInferenceFunctionName: string;
   /** How the stack maps its served models to the inference function, for one `serveModel` maps. */
   readonly inferenceBatchSize: number;
   readonly inferenceMaxBatchingWindowSeconds: number;
@@ -104,6 +106,8 @@ export interface StackServeOptions {
   readonly batchSize?: number;
   /** Seconds to gather a batch (0 to 300; at least 1 above 10 records); default the stack's `inferenceMaxBatchingWindowSeconds`. */
   readonly maxBatchingWindowSeconds?: number;
+  /** Which function serves it; default the mode of the model's latest version (`script` before one is published). */
+  readonly servingMode?: ServingMode;
 }
 
 function outputsOf(raw: Readonly<Record<string, string | undefined>>, source: string): StackOutputs {
@@ -121,6 +125,7 @@ function outputsOf(raw: Readonly<Record<string, string | undefined>>, source: st
     jobWatchQueueUrl: need(K.jobWatchQueueUrl),
     coordinatorFunctionName: need(K.functionName.coordinator),
     inferenceFunctionName: need(K.functionName.inference),
+    signatureInferenceFunctionName: need(K.functionName[SERVING_FUNCTION.signature]),
     inferenceBatchSize: int(K.inferenceBatchSize, INFERENCE_EVENT_SOURCE.batchSize),
     inferenceMaxBatchingWindowSeconds: int(K.inferenceMaxBatchingWindowSeconds, INFERENCE_EVENT_SOURCE.maxBatchingWindowSeconds),
   };
@@ -250,7 +255,14 @@ export class StackRuntime implements JobRuntime {
     const plan = servedQueuePlan(modelId);
     const queues = await ensureServedQueues(this.deps.clients, modelId, { visibilityTimeoutSeconds: plan.input.visibilityTimeoutSeconds, maxReceiveCount: plan.input.maxReceiveCount });
     const arn = await queueArn(this.deps.clients, queues.inputQueueUrl);
-    const fn = this.outputs.inferenceFunctionName;
+    const mode = options.servingMode ?? (await this.latestServingMode(modelId));
+    const functionOf = { script: this.outputs.inferenceFunctionName, signature: this.outputs.signatureInferenceFunctionName } as const;
+    const fn = functionOf[mode];
+    const other = functionOf[mode === "script" ? "signature" : "script"];
+    if ((await this.lambda.send(new ListEventSourceMappingsCommand({ FunctionName: other, EventSourceArn: arn }))).EventSourceMappings?.length) {
+      // Two functions polling one queue would split its rows between two modes.
+      throw new ConfigError(`serveModel("${modelId}") servingMode`, mode, `the mode whose function already reads ${queues.inputQueueUrl} (${other}): stop that mapping first, or serve the model in its other mode`);
+    }
     const existing = (await this.lambda.send(new ListEventSourceMappingsCommand({ FunctionName: fn, EventSourceArn: arn }))).EventSourceMappings?.[0];
     const mappingId =
       existing?.UUID ??
@@ -273,6 +285,14 @@ export class StackRuntime implements JobRuntime {
         if (!existing) await this.lambda.send(new DeleteEventSourceMappingCommand({ UUID: mappingId }));
       },
     };
+  }
+
+  /** The serving mode of the model's latest published version; `script` when there is none yet. */
+  private async latestServingMode(modelId: string): Promise<ServingMode> {
+    const pointer = await getJson<LatestPointer>(this.deps.clients, { bucket: this.bucket, key: modelKeys.latest(modelId) });
+    if (!pointer) return "script";
+    const metadata = await getJson<unknown>(this.deps.clients, parseS3Uri(pointer.value.metadataUri, "latest.json metadataUri"));
+    return metadata ? (checkModelMetadata(metadata.value, pointer.value.metadataUri).serving?.mode ?? "script") : "script";
   }
 
   async close(): Promise<void> {

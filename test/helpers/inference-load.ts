@@ -14,6 +14,7 @@ import { FAULT_KINDS, injectedFaults } from "../../src/aws/faults.ts";
 import type { Column } from "../../src/codec/schema.ts";
 import { InferenceClient } from "../../src/api/inference-client.ts";
 import type { PythonEngine } from "../../functions/inference/engine.ts";
+import type { ServingEngines } from "../../functions/inference/serving-engines.ts";
 import type { RejectedMessage, ResultMessage, ResultsMessage } from "../../src/protocol/inference-messages.ts";
 import type { ServiceTotals } from "../../src/runtime/functions.ts";
 import { LocalRuntime, type ServedModel } from "../../src/runtime/local-runtime.ts";
@@ -65,7 +66,7 @@ export async function serveScaleModel(options: {
     maxReceiveCount: options.maxReceiveCount ?? 10,
     fifoOutput: true,
   });
-  const engine = served.service.engine as PythonEngine;
+  const engines = served.service.engine as ServingEngines;
   // One row first: the engine's TensorFlow import and model load are not part of any figure.
   const warm = new InferenceClient(clients, served.inputQueueUrl, served.outputQueueUrl);
   await warm.send("warm-up", { x: 0, ...(options.extraInputs?.length ? { blob: new Uint8Array([65]), tag: "w" } : {}) });
@@ -74,7 +75,7 @@ export async function serveScaleModel(options: {
     runtime,
     served,
     clients,
-    enginePid: () => engine.pid,
+    enginePid: () => (engines.engine("script") as PythonEngine | undefined)?.pid,
     close: async () => {
       await served.stop();
       await runtime.close();

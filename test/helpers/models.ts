@@ -30,12 +30,14 @@ export function saveScaleModels(weights: readonly number[]): string[] {
   return outs;
 }
 
-/** How a published SavedModel is served: the script with its inference entry, and its columns. */
+/** How a published SavedModel is served: the script with its inference entry, and its columns; with `onnx`, a signature-mode version. */
 export interface Serving {
   readonly script: string;
   readonly entry: string;
   readonly input: readonly Column[];
   readonly output: readonly Column[];
+  /** A local `model.onnx` whose inputs and outputs are `input` and `output` by name. */
+  readonly onnx?: string;
 }
 
 /** Uploads the SavedModel in `dir` as a version of `modelId` served by `serving`, writes its metadata and moves latest to it. */
@@ -44,7 +46,10 @@ export async function publishSavedModel(clients: AwsClients, bucket: string, mod
   await Promise.all(files(dir).map((f) => putObject(clients, { bucket, key: `${prefix}artifact/${relative(dir, f)}` }, readFileSync(f))));
   const script = { bucket, key: `models/${modelId}/code/${basename(serving.script)}` };
   await putObject(clients, script, readFileSync(serving.script));
+  const onnx = serving.onnx ? { bucket, key: `${prefix}serving/model.onnx` } : undefined;
+  if (onnx) await putObject(clients, onnx, readFileSync(serving.onnx!));
   const metadata: ModelMetadata = {
+    ...(onnx ? { serving: { mode: "signature", onnxUri: s3Uri(onnx), opset: 17, inputs: [...serving.input], outputs: [...serving.output] } } : {}),
     format: MODEL_FORMAT,
     formatVersion: MODEL_FORMAT_VERSION,
     modelId,
