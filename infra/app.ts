@@ -9,6 +9,7 @@ import { App, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { ASSET_RESOURCE_METADATA_ENABLED_CONTEXT } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { ConfigError } from "../src/errors.ts";
+import type { ServedModel } from "./props.ts";
 import { ServerlessTfStack, type ServerlessTfStackProps } from "./stack.ts";
 
 /** Stack props from CDK context (`-c key=value` or cdk.json); the construct checks each value and names it on failure. */
@@ -24,10 +25,16 @@ export function propsFromContext(app: App): ServerlessTfStackProps {
     return Number(v);
   };
   const names = (key: string): string[] | undefined => str(key)?.split(",").map((s) => s.trim()).filter(Boolean);
+  // `digits,churn:signature`: a bare id is served in script mode; the construct checks the mode.
+  const served = (key: string): ServedModel[] | undefined =>
+    names(key)?.map((entry) => {
+      const [modelId = "", servingMode] = entry.split(":");
+      return servingMode === undefined ? modelId : { modelId, servingMode: servingMode as "script" | "signature" };
+    });
   const props = {
     prefix: str("prefix"),
     dataBucketNames: names("dataBuckets"),
-    servedModels: names("servedModels"),
+    servedModels: served("servedModels"),
     workerCpu: int("workerCpu"),
     workerMemoryMiB: int("workerMemoryMiB"),
     inferenceBatchSize: int("inferenceBatchSize"),

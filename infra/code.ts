@@ -1,7 +1,8 @@
 /**
  * Where the construct's code comes from: the zip functions from the bundles `npm run build`
- * writes (`dist/functions/<name>/index.mjs`, scripts/build.ts), the two images from the sources
- * their Dockerfiles build. Both default to the serverless-tf package this module belongs to,
+ * writes (`dist/functions/<name>/index.mjs`, scripts/build.ts), their layers from the folders it
+ * assembles (`dist/layers/<name>/`), the two images from the sources their Dockerfiles build.
+ * All default to the serverless-tf package this module belongs to,
  * found from the module's own location: `infra/code.ts` in a checkout, `dist/lib/infra/code.js`
  * in an installed package.
  */
@@ -9,8 +10,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ServerlessTfError } from "../src/errors.ts";
-import type { FunctionName } from "../src/resources/definitions.ts";
-import { MissingFunctionBundleError, MissingImageSourceError } from "./errors.ts";
+import { bundleOf, type FunctionName, type LayerName } from "../src/resources/definitions.ts";
+import { MissingFunctionBundleError, MissingImageSourceError, MissingLayerError } from "./errors.ts";
 
 const PACKAGE_NAME = "serverless-tf";
 
@@ -28,10 +29,20 @@ export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
-/** The folder a zip function deploys: `functionsDir/<name>/`, holding the bundle `index.mjs`. */
+/** The folder a zip function deploys: `functionsDir/<bundle>/`, holding the bundle `index.mjs` it runs. */
 export function functionBundleDir(functionsDir: string, name: FunctionName): string {
-  const dir = join(functionsDir, name);
+  const dir = join(functionsDir, bundleOf(name));
   if (!existsSync(join(dir, "index.mjs"))) throw new MissingFunctionBundleError(name, join(dir, "index.mjs"));
+  return dir;
+}
+
+/**
+ * The folder a layer deploys: `sourceDir/dist/layers/<name>/`, in the Lambda layer layout
+ * (`nodejs/node_modules/`, which Lambda extracts to `/opt/nodejs/node_modules`, on NODE_PATH).
+ */
+export function layerDir(sourceDir: string, name: LayerName): string {
+  const dir = join(sourceDir, "dist", "layers", name);
+  if (!existsSync(join(dir, "nodejs", "node_modules"))) throw new MissingLayerError(name, dir);
   return dir;
 }
 

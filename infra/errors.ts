@@ -1,10 +1,10 @@
 /**
- * What the construct cannot build from: a function bundle or an image's sources that are not
+ * What the construct cannot build from: a function bundle, a layer or an image's sources that are not
  * where it looks. Props with a wrong value are a `ConfigError` (src/errors.ts), like every
  * other setting of the project.
  */
 import { ServerlessTfError } from "../src/errors.ts";
-import type { FunctionName } from "../src/resources/definitions.ts";
+import type { FunctionName, LayerName } from "../src/resources/definitions.ts";
 
 /**
  * A zip function's `index.mjs` is not in `functionsDir/<name>/`.
@@ -24,6 +24,28 @@ export class MissingFunctionBundleError extends ServerlessTfError {
   ) {
     super(
       `The ${functionName} function's bundle ${bundle} does not exist. Run \`npm run build\` in serverless-tf (it writes dist/functions/<name>/index.mjs), or set functionsDir to the folder that holds <name>/index.mjs.`,
+    );
+  }
+}
+
+/**
+ * A layer's folder, `sourceDir/dist/layers/<name>/` with its `nodejs/node_modules/`, is not there.
+ *
+ * @example
+ * try {
+ *   new ServerlessTf(stack, "Tf", { sourceDir: "../serverless-tf" });
+ * } catch (e) {
+ *   if (e instanceof MissingLayerError) console.error(`no ${e.layer} layer at ${e.dir}: run npm run build`);
+ *   else throw e;
+ * }
+ */
+export class MissingLayerError extends ServerlessTfError {
+  constructor(
+    readonly layer: LayerName,
+    readonly dir: string,
+  ) {
+    super(
+      `The ${layer} layer ${dir} has no nodejs/node_modules/. Run \`npm run build\` in serverless-tf (it assembles dist/layers/<name>/ from layers/<name>/ and node_modules), or set sourceDir to a built checkout.`,
     );
   }
 }

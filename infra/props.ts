@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { RemovalPolicy, Token } from "aws-cdk-lib";
 import { ConfigError } from "../src/errors.ts";
 import { MODEL_ID_PATTERN } from "../src/protocol/names.ts";
+import { SERVING_MODES, type ServingMode } from "../src/protocol/spec.ts";
 import { DEFAULT_PREFIX, FUNCTIONS, INFERENCE_EVENT_SOURCE, type FunctionName } from "../src/resources/definitions.ts";
 import { packageRoot } from "./code.ts";
 
@@ -55,12 +56,14 @@ export interface ServerlessTfProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
-   * Model ids to serve from the start: each gets the queues `stf-serve-<id>-input`, `-output` and
-   * `-dlq`, its input mapped to the inference function. Models served later need no change here.
+   * Models to serve from the start: each gets the queues `stf-serve-<id>-input`, `-output` and
+   * `-dlq`, its input mapped to the function of its serving mode (a bare id: `script`, the
+   * inference image; `signature`, the signature-inference zip function with the onnxruntime
+   * layer). Models served later need no change here.
    *
    * @default none
    */
-  readonly servedModels?: readonly string[];
+  readonly servedModels?: readonly ServedModel[];
   /**
    * Requests per inference invocation, 1 to 10000.
    *
@@ -82,9 +85,10 @@ export interface ServerlessTfProps {
   readonly functionsDir?: string;
   /**
    * A serverless-tf source tree: the worker image builds from its `python/Dockerfile`, the
-   * inference image from its `functions/inference/Dockerfile` with the tree as context.
+   * inference image from its `functions/inference/Dockerfile` with the tree as context, and the
+   * layers are its `dist/layers/<name>/` (built by `npm run build`).
    *
-   * @default the serverless-tf package, a checkout or installed (it ships both Dockerfiles and the bundles)
+   * @default the serverless-tf package, a checkout or installed (it ships both Dockerfiles, the bundles and the layers)
    */
   readonly sourceDir?: string;
   /**
@@ -97,6 +101,14 @@ export interface ServerlessTfProps {
   readonly stackOutputs?: boolean;
 }
 
+/**
+ * A model the stack serves from the start: its id alone (script mode), or its id and serving mode.
+ *
+ * @example
+ * new ServerlessTf(stack, "Tf", { servedModels: ["digits", { modelId: "churn", servingMode: "signature" }] });
+ */
+export type ServedModel = string | { readonly modelId: string; readonly servingMode: "script" | "signature" };
+
 /** The props with every default filled in, each value checked. */
 export interface ResolvedProps {
   readonly prefix: string;
@@ -104,7 +116,7 @@ export interface ResolvedProps {
   readonly worker: { readonly cpu: number; readonly memoryMiB: number };
   readonly sizing: Readonly<Record<FunctionName, Required<FunctionSizing>>>;
   readonly removalPolicy: RemovalPolicy;
-  readonly servedModels: readonly string[];
+  readonly servedModels: readonly { readonly modelId: string; readonly servingMode: ServingMode }[];
   readonly inference: { readonly batchSize: number; readonly maxBatchingWindowSeconds: number };
   readonly functionsDir: string;
   readonly sourceDir: string;
@@ -138,6 +150,7 @@ const LIMITS = { memoryMb: [128, 10240], timeoutSeconds: [1, 900], batchSize: [1
  *
  * @example
  * resolveProps({ servedModels: ["digits"] }).inference; // { batchSize: 10, maxBatchingWindowSeconds: 0 }
+ * resolveProps({ servedModels: [{ modelId: "churn", servingMode: "signature" }] }).servedModels; // [{ modelId: "churn", servingMode: "signature" }]
  * resolveProps({ prefix: "Prod" }); // throws ConfigError: props.prefix must be a string matching ...
  */
 export function resolveProps(props: ServerlessTfProps): ResolvedProps {
@@ -179,10 +192,9 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
   const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
   if (removalPolicy !== RemovalPolicy.RETAIN && removalPolicy !== RemovalPolicy.DESTROY) throw new ConfigError("props.removalPolicy", removalPolicy, "RemovalPolicy.RETAIN or RemovalPolicy.DESTROY");
 
-  const servedModels = list("props.servedModels", props.servedModels);
-  servedModels.forEach((modelId, i) => {
-    if (typeof modelId !== "string" || !MODEL_ID_PATTERN.test(modelId)) throw new ConfigError(`props.servedModels[${i}]`, modelId, `a model id matching ${MODEL_ID_PATTERN}`);
-    if (servedModels.indexOf(modelId) !== i) throw new ConfigError(`props.servedModels[${i}]`, modelId, "a model id not listed before (each model has one set of queues)");
+  const servedModels = list("props.servedModels", props.servedModels).map((entry, i) => servedModel(`props.servedModels[${i}]`, entry));
+  servedModels.forEach(({ modelId }, i) => {
+    if (servedModels.findIndex((m) => m.modelId === modelId) !== i) throw new ConfigError(`props.servedModels[${i}]`, props.servedModels![i], "a model id not listed before (each model has one set of queues)");
   });
 
   const batchSize = integerIn("props.inferenceBatchSize", props.inferenceBatchSize ?? INFERENCE_EVENT_SOURCE.batchSize, ...LIMITS.batchSize);
@@ -213,10 +225,29 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
   };
 }
 
-function list(setting: string, value: readonly string[] | undefined): readonly string[] {
+function list<T>(setting: string, value: readonly T[] | undefined): readonly T[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new ConfigError(setting, value, "an array of strings");
+  if (!Array.isArray(value)) throw new ConfigError(setting, value, "an array");
   return value;
+}
+
+// Checked against the protocol's list, so a mode added there must be added to ServedModel too.
+const SERVED_MODES: readonly Exclude<ServedModel, string>["servingMode"][] = SERVING_MODES;
+
+function servedModel(setting: string, entry: ServedModel): { modelId: string; servingMode: ServingMode } {
+  const modelId = (id: unknown, at: string): string => {
+    if (typeof id !== "string" || !MODEL_ID_PATTERN.test(id)) throw new ConfigError(at, id, `a model id matching ${MODEL_ID_PATTERN}`);
+    return id;
+  };
+  if (typeof entry === "string") return { modelId: modelId(entry, setting), servingMode: "script" };
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+    throw new ConfigError(setting, entry, `a model id matching ${MODEL_ID_PATTERN}, or { modelId, servingMode: ${SERVED_MODES.map((m) => `"${m}"`).join(" | ")} }`);
+  }
+  const unknown = Object.keys(entry).find((key) => key !== "modelId" && key !== "servingMode");
+  if (unknown !== undefined) throw new ConfigError(setting, entry, `{ modelId, servingMode } with no other key (got ${JSON.stringify(unknown)})`);
+  const mode: unknown = entry.servingMode;
+  if (!(SERVED_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`${setting}.servingMode`, mode, SERVED_MODES.map((m) => `"${m}"`).join(" or "));
+  return { modelId: modelId(entry.modelId, `${setting}.modelId`), servingMode: mode as ServingMode };
 }
 
 function integerIn(setting: string, value: number, min: number, max: number): number {

@@ -3,8 +3,6 @@
  *
  * @module serverless-tf/cdk
  */
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { Aws, type CfnElement, CfnOutput, Duration, Stack, Token } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -13,18 +11,32 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
 import { STREAM_SOURCE_QUEUE_PREFIX, servedQueueName } from "../src/protocol/names.ts";
-import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, STACK_OUTPUTS, localProvisioningPlan, registryTableNameFor, servedQueuePlan, type FunctionName } from "../src/resources/definitions.ts";
-import { functionBundleDir, imageSources } from "./code.ts";
+import {
+  BUCKET_PREFIXES,
+  ENV,
+  FUNCTIONS,
+  JOB_QUEUE_PREFIX,
+  SERVING_FUNCTION,
+  STACK_OUTPUTS,
+  layerArchitecture,
+  localProvisioningPlan,
+  registryTableNameFor,
+  servedQueuePlan,
+  type FunctionName,
+  type LayerName,
+} from "../src/resources/definitions.ts";
+import { functionBundleDir, imageSources, layerDir } from "./code.ts";
 import { acknowledge } from "./nag.ts";
 import { resolveProps, type ResolvedProps, type ServerlessTfProps } from "./props.ts";
 import { RuntimeQueues } from "./constructs/runtime-queues.ts";
 import { ServedModelQueues } from "./constructs/served-model-queues.ts";
-import { StageFunction, type StageCode } from "./constructs/stage-function.ts";
+import { StageFunction, lambdaArchitecture, type StageCode } from "./constructs/stage-function.ts";
 import { Storage } from "./constructs/storage.ts";
 import { WorkerService } from "./constructs/worker-service.ts";
 
-export type { FunctionSizing, ServerlessTfProps } from "./props.ts";
-export { MissingFunctionBundleError, MissingImageSourceError } from "./errors.ts";
+export type { FunctionSizing, ServedModel, ServerlessTfProps } from "./props.ts";
+export type { LayerName } from "../src/resources/definitions.ts";
+export { MissingFunctionBundleError, MissingImageSourceError, MissingLayerError } from "./errors.ts";
 
 const SQS_ACTIONS = {
   /** The coordinator owns a job's queues: it makes them, reads their attributes, deletes them. */
@@ -40,9 +52,10 @@ const SQS_ACTIONS = {
 
 /**
  * serverless-tf as a CDK construct for your own app: the resources the local runtime provisions on
- * the emulator, on real AWS. Storage (bucket, table), the runtime queues with DLQs, the five stage
+ * the emulator, on real AWS. Storage (bucket, table), the runtime queues with DLQs, the stage
  * functions with their event sources (the zip functions from the bundles `npm run build` writes,
- * the inference function as a container image for its Python engine), the queues of the served
+ * the inference function as a container image for its Python engine, the signature-inference zip
+ * function with the onnxruntime layer for signature-mode models), the queues of the served
  * models, the bucket's notifications (exports, fit triggers), and the worker service (ECS
  * Fargate). Every permission comes from a statement here with named actions;
  * `test/infra/stack.test.ts` checks that and runs cdk-nag AwsSolutions on it.
@@ -55,7 +68,10 @@ const SQS_ACTIONS = {
  * class MlStack extends Stack {
  *   constructor(scope: Construct, id: string, props?: StackProps) {
  *     super(scope, id, props);
- *     new ServerlessTf(this, "Tf", { servedModels: ["digits"], dataBucketNames: ["my-training-data"] });
+ *     new ServerlessTf(this, "Tf", {
+ *       servedModels: ["digits", { modelId: "churn", servingMode: "signature" }],
+ *       dataBucketNames: ["my-training-data"],
+ *     });
  *   }
  * }
  */
@@ -112,8 +128,9 @@ export class ServerlessTf extends Construct {
     // mappings take 2 to 1000; a reserved concurrency of 1 is still polled by two.)
     const pollers = (name: FunctionName) => Math.max(2, sizing[name].reservedConcurrency);
     const make = (name: FunctionName, environment: Record<string, string>): StageFunction => {
-      const code: StageCode = FUNCTIONS[name].packaging === "image" ? { kind: "image", ...images.inference } : { kind: "zip", directory: functionBundleDir(settings.functionsDir, name) };
-      return new StageFunction(this, pascal(name), { definition: FUNCTIONS[name], code, environment, ...(code.kind === "zip" ? { layers } : {}), ...sizing[name] });
+      const definition = FUNCTIONS[name];
+      const code: StageCode = definition.packaging === "image" ? { kind: "image", ...images.inference } : { kind: "zip", directory: functionBundleDir(settings.functionsDir, name) };
+      return new StageFunction(this, pascal(name), { definition, code, environment, layers: (definition.layers ?? []).map((layer) => layers[layer]), ...sizing[name] });
     };
 
     const data = settings.dataBucketNames;
@@ -183,26 +200,37 @@ export class ServerlessTf extends Construct {
     // Inference: serves the model its input queue is named for (stf-serve-<model>-input), loaded
     // from `latest`; writes typed rows to that model's output queue (or a job's), rejected rows to
     // its DLQ, and one idempotency record per served row (functions/inference/idempotency.ts) in
-    // the registry. Its environment names no model: the queue of each batch does.
-    const inference = make("inference", baseEnv);
-    table.grantReadWriteData(inference.role);
-    this.storage.grantObjects(inference.role, ["GetObject"], ["models/*"]);
-    this.storage.grantList(inference.role, ["models/"]);
-    // Sending covers every served model's output and DLQ (stf-serve-<model>-output, -dlq) and a job's output.
-    this.grantJobQueues(inference.role, SQS_ACTIONS.send);
-    // A model served later is mapped to this function at run time (CreateEventSourceMapping),
-    // which Lambda accepts only if the role may already consume its input queue.
-    this.grantServedInputs(inference.role);
-    const eventSource = {
-      batchSize: settings.inference.batchSize,
-      maxBatchingWindow: Duration.seconds(settings.inference.maxBatchingWindowSeconds),
-      reportBatchItemFailures: true,
-      maxConcurrency: pollers("inference"),
+    // the registry. Its environment names no model: the queue of each batch does. Two functions
+    // run the same handler: `inference` (image, Python engine) for script-mode models,
+    // `signature-inference` (zip, ONNX Runtime from its layer) for signature-mode ones; each needs
+    // what the other does.
+    const serving = (name: FunctionName): StageFunction => {
+      const fn = make(name, baseEnv);
+      table.grantReadWriteData(fn.role);
+      this.storage.grantObjects(fn.role, ["GetObject"], ["models/*"]);
+      this.storage.grantList(fn.role, ["models/"]);
+      // Sending covers every served model's output and DLQ (stf-serve-<model>-output, -dlq) and a job's output.
+      this.grantJobQueues(fn.role, SQS_ACTIONS.send);
+      // A model served later is mapped to its mode's function at run time (CreateEventSourceMapping),
+      // which Lambda accepts only if the role may already consume its input queue.
+      this.grantServedInputs(fn.role);
+      return fn;
     };
+    const inference = serving("inference");
+    const signatureInference = serving("signature-inference");
+    const servingFunctions: Record<(typeof SERVING_FUNCTION)[keyof typeof SERVING_FUNCTION], StageFunction> = { inference, "signature-inference": signatureInference };
     this.servedModels = Object.fromEntries(
-      settings.servedModels.map((modelId) => {
-        const served = new ServedModelQueues(this, `Serve-${modelId}`, servedQueuePlan(modelId, sizing.inference.timeoutSeconds));
-        inference.fn.addEventSource(new SqsEventSource(served.input, eventSource));
+      settings.servedModels.map(({ modelId, servingMode }) => {
+        const name = SERVING_FUNCTION[servingMode];
+        const served = new ServedModelQueues(this, `Serve-${modelId}`, servedQueuePlan(modelId, sizing[name].timeoutSeconds));
+        servingFunctions[name].fn.addEventSource(
+          new SqsEventSource(served.input, {
+            batchSize: settings.inference.batchSize,
+            maxBatchingWindow: Duration.seconds(settings.inference.maxBatchingWindowSeconds),
+            reportBatchItemFailures: true,
+            maxConcurrency: pollers(name),
+          }),
+        );
         return [modelId, served];
       }),
     );
@@ -224,7 +252,7 @@ export class ServerlessTf extends Construct {
     // It ends a streaming job's forwarding: deletes the mapping the coordinator made.
     this.grantStreamMappings(jobWatch.role, streamFeed.fn.functionArn, ["lambda:DeleteEventSourceMapping"]);
 
-    this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "job-watch": jobWatch, "stream-feed": streamFeed };
+    this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "signature-inference": signatureInference, "job-watch": jobWatch, "stream-feed": streamFeed };
 
     // Workers: registry, their job's feed and output queues, and their prefixes of the bucket.
     const taskRole = this.workers.taskDefinition.taskRole;
@@ -338,20 +366,19 @@ export class ServerlessTf extends Construct {
     }
   }
 
-  /** One layer per `layers/<name>/` that holds a `nodejs/` folder (the Lambda layer layout); zip functions only. */
-  private layers(root: string): lambda.ILayerVersion[] {
-    const dir = join(root, "layers");
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, "nodejs")))
-      .map(
-        (e) =>
-          new lambda.LayerVersion(this, `Layer${pascal(e.name)}`, {
-            code: lambda.Code.fromAsset(join(dir, e.name)),
-            compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
-            description: `serverless-tf layers/${e.name}`,
-          }),
-      );
+  /**
+   * One layer version per layer of src/resources/definitions.ts, from its folder of `dist/layers/`
+   * (scripts/build.ts assembles it for the architecture of the functions that name it, only).
+   */
+  private layers(sourceDir: string): Record<LayerName, lambda.ILayerVersion> {
+    const layer = (name: LayerName) =>
+      new lambda.LayerVersion(this, `Layer${pascal(name)}`, {
+        code: lambda.Code.fromAsset(layerDir(sourceDir, name)),
+        compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
+        compatibleArchitectures: [lambdaArchitecture(layerArchitecture(name))],
+        description: `serverless-tf ${name} layer (layers/${name}/README.md)`,
+      });
+    return { onnxruntime: layer("onnxruntime") };
   }
 }
 

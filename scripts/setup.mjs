@@ -18,10 +18,10 @@ function hashOf(files) {
   return h.digest("hex");
 }
 
-function run(cmd, args, what) {
+function run(cmd, args, what, env = {}) {
   const started = Date.now();
   console.error(`[setup] ${what}: ${cmd} ${args.join(" ")}`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...env } });
   if (r.status !== 0) {
     throw new Error(`[setup] ${what} failed (exit ${r.status ?? r.signal}). Fix the error above and run the command again.`);
   }
@@ -50,8 +50,10 @@ function findSystemPython() {
 }
 
 export function ensureSetup() {
+  // onnxruntime-node's install script would fetch CUDA providers from the internet; the CPU
+  // binding it ships is all the signature-mode engine uses (functions/inference/onnx-engine.ts).
   step("node-modules", ["package-lock.json"], () => existsSync(join(root, "node_modules", ".package-lock.json")), () =>
-    run("npm", ["ci", "--no-audit", "--no-fund"], "install node modules"),
+    run("npm", ["ci", "--no-audit", "--no-fund"], "install node modules", { ONNXRUNTIME_NODE_INSTALL: "skip" }),
   );
   step("venv", ["python/requirements.lock"], () => existsSync(venvPython), () => {
     if (!existsSync(venvPython)) run(findSystemPython(), ["-m", "venv", ".venv"], "create .venv");
@@ -65,7 +67,7 @@ export function ensureSetup() {
 /**
  * The function bundles (`dist/functions/<name>/index.mjs`, scripts/build.ts): the stack deploys
  * them and the tests synthesize it, so every command builds them first. Not stamped: esbuild
- * rebuilds all five in a few seconds, less than hashing every source it reads would save.
+ * rebuilds every bundle and the onnxruntime layer in a few seconds, less than hashing every source it reads would save.
  */
 export function buildFunctionBundles() {
   const started = Date.now();

@@ -1,9 +1,10 @@
 /**
  * One served model's queues, `stf-serve-<modelId>-input`, `-output` and `-dlq`, with the
- * attributes of `servedQueuePlan` (src/resources/definitions.ts). The inference function finds
+ * attributes of `servedQueuePlan` (src/resources/definitions.ts). The inference handler finds
  * the model, the output queue and the DLQ from the input queue's name (`servedModelOfQueue`,
  * src/protocol/names.ts), so a model needs no setting on the function: the stack maps the input
- * queue to it, and a model served later is mapped the same way at run time.
+ * queue to the function of the model's serving mode (`SERVING_FUNCTION`), and a model served
+ * later is mapped the same way at run time.
  */
 import { Duration } from "aws-cdk-lib";
 import type * as sqs from "aws-cdk-lib/aws-sqs";

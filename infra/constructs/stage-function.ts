@@ -1,9 +1,11 @@
 /**
  * One pipeline stage as a Lambda function, with its own role and log group so that every
- * permission it holds is one the stack granted. Two packagings:
- * - `zip`: the folder `npm run build` writes for the function (`dist/functions/<name>/`, its
- *   `index.mjs` bundled with everything it imports by scripts/build.ts), as a Node.js 22 zip:
- *   synth only stages the folder, the bundle deployed is the one the tests ran;
+ * permission it holds is one the stack granted, on the architecture its definition names. Two
+ * packagings:
+ * - `zip`: the folder `npm run build` writes for the function's bundle (`dist/functions/<bundle>/`,
+ *   its `index.mjs` bundled with everything it imports by scripts/build.ts), as a Node.js 22 zip
+ *   with the layers its definition names: synth only stages the folder, the bundle deployed is the
+ *   one the tests ran;
  * - `image`: a container image built from `functions/<name>/Dockerfile` with the repository root
  *   as context (the root `.dockerignore` says what it holds), for a function that needs more than
  *   Node (the inference function spawns a Python TensorFlow process). Synth only stages the
@@ -17,7 +19,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { acknowledge } from "../nag.ts";
-import type { FunctionDefinition } from "../../src/resources/definitions.ts";
+import type { FunctionArchitecture, FunctionDefinition } from "../../src/resources/definitions.ts";
 
 /** How the function's code is packaged. */
 export type StageCode =
@@ -65,10 +67,9 @@ export class StageFunction extends Construct {
         ...common,
         code: lambda.DockerImageCode.fromImageAsset(props.code.context, {
           file: relative(props.code.context, props.code.dockerfile),
-          // tensorflow-cpu wheels are built for x86-64 (as for the worker image).
-          platform: Platform.LINUX_AMD64,
+          platform: definition.architecture === "x86_64" ? Platform.LINUX_AMD64 : Platform.LINUX_ARM64,
         }),
-        architecture: lambda.Architecture.X86_64,
+        architecture: lambdaArchitecture(definition.architecture),
         environment: { ...props.environment },
       });
       return;
@@ -78,7 +79,7 @@ export class StageFunction extends Construct {
       code: lambda.Code.fromAsset(props.code.directory),
       handler: "index.handler",
       runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: lambdaArchitecture(definition.architecture),
       layers: props.layers ? [...props.layers] : [],
       environment: { ...props.environment },
     });
@@ -88,4 +89,9 @@ export class StageFunction extends Construct {
       "Node.js 22 on purpose: the version the handlers are bundled for (esbuild target node22) and tested with; move to the next LTS together with the local toolchain.",
     );
   }
+}
+
+/** A definition's architecture as CDK names it: for functions, and for the layers they take. */
+export function lambdaArchitecture(architecture: FunctionArchitecture): lambda.Architecture {
+  return architecture === "x86_64" ? lambda.Architecture.X86_64 : lambda.Architecture.ARM_64;
 }

@@ -28,6 +28,7 @@ const EMULATED = new Set([
   "AWS::S3::Bucket",
   "Custom::S3BucketNotifications",
   "AWS::Lambda::Function",
+  "AWS::Lambda::LayerVersion",
   "AWS::Lambda::EventSourceMapping",
   "AWS::ECS::Cluster",
   "AWS::ECS::TaskDefinition",
@@ -78,6 +79,12 @@ export async function deployTemplate(clients: AwsClients, template: CfnTemplate,
       case "AWS::Lambda::Function": {
         const name = String(p.FunctionName ?? generatedName(pseudo, id, 64));
         physical.set(id, { ref: name, attrs: { Arn: arn("lambda", `function:${name}`) } });
+        break;
+      }
+      case "AWS::Lambda::LayerVersion": {
+        // Ref is the version's ARN; its files are staged in the cloud assembly (src/hosted/hosted-stack.ts).
+        const ref = arn("lambda", `layer:${String(p.LayerName ?? generatedName(pseudo, id, 64))}:1`);
+        physical.set(id, { ref, attrs: { LayerVersionArn: ref } });
         break;
       }
       case "AWS::ECS::Cluster": {

@@ -2,13 +2,16 @@
  * Runs a function of the template as Lambda runs it: its built bundle (the files the zip or image
  * holds) in execution environments of their own, each a Node process with the function's
  * environment and memory, one invocation at a time, reused while warm, at most its reserved
- * concurrency at once, and killed at its timeout (Lambda's "Task timed out").
+ * concurrency at once, and killed at its timeout (Lambda's "Task timed out"). A zip function
+ * finds modules as on Lambda: in its code and its layers (NODE_PATH), and nowhere above them.
  *
  * Each environment also reports every `SERVERLESS_TF_*` variable the function reads that its
  * environment does not set, so a test can hold the code to what the template configures.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { delimiter, dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { ServerlessTfError } from "../errors.ts";
 
@@ -18,6 +21,13 @@ export interface HostedFunctionConfig {
   readonly arn: string;
   /** The bundle's entry file. */
   readonly bundle: string;
+  /**
+   * A zip function's layers: the folder of each one's contents, in the template's order. Given
+   * (even empty), the function resolves modules as on Lambda: its code's folder and each layer's
+   * `nodejs/node_modules` on NODE_PATH, and no `node_modules` above them. Absent for an image,
+   * whose modules are its own tree's.
+   */
+  readonly layers?: readonly string[];
   /** The handler's export (`index.handler` -> `handler`). */
   readonly handlerExport: string;
   readonly environment: Readonly<Record<string, string>>;
@@ -29,6 +39,21 @@ export interface HostedFunctionConfig {
 export type InvokeResult =
   | { readonly ok: true; readonly payload: unknown }
   | { readonly ok: false; readonly error: { readonly errorType: string; readonly errorMessage: string; readonly stackTrace?: readonly string[] } };
+
+/**
+ * A zip function's code or layer lies below a `node_modules` folder, from which Node would load
+ * what the function's bundle and layers lack, as Lambda never does (nothing is above `/var/task`
+ * and `/opt`): a missing layer file would pass unseen.
+ */
+export class UnisolatedCodeError extends ServerlessTfError {
+  constructor(
+    readonly functionName: string,
+    readonly dir: string,
+    readonly nodeModules: string,
+  ) {
+    super(`${functionName}: ${nodeModules} is above ${dir}, so the function could load modules its zip and layers do not hold. Run with TMPDIR outside any Node project (the hosted stack synthesizes there).`);
+  }
+}
 
 /** More invocations at once than the function's reserved concurrency (Lambda's 429 TooManyRequestsException). */
 export class ThrottledError extends ServerlessTfError {
@@ -77,12 +102,25 @@ export class HostedFunction {
   private busy = 0;
   private closed = false;
 
+  /** Zip: NODE_PATH as Lambda sets it, with this function's code and layers. */
+  private readonly nodePath: string | undefined;
+
   constructor(
     readonly config: HostedFunctionConfig,
     /** AWS endpoint, region and credentials: what the Lambda service gives every function. */
     private readonly serviceEnv: Readonly<Record<string, string>>,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    const { layers } = config;
+    if (!layers) return;
+    for (const dir of [dirname(config.bundle), ...layers]) {
+      const above = nodeModulesAbove(dir);
+      if (above) throw new UnisolatedCodeError(config.name, dir, above);
+    }
+    // Lambda extracts the layers into /opt in order, a later one's files over an earlier one's,
+    // and puts /opt/nodejs/node_modules before the code's /var/task on NODE_PATH.
+    this.nodePath = [...layers].reverse().map((l) => join(l, "nodejs", "node_modules")).concat(dirname(config.bundle)).join(delimiter);
+  }
 
   get concurrency(): number {
     return this.config.reservedConcurrency ?? 1000;
@@ -138,6 +176,7 @@ export class HostedFunction {
       AWS_LAMBDA_FUNCTION_NAME: this.config.name,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(this.config.memoryMb),
       AWS_LAMBDA_FUNCTION_VERSION: "$LATEST",
+      ...(this.nodePath !== undefined ? { NODE_PATH: this.nodePath } : {}),
       ...this.config.environment,
     };
     const child = spawn(process.execPath, [`--max-old-space-size=${Math.max(64, Math.floor(this.config.memoryMb * 0.8))}`, "--input-type=module", "-e", BOOTSTRAP, this.config.bundle, this.config.handlerExport], {
@@ -177,5 +216,13 @@ export class HostedFunction {
     for (const s of [...this.all]) this.kill(s);
     this.idle.length = 0;
     await Promise.all(exits);
+  }
+}
+
+/** The nearest `node_modules` folder strictly above `dir`, if any. */
+function nodeModulesAbove(dir: string): string | undefined {
+  for (let parent = dirname(dir); ; parent = dirname(parent)) {
+    if (existsSync(join(parent, "node_modules"))) return join(parent, "node_modules");
+    if (dirname(parent) === parent) return undefined;
   }
 }

@@ -2,7 +2,8 @@
  * The stack as deployed, run locally with no Docker: the CDK app is synthesized, its template
  * deployed onto the AWS emulator (src/hosted/deploy.ts), and each of its functions run from the
  * bundle the template points at, with the template's environment, memory, timeout and reserved
- * concurrency (src/hosted/function-host.ts), fed by the template's event source mappings with
+ * concurrency, a zip function with its layers' files and no module from anywhere else
+ * (src/hosted/function-host.ts), fed by the template's event source mappings with
  * their batch size, batching window and partial batch responses. Workers started by the
  * functions' RunTask calls run as local processes (src/hosted/task-agent.ts). A program reaches it
  * as it reaches a deployed stack: through its outputs, with `StackRuntime`.
@@ -28,7 +29,7 @@ import { HostedApiServer, type LambdaControlPlane, type MappingConfig } from "./
 import { deployTemplate, type DeployedTemplate } from "./deploy.ts";
 import { HostedFunction, type HostedFunctionConfig } from "./function-host.ts";
 import { TaskAgent, type HostedTaskDefinition } from "./task-agent.ts";
-import { resolveValue, resourcesOfType, templateFunctions, templateMappings, TemplateError, type CfnTemplate } from "./template.ts";
+import { resolveValue, resourcesOfType, templateFunctions, templateLayers, templateMappings, TemplateError, type CfnTemplate } from "./template.ts";
 
 export interface HostedStackOptions {
   /** An AWS emulator to deploy onto; default `AWS_ENDPOINT_URL`, else a moto server started here. */
@@ -146,14 +147,19 @@ export class HostedStack implements LambdaControlPlane {
       Object.assign(serviceEnv, { AWS_ENDPOINT_URL_LAMBDA: api.endpoint, AWS_ENDPOINT_URL_ECS: api.endpoint });
 
       const functions = new Map<string, HostedFunction>();
+      const layerAssets = templateLayers(template);
       for (const fn of templateFunctions(template)) {
         const physical = deployed.physical.get(fn.logicalId)!;
         const [module, exportName] = fn.handler.split(".") as [string, string];
         let bundle: string;
+        let layers: string[] | undefined;
         let imageEnv: Record<string, string> = {};
         if (fn.packageType === "Zip") {
           if (!fn.assetPath) throw new TemplateError(`${fn.logicalId}.Code`, "a zip function without an asset path (aws:asset:path metadata)");
+          // The assembly is under the hosted stack's own temporary folder, outside any project: the
+          // staged zip and layers are all the function can load, as on Lambda.
           bundle = join(assemblyDir, fn.assetPath, `${module}.mjs`);
+          layers = fn.layers.map((id) => join(assemblyDir, layerAssets.get(id)!));
         } else {
           // The image holds the bundle scripts/build.ts writes (functions/<name>/Dockerfile copies it) and a Python with the worker package.
           if (!fn.dockerfilePath) throw new TemplateError(`${fn.logicalId}.Code`, "an image function without its Dockerfile (aws:asset:dockerfile-path metadata)");
@@ -165,6 +171,7 @@ export class HostedStack implements LambdaControlPlane {
           name: physical.ref,
           arn: physical.attrs!.Arn!,
           bundle,
+          ...(layers ? { layers } : {}),
           handlerExport: fn.packageType === "Zip" ? exportName : "handler",
           environment,
           timeoutSeconds: fn.timeoutSeconds,

@@ -99,6 +99,8 @@ export interface TemplateFunction {
   readonly assetPath?: string;
   /** Image: the Dockerfile, relative to the build context (`Metadata["aws:asset:dockerfile-path"]`). */
   readonly dockerfilePath?: string;
+  /** Logical ids of its layers (`Layers`, each a `Ref` to a layer version of the template), in order. */
+  readonly layers: readonly string[];
   readonly handler: string;
   readonly environment: Readonly<Record<string, unknown>>;
   readonly timeoutSeconds: number;
@@ -130,6 +132,13 @@ export function templateFunctions(template: CfnTemplate): TemplateFunction[] {
         packageType: image ? "Image" : "Zip",
         ...(r.Metadata?.["aws:asset:path"] && !image ? { assetPath: String(r.Metadata["aws:asset:path"]) } : {}),
         ...(r.Metadata?.["aws:asset:dockerfile-path"] && image ? { dockerfilePath: String(r.Metadata["aws:asset:dockerfile-path"]) } : {}),
+        layers: ((p.Layers ?? []) as unknown[]).map((layer, i) => {
+          const ref = (layer as { Ref?: unknown } | null)?.Ref;
+          if (typeof ref !== "string" || template.Resources[ref]?.Type !== "AWS::Lambda::LayerVersion") {
+            throw new TemplateError(`${logicalId}.Layers[${i}]`, "a Ref to a layer version of this template is expected (a layer from elsewhere has no files here)");
+          }
+          return ref;
+        }),
         handler: String(p.Handler ?? "index.handler"),
         environment: ((p.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}) as Record<string, unknown>,
         timeoutSeconds: num(p.Timeout, 3),
@@ -137,6 +146,17 @@ export function templateFunctions(template: CfnTemplate): TemplateFunction[] {
         ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: Number(p.ReservedConcurrentExecutions) } : {}),
       };
     });
+}
+
+/** Each layer version's asset directory under the cloud assembly (`Metadata["aws:asset:path"]`), by logical id. */
+export function templateLayers(template: CfnTemplate): ReadonlyMap<string, string> {
+  return new Map(
+    resourcesOfType(template, "AWS::Lambda::LayerVersion").map(([logicalId, r]) => {
+      const path = r.Metadata?.["aws:asset:path"];
+      if (!path) throw new TemplateError(`${logicalId}.Content`, "a layer without an asset path (aws:asset:path metadata)");
+      return [logicalId, String(path)];
+    }),
+  );
 }
 
 export function templateMappings(template: CfnTemplate): TemplateMapping[] {

@@ -7,10 +7,12 @@
  * Plain data and pure functions only: the CDK app imports this module at synth time.
  */
 
+import { ServerlessTfError } from "../errors.ts";
 import { DEFAULT_REGISTRY_TABLE, REGISTRY_TABLE } from "../registry/table.ts";
 import { SQS_MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { EXPORT_MANIFEST } from "../protocol/model-metadata.ts";
 import { servedQueueName } from "../protocol/names.ts";
+import type { ServingMode } from "../protocol/spec.ts";
 
 export { EXPORT_MANIFEST, REGISTRY_TABLE };
 
@@ -28,8 +30,11 @@ export function registryTableNameFor(prefix: string): string {
 /** Every per-job queue is `stf-<jobId>-<purpose>` (docs/protocol.md); IAM scopes to this prefix. */
 export const JOB_QUEUE_PREFIX = "stf-";
 
-/** The Lambda functions, each built from `functions/<name>/handler.ts`. */
-export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference" | "job-watch" | "stream-feed";
+/**
+ * The Lambda functions, each running a bundle built from `functions/<bundle>/handler.ts` (its own
+ * name unless its definition says otherwise).
+ */
+export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "inference" | "signature-inference" | "job-watch" | "stream-feed";
 
 /**
  * How a function ships: `zip`, its handler bundled with everything it imports (Node.js only);
@@ -37,9 +42,24 @@ export type FunctionName = "coordinator" | "shard-feed" | "checkpoint" | "infere
  */
 export type FunctionPackaging = "zip" | "image";
 
+/** The instruction set a function runs on, as Lambda names it. */
+export type FunctionArchitecture = "arm64" | "x86_64";
+
+/**
+ * Lambda layers: what a zip function needs that esbuild must not bundle. Each is assembled from
+ * its source `layers/<name>/` into `dist/layers/<name>/` by scripts/build.ts, for the
+ * architecture of the functions that have it.
+ */
+export type LayerName = "onnxruntime";
+
 export interface FunctionDefinition {
   readonly name: FunctionName;
   readonly packaging: FunctionPackaging;
+  /** The bundle it runs, `dist/functions/<bundle>/index.mjs`; default its own name. */
+  readonly bundle?: FunctionName;
+  readonly architecture: FunctionArchitecture;
+  /** Zip functions only (an image carries everything itself); default none. */
+  readonly layers?: readonly LayerName[];
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
   /** Reserved concurrency: caps what one stage can take from the account's pool. */
@@ -49,20 +69,65 @@ export interface FunctionDefinition {
 export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
   // Starts a job: queues, registry item, shard plan, RunTask per member. No data passes through it.
   // Also consumes the fit-triggers queue: one job start per new training object.
-  coordinator: { name: "coordinator", packaging: "zip", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
+  coordinator: { name: "coordinator", packaging: "zip", architecture: "arm64", memoryMb: 512, timeoutSeconds: 300, reservedConcurrency: 5 },
   // Hands its cursor to a continuation before Lambda's timeout stops it, so a
   // shard of any size fits in a short invocation; 150 s x 6 = the queue's 900 s visibility.
-  "shard-feed": { name: "shard-feed", packaging: "zip", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
+  "shard-feed": { name: "shard-feed", packaging: "zip", architecture: "arm64", memoryMb: 1024, timeoutSeconds: 150, reservedConcurrency: 20 },
   // Reads export.json and a few small objects, writes metadata and the latest pointer.
-  checkpoint: { name: "checkpoint", packaging: "zip", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
-  // Spawns a Python TensorFlow process (functions/inference/engine.ts): more than a zip can hold.
-  inference: { name: "inference", packaging: "image", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
+  checkpoint: { name: "checkpoint", packaging: "zip", architecture: "arm64", memoryMb: 256, timeoutSeconds: 10, reservedConcurrency: 5 },
+  // Script-mode models: spawns a Python TensorFlow process (functions/inference/engine.ts), more
+  // than a zip can hold; tensorflow-cpu wheels are x86-64.
+  inference: { name: "inference", packaging: "image", architecture: "x86_64", memoryMb: 2048, timeoutSeconds: 60, reservedConcurrency: 10 },
+  // Signature-mode models: the same handler runs `model.onnx` with ONNX Runtime in-process
+  // (functions/inference/onnx-engine.ts), its native binding from the onnxruntime layer. x86-64
+  // like the image, which copies the same layer files (functions/inference/Dockerfile), and like
+  // the machines the hosted stack and the tests run on, so the layer they load is the one
+  // deployed (layers/onnxruntime/README.md).
+  "signature-inference": {
+    name: "signature-inference",
+    packaging: "zip",
+    bundle: "inference",
+    architecture: "x86_64",
+    layers: ["onnxruntime"],
+    memoryMb: 1024,
+    timeoutSeconds: 60,
+    reservedConcurrency: 10,
+  },
   // One watch round per message: a few registry reads, one DescribeTasks; a restart waits for the
   // stopped tasks (Fargate: up to the container's 30 s stop timeout) before RunTask.
-  "job-watch": { name: "job-watch", packaging: "zip", memoryMb: 256, timeoutSeconds: 120, reservedConcurrency: 5 },
+  "job-watch": { name: "job-watch", packaging: "zip", architecture: "arm64", memoryMb: 256, timeoutSeconds: 120, reservedConcurrency: 5 },
   // Forwards a streaming fit's source queue to its job's feed: one SQS batch in, one batch send out.
-  "stream-feed": { name: "stream-feed", packaging: "zip", memoryMb: 256, timeoutSeconds: 30, reservedConcurrency: 5 },
+  "stream-feed": { name: "stream-feed", packaging: "zip", architecture: "arm64", memoryMb: 256, timeoutSeconds: 30, reservedConcurrency: 5 },
 };
+
+/**
+ * The function that serves a model of each serving mode: its input queue maps there (the stack's
+ * `servedModels`, and a model served later).
+ */
+export const SERVING_FUNCTION = { script: "inference", signature: "signature-inference" } as const satisfies Readonly<Record<ServingMode, FunctionName>>;
+
+/** The bundle a function runs: `dist/functions/<bundleOf(name)>/index.mjs`. */
+export function bundleOf(name: FunctionName): FunctionName {
+  return FUNCTIONS[name].bundle ?? name;
+}
+
+/**
+ * The one architecture of the functions that have `layer`: a layer holds native code for one
+ * instruction set only, so functions of two architectures cannot share it.
+ *
+ * @example
+ * layerArchitecture("onnxruntime"); // "x86_64"
+ */
+export function layerArchitecture(layer: LayerName): FunctionArchitecture {
+  const users = Object.values(FUNCTIONS).filter((f) => f.layers?.includes(layer));
+  const architectures = [...new Set(users.map((f) => f.architecture))];
+  if (architectures.length !== 1) {
+    throw new ServerlessTfError(
+      `The ${layer} layer is used by ${users.map((f) => `${f.name} (${f.architecture})`).join(", ") || "no function"}: give its functions one architecture in FUNCTIONS (src/resources/definitions.ts), or split the layer per architecture.`,
+    );
+  }
+  return architectures[0]!;
+}
 
 /**
  * The job-watch stage on AWS: each round re-queues its message with this delay (SQS allows up to
@@ -147,7 +212,8 @@ export function queuePlan(prefix: string, key: RuntimeQueueKey, consumerTimeoutS
 
 /**
  * The queues of one served model (names: `servedQueueName`, src/protocol/names.ts): requests on
- * `input`, which an SQS event source maps to the inference function and which redrives to `dlq`;
+ * `input`, which an SQS event source maps to the function of the model's serving mode (`inference`
+ * for script mode, `signature-inference` for signature mode) and which redrives to `dlq`;
  * answers on `output`; rows the function rejects, and requests that failed too often, on `dlq`.
  * The stack creates them for its `servedModels`; a model served later gets the same attributes.
  *
@@ -163,7 +229,7 @@ export interface ServedQueuePlan {
   readonly maxMessageSizeBytes: number;
 }
 
-/** `inferenceTimeoutSeconds`: the inference function's timeout, when a deployment overrides FUNCTIONS'. */
+/** `inferenceTimeoutSeconds`: the timeout of the function the input maps to, when a deployment overrides FUNCTIONS'. */
 export function servedQueuePlan(modelId: string, inferenceTimeoutSeconds: number = FUNCTIONS.inference.timeoutSeconds): ServedQueuePlan {
   return {
     modelId,
@@ -286,6 +352,7 @@ export const STACK_OUTPUTS = {
     "shard-feed": "ShardFeedFunctionName",
     checkpoint: "CheckpointFunctionName",
     inference: "InferenceFunctionName",
+    "signature-inference": "SignatureInferenceFunctionName",
     "job-watch": "JobWatchFunctionName",
     "stream-feed": "StreamFeedFunctionName",
   } as const satisfies Readonly<Record<FunctionName, string>>,

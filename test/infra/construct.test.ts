@@ -1,7 +1,8 @@
 /**
  * The construct as a user composes it: `ServerlessTf` in the user's own Stack, in a fresh App
- * (not the repository's app or stack class), with served models, a larger inference batch and
- * other sizes, and cdk-nag's AwsSolutions pack on the whole app. Synthesized once for the file.
+ * (not the repository's app or stack class), with served models in both serving modes, a larger
+ * inference batch and other sizes, and cdk-nag's AwsSolutions pack on the whole app. Synthesized
+ * once for the file.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -30,18 +31,21 @@ class MlPlatformStack extends Stack {
     new ssm.StringParameter(this, "TeamOwner", { parameterName: "/ml/owner", stringValue: "ml-platform" });
     this.tf = new ServerlessTf(this, "Tf", {
       prefix: "ml-team",
-      servedModels: ["digits", "churn-v2"],
+      servedModels: ["digits", { modelId: "churn-v2", servingMode: "script" }, { modelId: "fraud", servingMode: "signature" }],
       dataBucketNames: ["acme-training-data"],
       inferenceBatchSize: 50,
       inferenceMaxBatchingWindowSeconds: 5,
-      sizing: { inference: { timeoutSeconds: 120, memoryMb: 3008 }, "shard-feed": { timeoutSeconds: 300 } },
+      sizing: { inference: { timeoutSeconds: 120, memoryMb: 3008 }, "signature-inference": { timeoutSeconds: 30 }, "shard-feed": { timeoutSeconds: 300 } },
       workerCpu: 4096,
       workerMemoryMiB: 16384,
     });
   }
 }
 
+/** Script mode: served by the inference image. */
 const models = ["digits", "churn-v2"];
+/** Signature mode: served by the signature-inference zip function. */
+const signatureModel = "fraud";
 let outdir = "";
 let resources: Resources;
 let template: Template;
@@ -144,7 +148,7 @@ describe("served models", () => {
         assert.ok(tlsOnly.includes(id), `${q.Properties!.QueueName} refuses plain HTTP`);
       }
     }
-    assert.equal(ofType("AWS::SQS::Queue").filter(([, q]) => String(q.Properties!.QueueName).startsWith("stf-serve-")).length, 3 * models.length);
+    assert.equal(ofType("AWS::SQS::Queue").filter(([, q]) => String(q.Properties!.QueueName).startsWith("stf-serve-")).length, 3 * (models.length + 1));
   });
 
   it("maps each model's input queue to the inference function with the batch size, batching window and partial batch failures it was given", () => {
@@ -161,6 +165,36 @@ describe("served models", () => {
       assert.equal(mapping.Properties!.MaximumBatchingWindowInSeconds, 5);
       assert.deepEqual(mapping.Properties!.FunctionResponseTypes, ["ReportBatchItemFailures"]);
     }
+  });
+
+  it("maps a signature-mode model's input queue to the signature-inference zip function, its visibility sized by that function's timeout", () => {
+    // Arrange
+    const [signatureId, signature] = fnOf("signature-inference");
+    const [inputId, input] = queueNamed(servedQueueName.input(signatureModel));
+    const [dlqId] = queueNamed(servedQueueName.dlq(signatureModel));
+    // Act
+    const mappings = ofType("AWS::Lambda::EventSourceMapping").filter(([, m]) => m.Properties!.EventSourceArn["Fn::GetAtt"]?.[0] === inputId);
+    // Assert
+    assert.equal(mappings.length, 1, "one function serves the model");
+    const [[, mapping]] = mappings as [[string, any]];
+    assert.deepEqual(mapping.Properties!.FunctionName, { Ref: signatureId });
+    assert.deepEqual([mapping.Properties!.BatchSize, mapping.Properties!.MaximumBatchingWindowInSeconds], [50, 5]);
+    assert.deepEqual(mapping.Properties!.FunctionResponseTypes, ["ReportBatchItemFailures"]);
+    assert.equal(mapping.Properties!.ScalingConfig.MaximumConcurrency, FUNCTIONS["signature-inference"].reservedConcurrency);
+    assert.equal(signature.Properties!.Timeout, 30);
+    assert.equal(input.Properties!.VisibilityTimeout, 30 * VISIBILITY_PER_FUNCTION_TIMEOUT);
+    assert.deepEqual(input.Properties!.RedrivePolicy, { deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] }, maxReceiveCount: MAX_RECEIVE_COUNT });
+    const [inferenceId] = fnOf("inference");
+    const toImage = ofType("AWS::Lambda::EventSourceMapping").filter(([, m]) => m.Properties!.FunctionName.Ref === inferenceId);
+    assert.equal(toImage.length, models.length, "the image serves the script-mode models only");
+  });
+
+  it("gives the signature-inference function the onnxruntime layer, and the image none", () => {
+    const layers = ofType("AWS::Lambda::LayerVersion");
+    assert.equal(layers.length, 1);
+    assert.deepEqual(fnOf("signature-inference")[1].Properties!.Layers, [{ Ref: layers[0]![0] }]);
+    assert.equal(fnOf("inference")[1].Properties!.Layers, undefined);
+    for (const name of ["coordinator", "shard-feed", "checkpoint", "job-watch", "stream-feed"] as const) assert.equal(fnOf(name)[1].Properties!.Layers, undefined, name);
   });
 
   it("gives the inference function no model, output queue or DLQ in its environment", () => {

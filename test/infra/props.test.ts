@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { App, CfnOutput, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import { propsFromContext } from "../../infra/app.ts";
 import { packageRoot } from "../../infra/code.ts";
 import { resolveProps } from "../../infra/props.ts";
-import { MissingFunctionBundleError, MissingImageSourceError, ServerlessTf, type ServerlessTfProps } from "../../infra/serverless-tf.ts";
+import { MissingFunctionBundleError, MissingImageSourceError, MissingLayerError, ServerlessTf, type ServerlessTfProps } from "../../infra/serverless-tf.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { FUNCTIONS, STACK_OUTPUTS } from "../../src/resources/definitions.ts";
 
@@ -77,6 +78,16 @@ describe("defaults", () => {
   });
 });
 
+describe("CDK context", () => {
+  it("reads servedModels as comma-separated ids, each with :signature for signature mode", () => {
+    // Act
+    const props = propsFromContext(new App({ context: { servedModels: "digits, churn:signature,iris:script" } }));
+    // Assert
+    assert.deepEqual(props.servedModels, ["digits", { modelId: "churn", servingMode: "signature" }, { modelId: "iris", servingMode: "script" }]);
+    assert.deepEqual(resolveProps(props).servedModels.map((m) => m.servingMode), ["script", "signature", "script"]);
+  });
+});
+
 describe("stack outputs", () => {
   it("leaves the output keys to the first ServerlessTf of a stack when the second says stackOutputs: false", () => {
     // Arrange
@@ -112,16 +123,32 @@ describe("refused props", () => {
     refuses({ sizing: { "shard-feed": { timeoutSeconds: 901 } } }, "props.sizing.shard-feed.timeoutSeconds", 901, /an integer from 1 to 900/);
     refuses({ sizing: { checkpoint: { reservedConcurrency: 0 } } }, "props.sizing.checkpoint.reservedConcurrency", 0, /an integer of at least 1/);
     refuses({ sizing: { coordinator: { timeoutSeconds: 1.5 } } }, "props.sizing.coordinator.timeoutSeconds", 1.5, /an integer/);
-    refuses({ sizing: { trainer: { memoryMb: 512 } } as ServerlessTfProps["sizing"] }, "props.sizing", "trainer", /keyed by function: coordinator, shard-feed, checkpoint, inference, job-watch/);
+    refuses({ sizing: { trainer: { memoryMb: 512 } } as ServerlessTfProps["sizing"] }, "props.sizing", "trainer", /keyed by function: coordinator, shard-feed, checkpoint, inference, signature-inference, job-watch, stream-feed/);
   });
 
   it("removalPolicy: RETAIN or DESTROY", () => {
     refuses({ removalPolicy: RemovalPolicy.SNAPSHOT }, "props.removalPolicy", "snapshot", /RemovalPolicy\.RETAIN or RemovalPolicy\.DESTROY/);
   });
 
-  it("servedModels: model ids, each once", () => {
+  it("servedModels: model ids, or a model id with its serving mode, each model once", () => {
     refuses({ servedModels: ["digits", "Digits"] }, "props.servedModels[1]", "Digits", /a model id matching/);
     refuses({ servedModels: ["digits", "churn", "digits"] }, "props.servedModels[2]", "digits", /not listed before/);
+    refuses({ servedModels: ["digits", { modelId: "digits", servingMode: "signature" }] }, "props.servedModels[1]", { modelId: "digits", servingMode: "signature" }, /not listed before/);
+    refuses({ servedModels: [{ modelId: "churn", servingMode: "onnx" as "signature" }] }, "props.servedModels[0].servingMode", "onnx", /"script" or "signature"/);
+    refuses({ servedModels: [{ modelId: "Churn", servingMode: "signature" }] }, "props.servedModels[0].modelId", "Churn", /a model id matching/);
+    refuses({ servedModels: [{ modelId: "churn" } as { modelId: string; servingMode: "signature" }] }, "props.servedModels[0].servingMode", undefined, /"script" or "signature"/);
+    refuses({ servedModels: [{ modelId: "churn", servingMode: "signature", mode: "x" } as { modelId: string; servingMode: "signature" }] }, "props.servedModels[0]", { modelId: "churn", servingMode: "signature", mode: "x" }, /no other key \(got "mode"\)/);
+    refuses({ servedModels: [42 as unknown as string] }, "props.servedModels[0]", 42, /or \{ modelId, servingMode: "script" \| "signature" \}/);
+    refuses({ servedModels: "digits" as unknown as string[] }, "props.servedModels", "digits", /an array/);
+  });
+
+  it("servedModels: a bare id is served in script mode", () => {
+    const resolved = resolveProps({ servedModels: ["digits", { modelId: "churn", servingMode: "signature" }, { modelId: "iris", servingMode: "script" }] });
+    assert.deepEqual(resolved.servedModels, [
+      { modelId: "digits", servingMode: "script" },
+      { modelId: "churn", servingMode: "signature" },
+      { modelId: "iris", servingMode: "script" },
+    ]);
   });
 
   it("inferenceBatchSize: 1 to 10000", () => {
@@ -163,5 +190,19 @@ describe("refused props", () => {
     mkdirSync(join(installed, "functions", "inference"), { recursive: true });
     writeFileSync(join(installed, "functions", "inference", "Dockerfile"), "FROM scratch\n");
     assert.throws(() => construct({ sourceDir: installed }), (e: unknown) => e instanceof MissingImageSourceError && e.image === "inference" && e.missing === "dist/functions/inference/index.mjs");
+  });
+
+  it("sourceDir: a tree with the layers npm run build assembles, else an error that says to run it", () => {
+    // Arrange: the images' sources, no dist/layers
+    const unbuilt = join(scratch, "unbuilt");
+    for (const file of ["python/Dockerfile", "functions/inference/Dockerfile", "dist/functions/inference/index.mjs"]) {
+      mkdirSync(join(unbuilt, file, ".."), { recursive: true });
+      writeFileSync(join(unbuilt, file), "\n");
+    }
+    // Act / Assert
+    assert.throws(
+      () => construct({ sourceDir: unbuilt }),
+      (e: unknown) => e instanceof MissingLayerError && e.layer === "onnxruntime" && e.dir === join(unbuilt, "dist", "layers", "onnxruntime") && e.message.includes("npm run build"),
+    );
   });
 });

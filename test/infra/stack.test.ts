@@ -6,16 +6,31 @@
  * and fails every test here.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { buildApp } from "../../infra/app.ts";
 import { packageRoot } from "../../infra/code.ts";
 import type { ServerlessTfStack } from "../../infra/stack.ts";
-import { BUCKET_PREFIXES, ENV, FUNCTIONS, JOB_QUEUE_PREFIX, LIFECYCLE, REGISTRY_TABLE, RUNTIME_QUEUES, STACK_OUTPUTS, VISIBILITY_PER_FUNCTION_TIMEOUT, localProvisioningPlan, queuePlan, type FunctionName, type RuntimeQueueKey } from "../../src/resources/definitions.ts";
+import {
+  BUCKET_PREFIXES,
+  ENV,
+  FUNCTIONS,
+  JOB_QUEUE_PREFIX,
+  LIFECYCLE,
+  REGISTRY_TABLE,
+  RUNTIME_QUEUES,
+  STACK_OUTPUTS,
+  VISIBILITY_PER_FUNCTION_TIMEOUT,
+  bundleOf,
+  localProvisioningPlan,
+  queuePlan,
+  type FunctionName,
+  type RuntimeQueueKey,
+} from "../../src/resources/definitions.ts";
 import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
@@ -191,7 +206,7 @@ describe("queues and event sources", () => {
 });
 
 describe("functions", () => {
-  it("runs the six functions with the packaging and sizes of src/resources/definitions.ts", () => {
+  it("runs the seven functions with the packaging, architecture and sizes of src/resources/definitions.ts", () => {
     for (const name of names) {
       const [, fn] = fnOf(name);
       if (FUNCTIONS[name].packaging === "zip") {
@@ -202,6 +217,7 @@ describe("functions", () => {
         assert.ok(fn.Properties!.Code.ImageUri, `${name} has an image URI`);
         assert.equal(fn.Properties!.Runtime, undefined, "the runtime is the image's");
       }
+      assert.deepEqual(fn.Properties!.Architectures, [FUNCTIONS[name].architecture], `${name} runs on ${FUNCTIONS[name].architecture}`);
       assert.equal(fn.Properties!.MemorySize, FUNCTIONS[name].memoryMb);
       assert.equal(fn.Properties!.Timeout, FUNCTIONS[name].timeoutSeconds);
       assert.equal(fn.Properties!.ReservedConcurrentExecutions, FUNCTIONS[name].reservedConcurrency);
@@ -209,13 +225,14 @@ describe("functions", () => {
     }
   });
 
-  it("deploys each zip function from its folder of dist/functions: the bundle npm run build wrote, byte for byte", () => {
+  it("deploys each zip function from its bundle's folder of dist/functions: the bundle npm run build wrote, byte for byte", () => {
     const zips = names.filter((n) => FUNCTIONS[n].packaging === "zip");
-    assert.deepEqual(zips.sort(), ["checkpoint", "coordinator", "job-watch", "shard-feed", "stream-feed"]);
+    assert.deepEqual(zips.sort(), ["checkpoint", "coordinator", "job-watch", "shard-feed", "signature-inference", "stream-feed"]);
+    assert.equal(bundleOf("signature-inference"), "inference", "the image's handler, in a zip");
     for (const name of zips) {
       // Arrange
       const [, fn] = fnOf(name);
-      const built = readFileSync(join(projectRoot, "dist", "functions", name, "index.mjs"));
+      const built = readFileSync(join(projectRoot, "dist", "functions", bundleOf(name), "index.mjs"));
       // Act
       const staged = join(outdir, String(fn.Metadata!["aws:asset:path"]));
       // Assert
@@ -245,6 +262,49 @@ describe("functions", () => {
     for (const kept of ["node_modules", ".venv", ".tmp", "dist/lib", "dist/functions/coordinator", "cdk.out", "test", "python/tests", "src", "package-lock.json"]) {
       assert.ok(!existsSync(join(context, kept)), `${kept} is not staged (.dockerignore)`);
     }
+  });
+
+  it("runs signature-inference with the onnxruntime layer, the one function that has a layer", () => {
+    // Arrange
+    const [layerId, layer] = ofType("AWS::Lambda::LayerVersion").find(([id]) => id.startsWith(inTf("LayerOnnxruntime")))!;
+    // Act
+    const withLayers = names.filter((name) => fnOf(name)[1].Properties!.Layers !== undefined && fnOf(name)[1].Properties!.Layers.length > 0);
+    // Assert
+    assert.equal(ofType("AWS::Lambda::LayerVersion").length, 1);
+    assert.deepEqual(withLayers, ["signature-inference"]);
+    assert.deepEqual(fnOf("signature-inference")[1].Properties!.Layers, [{ Ref: layerId }]);
+    assert.equal(fnOf("inference")[1].Properties!.Layers, undefined, "the image carries its own engine");
+    assert.deepEqual(layer.Properties!.CompatibleRuntimes, ["nodejs22.x"]);
+    assert.deepEqual(layer.Properties!.CompatibleArchitectures, [FUNCTIONS["signature-inference"].architecture]);
+  });
+
+  it("stages the layer from dist/layers/onnxruntime with one platform's binding: linux on the function's architecture", () => {
+    // Arrange
+    const [, layer] = ofType("AWS::Lambda::LayerVersion").find(([id]) => id.startsWith(inTf("LayerOnnxruntime")))!;
+    const staged = join(outdir, String(layer.Metadata!["aws:asset:path"]));
+    const filesUnder = (dir: string): string[] => (statSync(dir).isDirectory() ? readdirSync(dir).flatMap((f) => filesUnder(join(dir, f))) : [dir]);
+    const arch = { x86_64: "x64", arm64: "arm64" }[FUNCTIONS["signature-inference"].architecture];
+    // Act
+    const bin = join(staged, "nodejs", "node_modules", "onnxruntime-node", "bin");
+    const binaries = filesUnder(bin).map((f) => relative(bin, f));
+    // Assert
+    assert.equal(layer.Metadata!["aws:asset:property"], "Content");
+    assert.deepEqual(readdirSync(join(staged, "nodejs", "node_modules")).sort(), ["onnxruntime-common", "onnxruntime-node"]);
+    assert.deepEqual(binaries.sort(), [`napi-v6/linux/${arch}/libonnxruntime.so.1`, `napi-v6/linux/${arch}/onnxruntime_binding.node`]);
+    const built = join(projectRoot, "dist", "layers", "onnxruntime", "nodejs", "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", arch, "onnxruntime_binding.node");
+    assert.ok(readFileSync(join(bin, "napi-v6", "linux", arch, "onnxruntime_binding.node")).equals(readFileSync(built)), "the binding npm run build assembled");
+  });
+
+  it("gives signature-inference the inference function's environment and grants, less the image's ECR pull", () => {
+    // Arrange: a statement names the role's own log group, and the image role pulls its image
+    const own = (s: any) => asList(s.Action).every((a: string) => a.startsWith("logs:") || a.startsWith("ecr:"));
+    const grants = (role: string) => policyOfRole(role).filter((s) => !own(s)).map((s) => JSON.stringify(s)).sort();
+    // Act
+    const [image, zip] = [fnOf("inference")[1], fnOf("signature-inference")[1]];
+    // Assert
+    assert.deepEqual(zip.Properties!.Environment, image.Properties!.Environment);
+    assert.ok(grants("SignatureInferenceRole").length >= 5);
+    assert.deepEqual(grants("SignatureInferenceRole"), grants("InferenceRole"));
   });
 
   it("gives the inference function the base environment only: each batch's queue names its model, output queue and DLQ", () => {

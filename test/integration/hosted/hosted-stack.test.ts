@@ -59,7 +59,7 @@ describe("the hosted stack", () => {
   it("runs every function of the template from its bundle, with the template's settings and mappings", () => {
     const { template, deployed } = stack;
     const functions = templateFunctions(template);
-    assert.deepEqual(functions.length, 6, "coordinator, shard-feed, checkpoint, inference, job-watch, stream-feed");
+    assert.deepEqual(functions.length, 7, "coordinator, shard-feed, checkpoint, inference, signature-inference, job-watch, stream-feed");
     const built = readdirSync(join(projectRoot, "dist", "functions")).map((name) => readFileSync(join(projectRoot, "dist", "functions", name, "index.mjs")));
     for (const fn of functions) {
       const hosted = stack.functions.get(fn.logicalId)!;
@@ -72,6 +72,8 @@ describe("the hosted stack", () => {
       // The zip's files are the build's: the asset directory holds one of dist/functions/*/index.mjs.
       const code = readFileSync(hosted.config.bundle);
       assert.ok(built.some((b) => b.equals(code)), `${fn.logicalId} runs ${hosted.config.bundle}, which is no bundle of dist/functions`);
+      // A zip resolves modules from its code and layers only (test/integration/hosted/function-host.test.ts).
+      assert.equal(hosted.config.layers?.length, fn.packageType === "Zip" ? fn.layers.length : undefined, `${fn.logicalId} layers`);
     }
     const running = stack.listMappings({});
     for (const m of templateMappings(template)) {

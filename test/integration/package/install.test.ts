@@ -3,14 +3,15 @@
  * package.json and no access to this repository's sources, then a script that imports only
  * `serverless-tf` fits digits on 2 workers on the embedded default and transforms the held-out
  * rows, the `serverless-tf` command lists the job it ran, and a CDK app of the user's composes
- * the construct from `serverless-tf/cdk`.
+ * the construct from `serverless-tf/cdk`, its layer included.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { FUNCTIONS, bundleOf, type FunctionName } from "../../../src/resources/definitions.ts";
 import { projectPython, projectRoot } from "../../../src/workers/paths.ts";
 
 const endpoint = process.env.AWS_ENDPOINT_URL ?? assert.fail("AWS_ENDPOINT_URL is not set: run this file through `npm test`");
@@ -21,9 +22,13 @@ const project = join(work, "project");
 const { SERVERLESS_TF_ROOT: _checkout, ...inherited } = process.env;
 const userEnv = { ...inherited, AWS_ENDPOINT_URL: endpoint, SERVERLESS_TF_PYTHON: projectPython };
 
-/** Runs npm quietly; its output is shown only when it fails. */
+/**
+ * Runs npm quietly; its output is shown only when it fails. onnxruntime-node's install script
+ * would download CUDA providers from NuGet on linux x64, which these machines cannot reach and the
+ * CPU binding does not need: the user's project skips it as this repository's .npmrc does.
+ */
 function npm(args: readonly string[], cwd: string): void {
-  const r = spawnSync("npm", args, { cwd, encoding: "utf8" });
+  const r = spawnSync("npm", args, { cwd, encoding: "utf8", env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" } });
   assert.equal(r.status, 0, `npm ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
 }
 
@@ -87,14 +92,37 @@ describe("serverless-tf/cdk in the user's CDK app", () => {
     // Assert
     assert.equal(result.error, undefined, result.message);
     const installed = join(project, "node_modules", "serverless-tf", "dist", "functions");
-    assert.equal(result.functions.length, 5, JSON.stringify(result.functions));
+    const zips = (Object.keys(FUNCTIONS) as FunctionName[]).filter((n) => FUNCTIONS[n].packaging === "zip");
+    assert.equal(result.functions.length, zips.length, JSON.stringify(result.functions));
     for (const { id, assetPath } of result.functions as { id: string; assetPath: string }[]) {
-      const name = ["coordinator", "shard-feed", "checkpoint", "job-watch", "stream-feed"].find((n) => id.startsWith(`Tf${n.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`));
+      const name = zips.find((n) => id.startsWith(`Tf${n.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`));
       assert.ok(name, `${id} is one of the zip functions`);
       const staged = join(outdir, assetPath, "index.mjs");
-      assert.ok(readFileSync(staged).equals(readFileSync(join(installed, name, "index.mjs"))), `${id} deploys node_modules/serverless-tf/dist/functions/${name}/index.mjs`);
+      assert.ok(readFileSync(staged).equals(readFileSync(join(installed, bundleOf(name), "index.mjs"))), `${id} deploys node_modules/serverless-tf/dist/functions/${bundleOf(name)}/index.mjs`);
     }
     assert.deepEqual((result.queues as string[]).filter((q) => q.startsWith("stf-serve-")).sort(), ["stf-serve-digits-dlq", "stf-serve-digits-input", "stf-serve-digits-output"]);
+  });
+
+  it("deploys the onnxruntime layer from the installed package, which holds the binding for linux x64 and no other platform", () => {
+    // Arrange
+    const filesUnder = (dir: string): string[] => (statSync(dir).isDirectory() ? readdirSync(dir).flatMap((f) => filesUnder(join(dir, f))) : [dir]);
+    const binariesIn = (layer: string) => {
+      const bin = join(layer, "nodejs", "node_modules", "onnxruntime-node", "bin");
+      return filesUnder(bin).map((f) => relative(bin, f)).sort();
+    };
+    const shipped = join(project, "node_modules", "serverless-tf", "dist", "layers", "onnxruntime");
+    // Act
+    const { outdir, result } = synth(userEnv);
+    const { Resources } = JSON.parse(readFileSync(join(outdir, "UserStack.template.json"), "utf8")) as { Resources: Record<string, { Type: string; Metadata?: Record<string, string> }> };
+    const layers = Object.values(Resources).filter((r) => r.Type === "AWS::Lambda::LayerVersion");
+    // Assert
+    assert.equal(result.error, undefined, result.message);
+    assert.deepEqual(binariesIn(shipped), ["napi-v6/linux/x64/libonnxruntime.so.1", "napi-v6/linux/x64/onnxruntime_binding.node"], "the packed package holds one platform's binding");
+    assert.equal(layers.length, 1);
+    const staged = join(outdir, layers[0]!.Metadata!["aws:asset:path"]!);
+    assert.deepEqual(binariesIn(staged), binariesIn(shipped));
+    const binding = join("nodejs", "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64", "onnxruntime_binding.node");
+    assert.ok(readFileSync(join(staged, binding)).equals(readFileSync(join(shipped, binding))), "the layer deployed is the one the package ships");
   });
 
   it("builds the inference image from the installed package: its context holds the shipped bundle", () => {
