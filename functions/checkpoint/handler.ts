@@ -5,7 +5,7 @@ import { EventShapeError } from "../../src/protocol/errors.ts";
 import { EXPORT_MANIFEST } from "../../src/protocol/model-metadata.ts";
 import { parseS3Notification } from "../../src/protocol/s3-notification.ts";
 import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
-import { publishExport } from "./publish.ts";
+import { RejectedExportError, publishExport } from "./publish.ts";
 
 export function createCheckpointHandler(deps: Deps, log: (line: string) => void = (line) => console.error(line)): SqsHandler {
   return (event) =>
@@ -16,7 +16,7 @@ export function createCheckpointHandler(deps: Deps, log: (line: string) => void 
           if (object.key.endsWith(EXPORT_MANIFEST)) await publishExport(deps, object);
         }
       },
-      { name: "checkpoint", isFinal: (e) => e instanceof EventShapeError, log },
+      { name: "checkpoint", isFinal: (e) => e instanceof EventShapeError || e instanceof RejectedExportError, log },
     );
 }
 

@@ -18,6 +18,41 @@ import { parseJobSpec, type InferenceConfig } from "../../src/protocol/spec.ts";
 
 export class IncompleteExportError extends ServerlessTfError {}
 
+/**
+ * An export that is not its job's to publish: under another model's prefix, at a version its job
+ * does not write, with a version time in the future (versions compare as strings, so it would
+ * block every later publication), or from a job that failed or was stopped. Never retried; the
+ * model's latest version stays as it was.
+ */
+export class RejectedExportError extends ServerlessTfError {}
+
+/** How far ahead of this host's clock a version's time may be: the skew budget between hosts. */
+const VERSION_CLOCK_SKEW_MS = 5 * 60_000;
+
+const VERSION_NAME = /^(\d{14})-(.+)$/;
+
+/**
+ * The export's place must be the one its job's spec gives it: a bounded job's `exportUri`, or a
+ * version of an unbounded job's `versionsUri` named `<time>-<jobId>` (python/serverless_tf/worker/export.py
+ * next_version). A worker can write under `models/`, so the manifest's own word is not enough.
+ */
+function checkExportBelongs(manifestAt: S3Location, versionPrefix: string, manifest: ExportManifest, spec: { readonly bounded: boolean; readonly model: NonNullable<JobSpec["model"]> }, state: string, now = Date.now()): void {
+  const at = s3Uri({ bucket: manifestAt.bucket, key: versionPrefix });
+  const refuse = (why: string) => {
+    throw new RejectedExportError(`export ${s3Uri(manifestAt)} of job ${manifest.jobId} is refused: ${why}. Nothing was published; the model's latest version is unchanged.`);
+  };
+  if (state !== "RUNNING" && state !== "SUCCEEDED") refuse(`the job is ${state}`);
+  if (spec.bounded || !spec.model.versionsUri) {
+    if (at !== spec.model.exportUri) refuse(`the job exports to ${spec.model.exportUri} only`);
+  } else {
+    const version = versionPrefix.slice(0, -1).split("/").at(-1)!;
+    const name = VERSION_NAME.exec(version);
+    if (`${spec.model.versionsUri}${version}/` !== at || !name || name[2] !== manifest.jobId) refuse(`the job's versions are ${spec.model.versionsUri}<time>-${manifest.jobId}/`);
+    if (Number(name![1]) > now + VERSION_CLOCK_SKEW_MS) refuse(`version time ${name![1]} is more than ${VERSION_CLOCK_SKEW_MS / 60_000} minutes ahead of this host's clock`);
+  }
+  if (manifest.serving && !manifest.serving.onnx?.key?.startsWith(versionPrefix)) refuse(`its model.onnx (${manifest.serving.onnx?.key}) is outside the version's prefix`);
+}
+
 /** The spec of a training job carries how its model will be served. */
 export type TrainSpecWithModel = JobSpec & { readonly model: NonNullable<JobSpec["model"]> & { readonly inference?: InferenceConfig | null } };
 
@@ -39,6 +74,7 @@ export async function publishExport(deps: Deps, manifestAt: S3Location): Promise
   if (!job) throw new IncompleteExportError(`export ${s3Uri(manifestAt)} names job ${manifest.jobId}, which the registry does not know`);
   const spec = parseJobSpec(job.spec);
   if (!spec.model) throw new IncompleteExportError(`job ${manifest.jobId} has no model to export to`);
+  checkExportBelongs(manifestAt, versionPrefix, manifest, { bounded: spec.bounded, model: spec.model }, job.state);
   const metadata: ModelMetadata = {
     format: MODEL_FORMAT,
     formatVersion: MODEL_FORMAT_VERSION,

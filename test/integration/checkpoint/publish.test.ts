@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
-import { IncompleteExportError, publishExport, moveLatest } from "../../../functions/checkpoint/publish.ts";
+import { IncompleteExportError, RejectedExportError, publishExport, moveLatest } from "../../../functions/checkpoint/publish.ts";
 import { readLatest } from "../../../src/storage/latest-pointer.ts";
 import { modelKeys } from "../../../src/protocol/names.ts";
 import type { ModelMetadata } from "../../../src/protocol/model-metadata.ts";
@@ -105,6 +105,39 @@ describe("atomic model versions", () => {
 
     // Assert
     assert.equal(inForce, "0001", "until the pointer moves, readers keep the previous version");
+    assert.equal(await latestVersion(), "0004");
+  });
+
+  it("refuses an export planted under another job's version, one at a version time far ahead, and one of a failed job; latest stays", async () => {
+    // Arrange: a streaming job of this model (versions under versionsUri), and what a worker able to write under models/ could plant.
+    const jobId = `pub-${randomUUID().slice(0, 8)}`;
+    jobs.push(jobId);
+    const versionsUri = `s3://${bucket}/${modelKeys.versions(modelId)}`;
+    await registry.createJob({ jobId, mode: "train", spec: jobSpec({ jobId, bucket, bounded: false, model: { modelId, version: "0000", exportUri: `${versionsUri}0000/`, versionsUri, inference: null } }) });
+    await registry.transitionJob(jobId, ["CREATED"], "RUNNING");
+    const planted = async (version: string, job: string) => {
+      const prefix = modelKeys.version(modelId, version);
+      await putJson(clients, { bucket, key: `${prefix}export.json` }, manifest(job, await uploadArtifact(prefix)));
+      return publishExport(deps, { bucket, key: `${prefix}export.json` }).then(
+        () => assert.fail(`the export at version ${version} was published`),
+        (e: unknown) => e as Error,
+      );
+    };
+    const { jobId: failedJob, prefix: failedPrefix } = await trainJobExportingTo("0005");
+    await registry.transitionJob(failedJob, ["RUNNING"], "FAILED", { error: "lost" });
+    await putJson(clients, { bucket, key: `${failedPrefix}export.json` }, manifest(failedJob, await uploadArtifact(failedPrefix)));
+
+    // Act
+    const zzzz = await planted("zzzz", jobId);
+    const otherJobsName = await planted(`${String(Date.now()).padStart(14, "0")}-someone-else`, jobId);
+    const future = await planted(`${String(Date.now() + 24 * 3600_000).padStart(14, "0")}-${jobId}`, jobId);
+    const ofFailed = await publishExport(deps, { bucket, key: `${failedPrefix}export.json` }).then(() => assert.fail("a failed job's export was published"), (e: unknown) => e as Error);
+
+    // Assert
+    for (const e of [zzzz, otherJobsName, future, ofFailed]) assert.ok(e instanceof RejectedExportError, String(e));
+    assert.match(zzzz.message, /versions are .*<time>-/);
+    assert.match(future.message, /ahead of this host's clock/);
+    assert.match(ofFailed.message, /the job is FAILED/);
     assert.equal(await latestVersion(), "0004");
   });
 
