@@ -298,3 +298,22 @@ def test_the_export_callback_of_an_unbounded_job_exports_with_the_serving_functi
     assert len(manifests) == 1
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifests[0])["Body"].read())
     assert manifest["serving"]["onnx"]["outputs"] == [DIGIT, SCORE]
+
+
+@needs_emulator
+def test_a_bounded_job_exports_once_a_restarted_chief_uploads_nothing_over_its_export(queue_and_bucket):
+    # Arrange: the first attempt's chief exported; its version may be published already.
+    _sqs, s3, _url, bucket = queue_and_bucket
+    spec = job_spec(inference([PIXELS], [DIGIT, SCORE], mode="script"), bucket)
+    prefix = "models/digits/versions/v1/"
+    first = chief(spec, s3).export(classifier(), serving=serve)
+    etags = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+
+    # Act: a restarted chief (the set restarted after the export) exports a model with other weights.
+    other = classifier()
+    other.set_weights([w + 1.0 for w in other.get_weights()])
+    again = chief(spec, s3).export(other, serving=serve)
+
+    # Assert: the first export stands, file for file.
+    assert again == first
+    assert {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]} == etags

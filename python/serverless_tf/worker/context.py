@@ -283,7 +283,7 @@ class Context:
         if serving is not None:
             self.serving = serving
         signature = SignatureExport(m.serving_input, m.serving_output, self.serving) if m is not None and m.serving_mode == "signature" else None
-        manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step, signature)
+        manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step, signature, once=self.spec.bounded)
         if manifest is not None:
             onnx = f", its serving signature as ONNX at {manifest['serving']['onnx']['key']}" if "serving" in manifest else ""
             _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}{onnx}")

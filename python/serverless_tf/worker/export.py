@@ -89,7 +89,7 @@ def call_model(model: Any, features: Mapping[str, Any]) -> Any:
 
 
 def export_model(s3: Any, model: Any, export_uri: Optional[str], job_id: str, member: str, is_chief: bool, step: int,
-                 signature: Optional[SignatureExport] = None) -> Optional[dict[str, Any]]:
+                 signature: Optional[SignatureExport] = None, once: bool = False) -> Optional[dict[str, Any]]:
     """Saves ``model`` as a SavedModel; the chief uploads it and writes ``export.json`` last.
 
     Every worker must call this under MultiWorkerMirroredStrategy (saving runs collectives);
@@ -104,9 +104,12 @@ def export_model(s3: Any, model: Any, export_uri: Optional[str], job_id: str, me
         job_id, member, step: recorded in the manifest.
         is_chief: worker 0.
         signature: the serving columns and function, in signature serving mode; else ``None``.
+        once: a bounded job's one export (``spec.model.exportUri``): when its ``export.json`` is
+            there already (a chief restarted after exporting), nothing is uploaded, so a version
+            the checkpoint stage may have published never changes file by file.
 
     Returns:
-        The manifest written (chief), else ``None``.
+        The manifest written, or with ``once`` the one found (chief), else ``None``.
 
     Raises:
         ModelStoreError: when the job spec has no ``model.exportUri``.
@@ -120,10 +123,18 @@ def export_model(s3: Any, model: Any, export_uri: Optional[str], job_id: str, me
         model.save(str(saved))  # tf_keras: a path without extension writes a SavedModel directory
         if not is_chief:
             return None
+        root = S3Uri.parse(export_uri)
+        if once:
+            target = root.child(EXPORT_MANIFEST)
+            try:
+                found = s3.get_object(Bucket=target.bucket, Key=target.key)
+            except s3.exceptions.NoSuchKey:
+                found = None
+            if found is not None:
+                return json.loads(found["Body"].read())
         serving_dir = tmp / "serving"
         if signature is not None:
             write_serving_onnx(saved, signature, serving_dir / ONNX_MODEL)
-        root = S3Uri.parse(export_uri)
         files: list[dict[str, Any]] = []
         for local, prefix in [(saved, ARTIFACT_DIR)] + ([(serving_dir, SERVING_DIR)] if signature is not None else []):
             at = root.child(prefix)
