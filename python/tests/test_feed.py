@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from serverless_tf.input.feed import FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
 from serverless_tf.input.live_feed import LiveBatches
 from serverless_tf.input.remainder import RemainderError, batch_sizes, spool_dataset
-from serverless_tf.input.spool import Spool, spool_bounded_feed
+from serverless_tf.input.spool import Spool, SpoolConflictError, spool_bounded_feed
 from serverless_tf.protocol.example import encode_example, parse_rows
 from serverless_tf.protocol.schema import columns_from_json
 from serverless_tf.protocol.spec import JobSpec, SpecError
@@ -220,3 +221,70 @@ def test_write_with_another_row_count_than_the_batch_is_a_clear_error():
 def test_write_names_missing_output_columns():
     with pytest.raises(OutputError, match=r"missing output column\(s\) \['probs'\]"):
         rows_from_outputs({"label": [1, 2]}, OUT, 2)
+
+
+@needs_emulator
+def test_rows_held_longer_than_the_visibility_timeout_stay_hidden_until_used(queue_and_bucket):
+    # Arrange: a 1 s visibility timeout, and a consumer that spends 3 s on its first batch while
+    # the second batch's rows (same message) wait: without the keeper SQS would deliver it again.
+    sqs, _s3, url, _bucket = queue_and_bucket
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    send_rows(sqs, url, "worker-0", 0, rows(8))
+    live = LiveBatches(FeedQueue(sqs, url, "fit-abc", "worker-0"), parse_rows(COLUMNS), batch_size=4, flush_after_ms=100,
+                       bounded=False, idle_timeout_s=10, keep_every_seconds=0.3)
+    seen_while_held = []
+
+    # Act
+    sizes = []
+    for batch in live:
+        sizes.append(int(batch["x"].shape[0]))
+        if len(sizes) == 1:
+            time.sleep(3)
+            seen_while_held = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"v": 1, "kind": "stop", "job": "fit-abc"}))
+
+    # Assert
+    assert seen_while_held == [], "the held message came back while its rows were being used"
+    assert sizes == [4, 4] and live.keeper.kept > 0
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def rows_message(seq: int, rs: list[dict[str, Any]]) -> RowsMessage:
+    return RowsMessage(f"s0:{seq}:worker-0", "s0", seq, "worker-0", len(rs), frames(rs))
+
+
+@needs_emulator
+def test_a_second_writer_of_a_members_spool_fails_instead_of_overwriting_a_part(queue_and_bucket, tmp_path):
+    # Arrange: the member's replacement wrote part 0; the stale worker, unaware, writes its own part 0.
+    _sqs, s3, _url, bucket = queue_and_bucket
+    replacement = Spool(s3, bucket, "fit-abc", "worker-0", tmp_path / "new")
+    stale = Spool(s3, bucket, "fit-abc", "worker-0", tmp_path / "old")
+    replacement.append([rows_message(0, rows(3))])
+
+    # Act
+    with pytest.raises(SpoolConflictError) as e:
+        stale.append([rows_message(1, rows(2, 3))])
+
+    # Assert
+    assert "part-000000" in str(e.value) and "lease" in str(e.value)
+    part = s3.get_object(Bucket=bucket, Key="jobs/fit-abc/spool/worker-0/part-000000.tfrecord")["Body"].read()
+    assert part == frames(rows(3))
+
+
+@needs_emulator
+def test_a_message_spooled_by_two_writers_is_reloaded_once(queue_and_bucket, tmp_path):
+    # Arrange: both writers held message 1 (two receipts of one message) and spooled it in their parts.
+    _sqs, s3, _url, bucket = queue_and_bucket
+    first = Spool(s3, bucket, "fit-abc", "worker-0", tmp_path / "a")
+    first.append([rows_message(0, rows(3)), rows_message(1, rows(2, 3))])
+    second = Spool(s3, bucket, "fit-abc", "worker-0", tmp_path / "b")
+    second.parts = 1
+    second.append([rows_message(1, rows(2, 3)), rows_message(2, rows(4, 5))])
+
+    # Act
+    restarted = Spool(s3, bucket, "fit-abc", "worker-0", tmp_path / "c")
+    restarted.reload()
+
+    # Assert
+    assert (restarted.rows, restarted.messages, restarted.parts) == (9, 3, 2)
+    assert restarted.path.read_bytes() == frames(rows(3)) + frames(rows(2, 3)) + frames(rows(4, 5))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
@@ -164,6 +166,69 @@ class FeedQueue:
             failed = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries).get("Failed", [])
             if failed:
                 raise FeedError(f"SQS refused to delete {len(failed)} feed message(s) on {self.url}: {failed[:3]}")
+
+
+    def keep(self, receipt_handles: list[str], seconds: int) -> None:
+        """Makes held messages invisible for ``seconds`` more, 10 per request.
+
+        A handle SQS no longer knows (its message was deleted meanwhile) is skipped: there is
+        nothing left to keep.
+        """
+        for start in range(0, len(receipt_handles), MAX_MESSAGES):
+            chunk = receipt_handles[start:start + MAX_MESSAGES]
+            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds} for i, h in enumerate(chunk)]
+            self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+
+
+class VisibilityKeeper:
+    """Keeps the feed messages a worker holds but has not used yet from coming back.
+
+    A received message is deleted only once its rows were used, which can be long after its
+    visibility timeout (a slow training step, a partial batch waiting for the end of data); past
+    ``maxReceiveCount`` redeliveries a held row or end-of-data marker would go to the job's DLQ
+    and the job could never see its end of data. A thread re-hides every held message for
+    ``hide_seconds`` every ``every_seconds`` until it is released; if the worker dies, its
+    messages come back within ``hide_seconds``.
+
+    Example:
+        >>> keeper = VisibilityKeeper(queue).start()  # doctest: +SKIP
+        >>> keeper.hold(["handle-1"]); keeper.release(["handle-1"]); keeper.stop()
+    """
+
+    def __init__(self, queue: FeedQueue, hide_seconds: int = 60, every_seconds: float = 20.0):
+        self.queue, self.hide_seconds, self.every_seconds = queue, hide_seconds, every_seconds
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stf-keep-{queue.member}", daemon=True)
+        self.kept = 0
+
+    def start(self) -> "VisibilityKeeper":
+        self._thread.start()
+        return self
+
+    def hold(self, receipt_handles: list[str]) -> None:
+        with self._lock:
+            self._held.update(receipt_handles)
+
+    def release(self, receipt_handles: list[str]) -> None:
+        with self._lock:
+            self._held.difference_update(receipt_handles)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every_seconds):
+            with self._lock:
+                handles = sorted(self._held)
+            try:
+                self.queue.keep(handles, self.hide_seconds)
+                self.kept += len(handles)
+            except Exception as e:  # noqa: BLE001 - a failed extension is retried next round; the feed goes on
+                print(f"[feed {self.queue.member}] extending the visibility of {len(handles)} held messages failed: {e!r}", file=sys.stderr, flush=True)
 
 
 @dataclass

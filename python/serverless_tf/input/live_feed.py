@@ -7,7 +7,8 @@ nothing more for now, what is held goes out after ``flush_after_ms`` (0 in infer
 the flush policy says otherwise).
 
 Feed messages are deleted once all their rows were yielded and the consumer came back for
-the next batch (ack after use).
+the next batch (ack after use); until then a :class:`~serverless_tf.input.feed.VisibilityKeeper`
+keeps them hidden, however long that takes.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 from ..protocol.tfrecord import unframe_records
-from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop
+from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop, VisibilityKeeper
 
 # While a partial batch waits for its flush deadline, poll this often (SQS long polls are whole seconds).
 SHORT_POLL_SECONDS = 0.05
@@ -48,6 +49,7 @@ class LiveBatches:
     on_batch: Optional[Callable[[int], None]] = None
     position: FeedPosition = field(default_factory=FeedPosition)
     rows_yielded: int = 0
+    keep_every_seconds: float = 20.0
     _started: bool = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -57,7 +59,18 @@ class LiveBatches:
                 "as they are used); loop over ctx.dataset() a single time"
             )
         self._started = True
-        return self._batches()
+        return self._kept_batches()
+
+    def _kept_batches(self) -> Iterator[dict[str, Any]]:
+        self.keeper = VisibilityKeeper(self.queue, every_seconds=self.keep_every_seconds).start()
+        try:
+            yield from self._batches()
+        finally:
+            self.keeper.stop()
+
+    def _delete(self, receipt_handles: list[str]) -> None:
+        self.queue.delete(receipt_handles)
+        self.keeper.release(receipt_handles)
 
     def _batches(self) -> Iterator[dict[str, Any]]:
         seen: set[str] = set()
@@ -84,7 +97,7 @@ class LiveBatches:
                 if h.unyielded == 0:
                     done.append(h.receipt_handle)
                     del held[feed_id]
-            self.queue.delete(done)
+            self._delete(done)
 
         while True:
             while len(pending) >= self.batch_size:
@@ -94,7 +107,7 @@ class LiveBatches:
             if complete:
                 while pending:
                     yield from emit(self.batch_size)
-                self.queue.delete([h.receipt_handle for h in held.values()] + markers)
+                self._delete([h.receipt_handle for h in held.values()] + markers)
                 return
             if eod is not None and (self.position.messages > eod.messages or self.position.rows > eod.rows):
                 raise FeedError(f"{self.queue.member} received more than end-of-data announced on {self.queue.url}: {self.position.describe()}")
@@ -128,7 +141,10 @@ class LiveBatches:
                 if isinstance(body, RowsMessage):
                     if body.feed_id in seen:
                         if body.feed_id in held:
-                            held[body.feed_id].receipt_handle = r.receipt_handle  # the newest handle is the one SQS honours
+                            # the newest handle is the one SQS honours
+                            self.keeper.release([held[body.feed_id].receipt_handle])
+                            self.keeper.hold([r.receipt_handle])
+                            held[body.feed_id].receipt_handle = r.receipt_handle
                         else:
                             duplicates.append(r.receipt_handle)
                         continue
@@ -138,6 +154,7 @@ class LiveBatches:
                     seen.add(body.feed_id)
                     if frames:
                         held[body.feed_id] = _Held(r.receipt_handle, len(frames))
+                        self.keeper.hold([r.receipt_handle])
                         pending.extend((f, body.feed_id) for f in frames)
                     else:
                         duplicates.append(r.receipt_handle)
@@ -148,9 +165,11 @@ class LiveBatches:
                 elif isinstance(body, EndOfData):
                     self.position.end_of_data = body
                     markers.append(r.receipt_handle)
+                    self.keeper.hold([r.receipt_handle])
                 elif isinstance(body, Stop):
                     if self.bounded:
                         raise FeedError(f"a stop message arrived on the bounded feed {self.queue.url} at {self.position.describe()}; the job was stopped")
                     stopped = True
                     markers.append(r.receipt_handle)
+                    self.keeper.hold([r.receipt_handle])
             self.queue.delete(duplicates)

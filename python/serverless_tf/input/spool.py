@@ -6,6 +6,11 @@ the queue no longer holds is always in S3. Each part carries its messages' ``fee
 its object metadata, and the end-of-data message is saved as ``end-of-data.json`` before its
 marker is deleted, so a restarted worker (resume after a failure) reloads the parts with
 :meth:`Spool.reload` and takes only what the queue still holds.
+
+A part is written once (``If-None-Match: *``): a second writer of the same member's spool (a
+worker whose lease lapsed while it still ran, beside its replacement) fails with
+:class:`SpoolConflictError` instead of overwriting a part; a message both spooled before one of
+them stopped is counted once on reload (each part records its messages' row counts).
 """
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from botocore.exceptions import ClientError
+
 from ..aws.s3 import kind_tagging
-from ..protocol.tfrecord import unframe_records
+from ..protocol.tfrecord import frame_records, unframe_records
 from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop
 
 
@@ -29,6 +36,13 @@ def spool_prefix(job_id: str, member: str) -> str:
 END_OF_DATA_OBJECT = "end-of-data.json"
 # S3 user metadata is limited to 2 KB per object; a part holds at most one receive (10 messages).
 FEED_IDS_METADATA = "feed-ids"
+#: Row count of each message of the part, in the order of its ``feed-ids``.
+FEED_COUNTS_METADATA = "feed-counts"
+
+
+class SpoolConflictError(FeedError):
+    """Another process wrote this member's next spool part: this worker is not the member's only
+    writer (its lease lapsed and a replacement runs). It must stop; the replacement goes on."""
 
 
 @dataclass
@@ -71,12 +85,25 @@ class Spool:
         with self.path.open("ab") as f:
             for key in sorted(k for k in keys if k.endswith(".tfrecord")):
                 obj = self.s3.get_object(Bucket=self.bucket, Key=key)
-                ids = [i for i in obj.get("Metadata", {}).get(FEED_IDS_METADATA, "").split(",") if i]
-                data = obj["Body"].read()
-                f.write(data)
-                self.rows += len(unframe_records(data))
-                self.messages += len(ids)
-                self.feed_ids.update(ids)
+                metadata = obj.get("Metadata", {})
+                ids = [i for i in metadata.get(FEED_IDS_METADATA, "").split(",") if i]
+                counts = [int(c) for c in metadata.get(FEED_COUNTS_METADATA, "").split(",") if c]
+                frames = unframe_records(obj["Body"].read())
+                if len(counts) == len(ids) and sum(counts) == len(frames):
+                    # Message by message: one two writers both spooled is kept once.
+                    at = 0
+                    for feed_id, count in zip(ids, counts):
+                        if feed_id not in self.feed_ids:
+                            f.write(frame_records(frames[at:at + count]))
+                            self.rows += count
+                            self.messages += 1
+                            self.feed_ids.add(feed_id)
+                        at += count
+                else:
+                    f.write(frame_records(frames))
+                    self.rows += len(frames)
+                    self.messages += len(ids)
+                    self.feed_ids.update(ids)
                 self.parts += 1
         if prefix + END_OF_DATA_OBJECT in keys:
             saved = json.loads(self.s3.get_object(Bucket=self.bucket, Key=prefix + END_OF_DATA_OBJECT)["Body"].read())
@@ -109,7 +136,16 @@ class Spool:
             return
         data = b"".join(m.data for m in fresh)
         key = f"{spool_prefix(self.job_id, self.member)}part-{self.parts:06d}.tfrecord"
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh)}, Tagging=kind_tagging("spool"))
+        metadata = {FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh), FEED_COUNTS_METADATA: ",".join(str(m.count) for m in fresh)}
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata, Tagging=kind_tagging("spool"), IfNoneMatch="*")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+            raise SpoolConflictError(
+                f"{self.member}'s spool part {key} was written by another process: this worker is no longer the member's only "
+                f"writer (its lease lapsed and a replacement runs); it stops, the replacement goes on. Job {self.job_id}"
+            ) from e
         with self.path.open("ab") as f:
             f.write(data)
         self.parts += 1
