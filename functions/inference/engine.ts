@@ -10,9 +10,13 @@
  * runs as written, and the engine measured ~1 ms of IPC overhead per batch (bench/inference.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { ServerlessTfError } from "../../src/errors.ts";
+import type { AwsClients } from "../../src/aws/clients.ts";
 import { projectPython, projectRoot, pythonChildEnv } from "../../src/workers/paths.ts";
+import { EngineError } from "./engine-error.ts";
+import { stageVersion, type StagedVersion } from "./model-files.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import { createDecoder } from "../../src/codec/example.ts";
 import type { Row } from "../../src/codec/schema.ts";
@@ -38,8 +42,21 @@ export interface InferenceEngine {
   close(): Promise<void>;
 }
 
-/** The engine failed a request or died; the batch is retried by SQS. */
-export class EngineError extends ServerlessTfError {}
+/**
+ * What of this process's environment the engine gets: the system's basics and the TensorFlow,
+ * Keras and Python settings, never credentials (`AWS_*`: on Lambda, the function role's), table
+ * or bucket names: the engine runs the user's inference code, and the function stages every file
+ * it needs (./model-files.ts).
+ */
+export function engineEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (ENGINE_ENV_NAMES.has(name) || /^(TF_|KERAS_|OMP_|LC_)/.test(name))) kept[name] = value;
+  }
+  return { ...kept, ...pythonChildEnv(env) };
+}
+
+const ENGINE_ENV_NAMES = new Set(["PATH", "HOME", "TMPDIR", "LANG", "TZ", "LD_LIBRARY_PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"]);
 
 interface Answer {
   readonly id: number;
@@ -52,8 +69,8 @@ interface Answer {
 }
 
 export interface PythonEngineOptions {
-  /** Environment for the process (AWS endpoint, region, credentials). */
-  readonly env?: Readonly<Record<string, string>>;
+  /** Where a version's files are staged before the engine loads them; default the OS temp folder. */
+  readonly filesDir?: string;
   readonly log?: (line: string) => void;
   /** Longest a model load may take (downloading the SavedModel, importing the scripts). */
   readonly loadTimeoutMs?: number;
@@ -67,10 +84,14 @@ export class PythonEngine implements InferenceEngine {
   private loadedVersion: string | undefined;
   private decoder: { readonly key: string; readonly decode: ReturnType<typeof createDecoder>["decode"] } | undefined;
   private loading: Promise<void> | undefined;
+  private staged: StagedVersion | undefined;
   /** Milliseconds the Python side spent on the last predict (the rest of a round trip is IPC). */
   lastPredictMs = 0;
 
-  constructor(private readonly options: PythonEngineOptions = {}) {}
+  constructor(
+    private readonly clients: AwsClients,
+    private readonly options: PythonEngineOptions = {},
+  ) {}
 
   /** The process id of the running engine (undefined before the first batch or after it exited). */
   get pid(): number | undefined {
@@ -81,7 +102,7 @@ export class PythonEngine implements InferenceEngine {
     if (this.ready) return this.ready;
     const child = spawn(projectPython, ["-m", "serverless_tf.serve"], {
       cwd: projectRoot,
-      env: { ...process.env, ...this.options.env, ...pythonChildEnv() },
+      env: engineEnvironment(),
       stdio: ["pipe", "pipe", "pipe"],
     });
     this.child = child;
@@ -139,32 +160,43 @@ export class PythonEngine implements InferenceEngine {
       }
       const inference = metadata.inference;
       if (!inference) throw new EngineError(`model ${metadata.modelId} version ${metadata.version} has no inference config: set inference scripts and output columns on the estimator before fit`);
-      this.loading = this.request(
-        {
-          op: "load",
-          version: metadata.version,
-          artifactUri: metadata.artifactUri,
-          scripts: inference.python.scripts,
-          entry: inference.python.entry,
-          hyperParams: inference.python.hyperParams,
-          input: inference.input.columns,
-          output: inference.output.columns,
-        },
-        this.options.loadTimeoutMs ?? 120_000,
-      ).then(() => {
-        const key = JSON.stringify(inference.output.columns);
-        if (this.decoder?.key !== key) {
-          const decoder = createDecoder([...inference.output.columns, ROW_ID_COLUMN]);
-          this.decoder = { key, decode: (bytes) => decoder.decode(bytes) };
-        }
-        this.loadedVersion = metadata.version;
-      });
+      this.loading = this.load(metadata, inference);
       try {
         await this.loading;
       } finally {
         this.loading = undefined;
       }
     }
+  }
+
+  /** Stages the version's files, has the engine load them, then drops the previous version's files. */
+  private async load(metadata: ModelMetadata, inference: NonNullable<ModelMetadata["inference"]>): Promise<void> {
+    const files = await stageVersion(this.clients, metadata, this.options.filesDir ?? join(tmpdir(), "stf-serve"));
+    const request = {
+      op: "load",
+      version: metadata.version,
+      artifactDir: files.artifactDir,
+      scriptFiles: files.scriptFiles,
+      entry: inference.python.entry,
+      hyperParams: inference.python.hyperParams,
+      input: inference.input.columns,
+      output: inference.output.columns,
+    };
+    try {
+      await this.request(request, this.options.loadTimeoutMs ?? 120_000);
+    } catch (e) {
+      await files.remove();
+      throw e;
+    }
+    // The engine holds the model in memory now; the previous version's files are not read again.
+    await this.staged?.remove();
+    this.staged = files;
+    const key = JSON.stringify(inference.output.columns);
+    if (this.decoder?.key !== key) {
+      const decoder = createDecoder([...inference.output.columns, ROW_ID_COLUMN]);
+      this.decoder = { key, decode: (bytes) => decoder.decode(bytes) };
+    }
+    this.loadedVersion = metadata.version;
   }
 
   async predict(version: string, batch: EngineBatch): Promise<Row[]> {
@@ -176,6 +208,8 @@ export class PythonEngine implements InferenceEngine {
   }
 
   async close(): Promise<void> {
+    await this.staged?.remove();
+    this.staged = undefined;
     const child = this.child;
     if (!child) return;
     await new Promise<void>((resolve) => {

@@ -16,8 +16,8 @@ import { ServingEngines } from "./serving-engines.ts";
 import { recheckMsFromEnv, servedModelSettings } from "./settings.ts";
 
 /** One served model: the local runtime builds one per `serveModel`, Lambda one per model a container serves. */
-export function createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log: (line: string) => void = (line) => console.error(line)): InferenceService {
-  const engines = new ServingEngines({ script: () => new PythonEngine({ env: engine.env }), signature: () => new OnnxEngine(deps.clients) });
+export function createInferenceFunction(deps: Deps, settings: InferenceSettings, log: (line: string) => void = (line) => console.error(line)): InferenceService {
+  const engines = new ServingEngines({ script: () => new PythonEngine(deps.clients), signature: () => new OnnxEngine(deps.clients) });
   return new InferenceService(deps.clients, settings, engines, log);
 }
 
@@ -29,7 +29,7 @@ function serviceFor(arn: string): Promise<InferenceService> {
   if (!service) {
     container ??= { deps: depsFromEnv(), recheckMs: recheckMsFromEnv() };
     const { deps, recheckMs } = container;
-    service = servedModelSettings(deps.clients, deps.config, arn, recheckMs).then((settings) => createInferenceFunction(deps, settings, { env: {} }));
+    service = servedModelSettings(deps.clients, deps.config, arn, recheckMs).then((settings) => createInferenceFunction(deps, settings));
     // A failed lookup (a queue not created yet) is tried again on the next batch.
     service.catch(() => services.delete(arn));
     services.set(arn, service);

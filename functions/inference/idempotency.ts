@@ -14,6 +14,7 @@
  */
 import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, TransactionCanceledException, TransactWriteItemsCommand, type Put } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../../src/aws/clients.ts";
+import { FUNCTIONS } from "../../src/resources/definitions.ts";
 
 /** What a claim found: the row is ours to serve, was served already, or is being served by another handler. */
 export type ClaimOutcome = "claimed" | "done" | "busy";
@@ -21,13 +22,21 @@ export type ClaimOutcome = "claimed" | "done" | "busy";
 /** How long an idempotency record is kept (TTL), in seconds: longer than any redelivery (SQS keeps a message 14 days at most). */
 const KEEP_SECONDS = 15 * 24 * 3600;
 
+/**
+ * A claim outlasts the longest invocation that can hold it (the function's timeout) by the clock
+ * skew budget between two hosts' `Date.now()` (30 s): a handler still running is never overtaken.
+ * A lapsed claim is taken over only by a redelivery, which the served queues' visibility timeout
+ * (6 x the function's timeout, src/resources/definitions.ts servedQueuePlan) delays past it.
+ */
+export const DEFAULT_CLAIM_LOCK_MS = (FUNCTIONS.inference.timeoutSeconds + 30) * 1000;
+
 export class IdempotencyStore {
   constructor(
     private readonly clients: AwsClients,
     readonly tableName: string,
     readonly modelId: string,
     /** How long a claim holds a row before another handler may take it over (a handler that died). */
-    readonly lockMs: number = 30_000,
+    readonly lockMs: number = DEFAULT_CLAIM_LOCK_MS,
     private readonly now: () => number = Date.now,
   ) {}
 

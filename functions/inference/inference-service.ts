@@ -186,10 +186,17 @@ export class InferenceService implements InferenceFunction {
           if (frames) encoded.set(unit, frames);
         }
         stages.lap("encode");
+        // The engine is started and the version loaded before any row is claimed: a cold start
+        // (seconds for a Python engine) spent holding claims would bring the lock's end closer.
+        if (encoded.size) await this.engine.ensure(metadata);
+        stages.lap("model");
         // Claim before running: a unit served already (or being served by another handler) is not run again.
         const toClaim = [...encoded.keys()].map((unit) => ({ unit, rowId: unit.claimKey, owner: `${handling}:${unit.record.messageId}` }));
-        const claims = await this.idempotency.claimAll(toClaim).catch((e: unknown) => {
+        const claims = await this.idempotency.claimAll(toClaim).catch(async (e: unknown) => {
           this.log(`[inference ${this.settings.modelId}] claiming ${toClaim.length} messages failed: ${(e as Error).message}`);
+          // The request may have taken effect with its response lost: give back what this handling may
+          // hold, or the messages' redeliveries would find them locked until the claims lapse.
+          await Promise.all(toClaim.map((c) => this.idempotency.release(c.rowId, c.owner).catch(() => undefined)));
           return toClaim.map(() => "busy" as const);
         });
         const outcomes = toClaim.map((c, i) => ({ unit: c.unit, owner: c.owner, outcome: claims[i]! }));
@@ -200,8 +207,6 @@ export class InferenceService implements InferenceFunction {
         }
         stages.lap("claim");
         if (claimed.length) {
-          await this.engine.ensure(metadata);
-          stages.lap("model");
           // The whole SQS batch as few model calls as the engine's call size allows.
           const mine = new Set(claimed.map((c) => c.unit));
           const order = all.filter((a) => mine.has(a.unit));

@@ -16,7 +16,8 @@ import type { ModelMetadata, OnnxSignature } from "../../src/protocol/model-meta
 import { ROW_ID } from "../../src/protocol/feed-messages.ts";
 import { parseS3Uri } from "../../src/protocol/names.ts";
 import { getObject } from "../../src/storage/objects.ts";
-import { EngineError, type EngineBatch, type InferenceEngine } from "./engine.ts";
+import type { EngineBatch, InferenceEngine } from "./engine.ts";
+import { EngineError } from "./engine-error.ts";
 
 type Binding = typeof Ort;
 

@@ -7,7 +7,8 @@
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import type { ServingMode } from "../../src/protocol/spec.ts";
 import type { Row } from "../../src/codec/schema.ts";
-import { EngineError, type EngineBatch, type InferenceEngine } from "./engine.ts";
+import type { EngineBatch, InferenceEngine } from "./engine.ts";
+import { EngineError } from "./engine-error.ts";
 
 export const servingModeOf = (metadata: ModelMetadata): ServingMode => metadata.serving?.mode ?? "script";
 

@@ -6,9 +6,13 @@ container and talks to it over stdin/stdout, one JSON object per line (docs/prot
 SavedModel, through the same ``ctx.load_model`` the workers use) and runs the model's inference
 entry unchanged on each batch: ``ctx.dataset()`` yields that batch, ``ctx.write`` answers it.
 
+The function stages the version's files (the SavedModel and the scripts) on local disk before
+``load``, so this process, which runs user code, gets no AWS credentials and needs none
+(functions/inference/engine.ts ``engineEnvironment``).
+
 Requests and answers::
 
-    {"id": 1, "op": "load", "version": V, "artifactUri": ..., "scripts": [...], "entry": "predict",
+    {"id": 1, "op": "load", "version": V, "artifactDir": <local SavedModel dir>, "scriptFiles": [<local paths>], "entry": "predict",
      "hyperParams": {...}, "input": [Column...], "output": [Column...]}
     -> {"id": 1, "ok": true, "version": V, "ms": 812.5}
     {"id": 2, "op": "predict", "version": V, "data": "<base64 TFRecord frames, input cols + __row_id>"}
@@ -24,17 +28,18 @@ import base64
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO
 
-from .aws import client
 from .protocol.schema import ROW_ID_COLUMN, Column, columns_from_json
 from .protocol.tfrecord import frame_records, unframe_records
 from .worker.output import BatchAnswers, encode_rows
+
+
+_models: dict[str, Any] = {}
 
 
 class ServeError(RuntimeError):
@@ -47,8 +52,7 @@ class ServeContext:
     an inference entry uses (``load_model``, ``dataset``, ``write``, ``hyper_params``)."""
 
     hyper_params: Mapping[str, Any]
-    artifact_uri: str
-    s3: Any = field(repr=False)
+    artifact_dir: str
     output_columns: Sequence[Column] = field(repr=False)
     batch: Optional[dict[str, Any]] = field(default=None, repr=False)
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -66,9 +70,12 @@ class ServeContext:
 
     def load_model(self) -> Any:
         """The SavedModel of the version being served (loaded once per process and version)."""
-        from .worker.export import load_saved_model
+        if self.artifact_dir not in _models:
+            import tensorflow as tf
 
-        return load_saved_model(self.s3, self.artifact_uri, "inference-server")
+            _models.clear()  # one version at a time: the previous one is not served again
+            _models[self.artifact_dir] = tf.keras.models.load_model(self.artifact_dir)
+        return _models[self.artifact_dir]
 
     def dataset(self) -> Iterator[Mapping[str, Any]]:
         """The one batch of this request (a dict of tensors with ``__row_id``)."""
@@ -96,30 +103,28 @@ class Server:
     """Holds the version being served and answers requests (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.s3 = client("s3")
         self.loaded: Optional[Loaded] = None
 
     def load(self, request: Mapping[str, Any]) -> dict[str, Any]:
         from .protocol.example import parse_rows
-        from .worker.user_code import download_scripts, load_entry
+        from .worker.user_code import load_entry
 
         version = str(request["version"])
         if self.loaded is not None and self.loaded.version == version:
             return {"version": version}
         inputs = columns_from_json(list(request["input"])) + [ROW_ID_COLUMN]
         outputs = columns_from_json(list(request["output"]))
-        scripts = download_scripts(self.s3, list(request["scripts"]), Path(tempfile.mkdtemp(prefix="stf-serve-code-")))
-        entry = load_entry(scripts, str(request["entry"]))
-        artifact, hyper = str(request["artifactUri"]), dict(request.get("hyperParams") or {})
+        entry = load_entry([Path(p) for p in request["scriptFiles"]], str(request["entry"]))
+        artifact, hyper = str(request["artifactDir"]), dict(request.get("hyperParams") or {})
 
         def make_ctx() -> ServeContext:
-            return ServeContext(hyper, artifact, self.s3, outputs)
+            return ServeContext(hyper, artifact, outputs)
 
         def encode(rows: list[dict[str, Any]], ids: list[int]) -> bytes:
             return frame_records(encode_rows(rows, ids, outputs))
 
         candidate = Loaded(version, entry, make_ctx, parse_rows(inputs), encode)
-        make_ctx().load_model()  # download and load now, so the first predict of this version is fast
+        make_ctx().load_model()  # load now, so the first predict of this version is fast
         self.loaded = candidate
         return {"version": version}
 

@@ -40,7 +40,7 @@ export interface InferenceSettings {
   readonly recheckMs: number;
   /** The registry table, which holds the idempotency records (one per served row id). */
   readonly tableName: string;
-  /** How long a claim on a row holds before another handler may take it over; default 30000 ms. */
+  /** How long a claim on a row holds before another handler may take it over; default the inference function's timeout plus 30 s (functions/inference/idempotency.ts). */
   readonly claimLockMs?: number;
 }
 
@@ -74,7 +74,7 @@ export interface FunctionFactories {
   readonly "shard-feed": { createShardFeedHandler(deps: FunctionDeps, log?: (line: string) => void): SqsHandler };
   readonly checkpoint: { createCheckpointHandler(deps: Deps, log?: (line: string) => void): SqsHandler };
   readonly inference: {
-    createInferenceFunction(deps: Deps, settings: InferenceSettings, engine: { readonly env: Readonly<Record<string, string>> }, log?: (line: string) => void): InferenceFunction;
+    createInferenceFunction(deps: Deps, settings: InferenceSettings, log?: (line: string) => void): InferenceFunction;
   };
   /** Not a Lambda function of the stack yet: the local runtime forwards a queue table's rows to a streaming job with it. */
   readonly "stream-feed": { createStreamFeedHandler(deps: Deps, spec: JobSpec, log?: (line: string) => void): SqsHandler };

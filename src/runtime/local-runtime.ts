@@ -127,7 +127,6 @@ export class LocalRuntime implements JobRuntime, InProcessRuntime {
     private readonly functions: Functions,
     private readonly sources: readonly SqsEventSource[],
     private readonly fitTriggersUrl: string,
-    private readonly workerEnv: Readonly<Record<string, string>>,
     private readonly emulator: RunningEmulator | undefined,
     private readonly log: (line: string) => void,
   ) {}
@@ -156,7 +155,7 @@ export class LocalRuntime implements JobRuntime, InProcessRuntime {
       ];
       const workerEnv = workerEnvOf(aws, deps);
       const launcher = new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) });
-      return new LocalRuntime(deps, endpoint, launcher, functions, sources, urls.fitTriggers, workerEnv, emulator, log);
+      return new LocalRuntime(deps, endpoint, launcher, functions, sources, urls.fitTriggers, emulator, log);
     } catch (e) {
       await emulator?.stop();
       throw e;
@@ -261,7 +260,7 @@ export class LocalRuntime implements JobRuntime, InProcessRuntime {
       { ...(options.inputQueueUrl ? { inputQueueUrl: options.inputQueueUrl } : {}), ...(options.outputQueueUrl ? { outputQueueUrl: options.outputQueueUrl } : {}), ...(options.dlqUrl ? { dlqUrl: options.dlqUrl } : {}) },
     );
     const settings = { bucket: this.bucket, tableName: this.deps.config.tableName, modelId, outputQueueUrl, dlqUrl, recheckMs: options.recheckMs ?? DEFAULT_RECHECK_MS };
-    const service = this.functions.inference.createInferenceFunction(this.deps, settings, { env: this.workerEnv }, this.log);
+    const service = this.functions.inference.createInferenceFunction(this.deps, settings, this.log);
     const source = new SqsEventSource(this.deps.clients, inputQueueUrl, (event) => service.handle(event), {
       batchSize: options.batchSize ?? 10,
       maxBatchingWindowSeconds: options.maxBatchingWindowSeconds ?? 0,

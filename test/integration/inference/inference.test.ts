@@ -9,7 +9,7 @@ import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { InferenceClient, receiveRejected } from "../../../src/api/inference-client.ts";
 import { LocalRuntime, type ServedModel } from "../../../src/runtime/local-runtime.ts";
 import { queueDepth } from "../../../src/jobs/queues.ts";
-import { percentile, publishScaleModel, saveScaleModels } from "../../helpers/models.ts";
+import { SCALE_MODEL, percentile, publishSavedModel, publishScaleModel, saveScaleModels } from "../../helpers/models.ts";
 
 describe("inference function", () => {
   let runtime: LocalRuntime;
@@ -97,5 +97,26 @@ describe("inference function", () => {
     assert.ok(versions.slice(switchAt).every((v) => v === versions[switchAt]), "no row served by the old version after the switch");
     assert.deepEqual(results.map((r) => r.row.y), results.map((_, i) => (i < switchAt ? 1 : 2)));
     assert.equal(await client.poll(1), 0, "no result twice");
+  });
+
+  it("runs the user's inference code with no credentials or stack settings in its environment, on files the function staged", async () => {
+    // Arrange: an entry that answers with the number of AWS_* and SERVERLESS_TF_* variables it can see.
+    const probeId = `${modelId}-env`;
+    const x = { name: "x", dtype: "FLOAT32", shape: "scalar" } as const;
+    await publishSavedModel(runtime.deps.clients, runtime.bucket, probeId, dirs[0]!, { script: SCALE_MODEL, entry: "predict_reporting_env", input: [x], output: [{ ...x, name: "y" }] });
+    const probe = await runtime.serveModel(probeId, { recheckMs: 60_000 });
+    try {
+      const probeClient = new InferenceClient(runtime.deps.clients, probe.inputQueueUrl, probe.outputQueueUrl);
+
+      // Act
+      await probeClient.send("env", { x: 1 });
+      const answer = await probeClient.result("env", 60_000);
+
+      // Assert: this process has both (the emulator's credentials, the table), the engine neither.
+      assert.ok(Object.keys(process.env).some((k) => k.startsWith("AWS_")), "the test process itself has AWS settings");
+      assert.equal(answer.row.y, 0, "the engine saw credentials or stack settings");
+    } finally {
+      await probe.stop();
+    }
   });
 });
