@@ -17,7 +17,9 @@ import { feedShard } from "../../../functions/shard-feed/feed-shard.ts";
 import { queueName, type MemberKey } from "../../../src/protocol/names.ts";
 import type { JobRuntime } from "../../../src/runtime/job-runtime.ts";
 import type { WorkerProgress } from "../../../src/workers/launcher.ts";
-import { getJson } from "../../../src/storage/objects.ts";
+import { getJson, putObject } from "../../../src/storage/objects.ts";
+import { createEncoder } from "../../../src/codec/example.ts";
+import { frameRecords } from "../../../src/codec/tfrecord.ts";
 import { parseS3Uri } from "../../../src/protocol/names.ts";
 import type { RemainderParam } from "../../../src/api/tf-params.ts";
 
@@ -275,5 +277,30 @@ describe("two fits at once, then a transform", { timeout: 4 * 60_000 }, () => {
       assert.ok(Math.abs((row.total as number) - 1) < 1e-6, `x sums to 1, got ${row.total}`);
       assert.ok(Array.isArray(row.embedding) && row.embedding.length === 3 && row.embedding.every((v) => typeof v === "number" && Number.isFinite(v)));
     });
+  });
+
+  it("trains on every row of a CSV table and of a TFRecord table read from S3, as of the same rows in memory", async () => {
+    // Arrange: the same 40 rows in the two formats besides JSON Lines the readers take (src/codec/table-rows.ts).
+    const input = rowsOf(40);
+    const prefix = `tables/${Date.now().toString(36)}`;
+    const csv = ["x,y,n", ...input.map((r) => `${(r.x as number[]).join(" ")},${r.y},${r.n}`)].join("\n");
+    const encoder = createEncoder(schema);
+    await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: `${prefix}/csv/part-0.csv` }, csv);
+    await putObject(runtime.deps.clients, { bucket: runtime.bucket, key: `${prefix}/tfrecord/part-0.tfrecord` }, frameRecords(input.map((r, i) => encoder.encode(r, i))));
+    const ids = (reports: readonly DatasetReport[]) => reports.flatMap((r) => r.ids).sort((a, b) => a - b);
+
+    // Act
+    const [fromMemory, fromCsv, fromTfRecord] = await Promise.all([
+      fitAndCount(countingEstimator(runtime, "pad", 1), Table.fromRows(schema, input)),
+      fitAndCount(countingEstimator(runtime, "pad", 1), Table.fromS3(`s3://${runtime.bucket}/${prefix}/csv/`, schema)),
+      fitAndCount(countingEstimator(runtime, "pad", 1), Table.fromS3(`s3://${runtime.bucket}/${prefix}/tfrecord/`, schema)),
+    ]);
+
+    // Assert: each row once, the same rows whatever the format.
+    assert.equal(total(fromCsv.reports, "real_rows"), input.length);
+    assert.equal(total(fromTfRecord.reports, "real_rows"), input.length);
+    assert.deepEqual(ids(fromCsv.reports), ids(fromMemory.reports));
+    assert.deepEqual(ids(fromTfRecord.reports), ids(fromMemory.reports));
+    assert.equal(new Set(ids(fromCsv.reports)).size, input.length, "no row twice");
   });
 });
