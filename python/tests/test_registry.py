@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import subprocess
+import socket
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from serverless_tf.registry import (
     Registry,
     now_ms,
 )
+from serverless_tf.registry.lease import SELF_FENCE_AFTER_S
 
 from registry_helpers import JobStateError, put_job, transition_job
 
@@ -306,3 +308,32 @@ def _wait_until(predicate, timeout_s: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def test_lease_keeper_fences_its_worker_when_no_heartbeat_renews_the_lease(table, job_id):
+    # Arrange: the lease is taken, then the registry cannot be reached (a real client of a port nothing listens on).
+    registry = Registry(table)
+    put_job(table, job_id, "RUNNING")
+    lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 1_000)
+    import boto3
+    from botocore.config import Config
+
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    unreachable = Registry(table, boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                                               aws_access_key_id="x", aws_secret_access_key="x",
+                                               config=Config(retries={"max_attempts": 1}, connect_timeout=0.5, read_timeout=0.5)))
+    lost = threading.Event()
+    started = time.monotonic()
+    keeper = LeaseKeeper(unreachable, job_id, "worker", 0, lease.epoch, 1_000, on_loss=lambda loss: lost.set()).start()
+
+    # Act
+    reported = lost.wait(15.0)
+    waited = time.monotonic() - started
+
+    # Assert: it stops itself after the lease and the self-fencing margin, naming the last error.
+    assert reported and keeper.loss is not None and keeper.loss.reason == "expired"
+    assert "within its 1000 ms" in keeper.loss.detail and "last error" in keeper.loss.detail
+    assert waited >= 1.0 + SELF_FENCE_AFTER_S - 0.1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional
 
@@ -12,13 +13,20 @@ from .items import JOB_ENDING_STATES, Progress
 
 log = logging.getLogger(__name__)
 
+#: How long past its lease a worker that could not renew it goes on before it stops itself: half
+#: of the job watch's ``leaseGraceMs`` (5 s, src/jobs/watch-round.ts DEFAULT_WATCH_POLICY), after
+#: which the watch declares the lease lost and restarts the member. The other half, 2.5 s, is the
+#: budget for the skew between this host's clock and the watch's.
+SELF_FENCE_AFTER_S = 2.5
+
 
 @dataclass(frozen=True)
 class LeaseLoss:
-    """Why a :class:`LeaseKeeper` stopped on its own: ``fenced`` (another registration took the slot)
-    or ``job-ended`` (the job reached a final state or STOPPING)."""
+    """Why a :class:`LeaseKeeper` stopped on its own: ``fenced`` (another registration took the slot),
+    ``expired`` (no heartbeat renewed the lease before it ran out: the registry was unreachable) or
+    ``job-ended`` (the job reached a final state or STOPPING)."""
 
-    reason: Literal["fenced", "job-ended"]
+    reason: Literal["fenced", "expired", "job-ended"]
     detail: str
     error: Optional[BaseException] = None
     job_state: Optional[str] = None
@@ -32,6 +40,12 @@ class LeaseKeeper:
     or STOPPING, it records a :class:`LeaseLoss` in ``loss``, calls ``on_loss`` once and stops: the
     worker uses the callback to exit. Other errors (a network blip) are logged and retried at the
     next tick; if the slot was taken meanwhile, that tick is fenced.
+
+    Self-fencing: a worker that cannot reach the registry cannot learn that it was replaced, so
+    when no heartbeat has renewed the lease by :data:`SELF_FENCE_AFTER_S` after it ran out on this
+    host's clock (measured from the start of the last successful renewal), a second thread
+    reports ``expired``, even while a heartbeat call hangs. The job watch declares a lease lost,
+    and lets a replacement register, only ``leaseGraceMs`` after it ran out on its own clock.
 
     Example:
         >>> keeper = LeaseKeeper(registry, job_id, "worker", 0, lease.epoch, 10_000, on_loss=lambda loss: os._exit(3))  # doctest: +SKIP
@@ -53,6 +67,9 @@ class LeaseKeeper:
     heartbeats: int = field(default=0, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _thread: Optional[threading.Thread] = field(default=None, init=False, repr=False)
+    _lost: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: time.monotonic() at which the lease last renewed runs out (registration: at start()).
+    _valid_until: float = field(default=0.0, init=False, repr=False)
 
     @property
     def interval_s(self) -> float:
@@ -61,8 +78,10 @@ class LeaseKeeper:
     def start(self) -> "LeaseKeeper":
         if self._thread is not None:
             raise RuntimeError("LeaseKeeper.start() was already called; make a new keeper for a new lease.")
+        self._valid_until = time.monotonic() + self.lease_ms / 1000
         self._thread = threading.Thread(target=self._run, name=f"lease-{self.job_id}-{self.role}-{self.index}", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch_expiry, name=f"lease-expiry-{self.job_id}-{self.role}-{self.index}", daemon=True).start()
         return self
 
     def stop(self, timeout_s: Optional[float] = None) -> None:
@@ -88,17 +107,29 @@ class LeaseKeeper:
         self.stop()
 
     def _lose(self, loss: LeaseLoss) -> None:
-        self.loss = loss
-        self._stop.set()
+        with self._lost:
+            if self.loss is not None or self._stop.is_set():
+                return  # reported once; or stopped by its owner, whose lease then runs out as it should
+            self.loss = loss
+            self._stop.set()
         try:
             self.on_loss(loss)
         except Exception:  # the callback's failure must not hide the loss
             log.exception("LeaseKeeper on_loss callback failed for %s-%s of job %s", self.role, self.index, self.job_id)
 
+    def _watch_expiry(self) -> None:
+        while not self._stop.wait(min(0.25, self.interval_s)):
+            if time.monotonic() >= self._valid_until + SELF_FENCE_AFTER_S:
+                self._lose(LeaseLoss("expired", f"no heartbeat renewed the lease of {self.role}-{self.index} within its {self.lease_ms} ms "
+                                                f"(last error: {self.last_error!r}); the job watch may have replaced this member, so it stops writing"))
+                return
+
     def _tick(self) -> None:
         try:
             progress = self.progress() if self.progress else None
+            started = time.monotonic()
             self.registry.heartbeat(self.job_id, self.role, self.index, self.epoch, self.lease_ms, progress)
+            self._valid_until = started + self.lease_ms / 1000
             self.heartbeats += 1
         except FencedError as e:
             self._lose(LeaseLoss("fenced", str(e), error=e))

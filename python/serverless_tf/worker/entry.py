@@ -143,6 +143,9 @@ def run(args: WorkerArgs) -> int:
         if loss.reason == "fenced":
             _say(f"{member} was fenced: {loss.detail}. Another worker holds this slot now; this one exits")
             os._exit(EXIT_FENCED)  # the main thread may be inside a collective op: leave at once
+        if loss.reason == "expired":
+            _say(f"{member} fences itself: {loss.detail}")
+            os._exit(EXIT_FENCED)
         _say(f"{member} stops: {loss.detail}")
         os._exit(EXIT_JOB_ENDED)
 
