@@ -125,14 +125,18 @@ export class PythonEngine implements InferenceEngine {
         this.waiting.delete(answer.id);
         w?.resolve(answer);
       });
-      child.once("exit", (code, signal) => {
-        const error = new EngineError(`the inference engine exited with ${signal ?? `code ${code}`}; it is restarted on the next batch.\n${tail.join("\n")}`);
+      const ended = (error: EngineError) => {
         for (const w of this.waiting.values()) w.reject(error);
         this.waiting.clear();
         this.child = undefined;
         this.ready = undefined;
         this.loadedVersion = undefined;
-      });
+      };
+      child.once("exit", (code, signal) => ended(new EngineError(`the inference engine exited with ${signal ?? `code ${code}`}; it is restarted on the next batch.\n${tail.join("\n")}`)));
+      // No interpreter at all (the zip signature-inference function has none): say which function serves script mode.
+      child.once("error", (e) =>
+        ended(new EngineError(`cannot start the Python inference engine ${projectPython} (${e.message}): script-mode models are served by the inference image function; serve this model there, or fit it with setServingMode("signature")`)),
+      );
     });
     return this.ready;
   }
