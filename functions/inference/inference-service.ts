@@ -26,7 +26,7 @@ import { createEncoder } from "../../src/codec/example.ts";
 import type { Column, Row } from "../../src/codec/schema.ts";
 
 import { rowFromJson } from "../../src/codec/table-rows.ts";
-import { rowToJson } from "../../src/protocol/table-source.ts";
+import { rowToJsonValues } from "../../src/protocol/table-source.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import type { InferenceEngine } from "./engine.ts";
 import { IdempotencyStore } from "./idempotency.ts";
@@ -219,7 +219,7 @@ export class InferenceService implements InferenceFunction {
               const { [ROW_ID]: index, ...values } = answer;
               const at = all[Number(index as bigint)]!;
               const list = results.get(at.unit) ?? [];
-              list.push({ id: at.id, row: JSON.parse(rowToJson(values)) as Record<string, unknown> });
+              list.push({ id: at.id, row: rowToJsonValues(values) });
               results.set(at.unit, list);
             }
           }

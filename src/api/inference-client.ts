@@ -5,7 +5,7 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { AwsClients } from "../aws/clients.ts";
 import { ServerlessTfError } from "../errors.ts";
-import { rowToJson } from "../protocol/table-source.ts";
+import { rowToJsonValues } from "../protocol/table-source.ts";
 import type { Row } from "../codec/schema.ts";
 import type { InputRowMessage, InputRowsMessage, RejectedMessage, ResultMessage, ResultsMessage } from "../protocol/inference-messages.ts";
 
@@ -44,7 +44,7 @@ export class InferenceClient {
 
   /** Sends one row; resolves with the time it was sent (ms since epoch). */
   async send(id: string, row: Row): Promise<number> {
-    const body: InputRowMessage = { v: 1, id, row: JSON.parse(rowToJson(row)) as Record<string, unknown> };
+    const body: InputRowMessage = { v: 1, id, row: rowToJsonValues(row) };
     const sentAt = Date.now();
     await this.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.inputQueueUrl, MessageBody: JSON.stringify(body) }));
     return sentAt;
@@ -59,7 +59,7 @@ export class InferenceClient {
    * await client.sendRows(rows.map((row, i) => ({ id: `r-${i}`, row })));
    */
   async sendRows(rows: readonly { readonly id: string; readonly row: Row }[]): Promise<number> {
-    const body: InputRowsMessage = { v: 1, rows: rows.map((r) => ({ id: r.id, row: JSON.parse(rowToJson(r.row)) as Record<string, unknown> })) };
+    const body: InputRowsMessage = { v: 1, rows: rows.map((r) => ({ id: r.id, row: rowToJsonValues(r.row) })) };
     const sentAt = Date.now();
     await this.clients.sqs.send(new SendMessageCommand({ QueueUrl: this.inputQueueUrl, MessageBody: JSON.stringify(body) }));
     return sentAt;

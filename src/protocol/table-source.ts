@@ -7,12 +7,22 @@ export type TableSource =
   | { readonly kind: "s3"; readonly uri: string; readonly format?: TableFormat }
   | { readonly kind: "queue"; readonly queueUrl: string };
 
-/** JSON for rows that hold bigint (INT64) and bytes (BYTES): decimal strings and base64, which `rowFromJson` reads back. */
+function jsonValue(value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  if (Array.isArray(value)) return value.map(jsonValue);
+  return value;
+}
+
+/** A row as JSON values: bigint (INT64) as decimal strings, bytes (BYTES) as base64, which `rowFromJson` reads back. */
+export function rowToJsonValues(row: Row): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(row)) out[name] = jsonValue(value);
+  return out;
+}
+
+/** {@link rowToJsonValues} as JSON text. */
 export function rowToJson(row: Row): string {
-  return JSON.stringify(row, (_key, value: unknown) => {
-    if (typeof value === "bigint") return value.toString();
-    if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
-    if (typeof value === "number" && !Number.isFinite(value)) return String(value);
-    return value;
-  });
+  return JSON.stringify(rowToJsonValues(row));
 }
