@@ -174,7 +174,7 @@ export class LayerSourceError extends ServerlessTfError {
     readonly layer: LayerName,
     readonly detail: string,
   ) {
-    super(`The ${layer} layer is assembled from node_modules, and ${detail}. Run \`npm ci\` (with .npmrc's onnxruntime-node-install=skip), or align layers/${layer}/package.json with package.json.`);
+    super(`The ${layer} layer is assembled from node_modules, and ${detail}. Run \`npm run setup\` (it installs with ONNXRUNTIME_NODE_INSTALL=skip), or align layers/${layer}/package.json with package.json.`);
   }
 }
 

@@ -19,8 +19,9 @@ import { readJobOutput } from "../jobs/output-store.ts";
 import { uploadScripts } from "../jobs/job-code.ts";
 import { ensureServedQueues, type ServedQueues } from "../jobs/served-queues.ts";
 import { JobFailedError, JobTimeoutError } from "../jobs/watch.ts";
-import { checkModelMetadata, type LatestPointer, type ModelMetadata } from "../protocol/model-metadata.ts";
-import { memberKey, modelKeys, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
+import { checkModelMetadata, type ModelMetadata } from "../protocol/model-metadata.ts";
+import { memberKey, newJobId, parseS3Uri, s3Uri } from "../protocol/names.ts";
+import { readLatest } from "../storage/latest-pointer.ts";
 import type { JobRequest, WatchOverrides } from "../protocol/start-request.ts";
 import { rowToJson } from "../protocol/table-source.ts";
 import { FINAL_JOB_STATES } from "../registry/types.ts";
@@ -289,10 +290,10 @@ export class StackRuntime implements JobRuntime {
 
   /** The serving mode of the model's latest published version; `script` when there is none yet. */
   private async latestServingMode(modelId: string): Promise<ServingMode> {
-    const pointer = await getJson<LatestPointer>(this.deps.clients, { bucket: this.bucket, key: modelKeys.latest(modelId) });
+    const pointer = await readLatest(this.deps.clients, this.bucket, modelId);
     if (!pointer) return "script";
-    const metadata = await getJson<unknown>(this.deps.clients, parseS3Uri(pointer.value.metadataUri, "latest.json metadataUri"));
-    return metadata ? (checkModelMetadata(metadata.value, pointer.value.metadataUri).serving?.mode ?? "script") : "script";
+    const metadata = await getJson<unknown>(this.deps.clients, parseS3Uri(pointer.metadataUri, "latest.json metadataUri"));
+    return metadata ? (checkModelMetadata(metadata.value, pointer.metadataUri).serving?.mode ?? "script") : "script";
   }
 
   async close(): Promise<void> {
