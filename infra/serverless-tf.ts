@@ -25,8 +25,9 @@ import {
   type FunctionName,
   type LayerName,
 } from "../src/resources/definitions.ts";
+import { JOB_ROLE_PATH, jobRoleName } from "../src/workers/job-role.ts";
 import { functionBundleDir, imageSources, layerDir } from "./code.ts";
-import { acknowledge } from "./nag.ts";
+import { acknowledge, wildcardUnderArn } from "./nag.ts";
 import { resolveProps, type ResolvedProps, type ServerlessTfProps } from "./props.ts";
 import { RuntimeQueues } from "./constructs/runtime-queues.ts";
 import { ServedModelQueues } from "./constructs/served-model-queues.ts";
@@ -115,8 +116,10 @@ export class ServerlessTf extends Construct {
       [ENV.shardFeedQueueUrl]: queues.shardFeed.queue.queueUrl,
       [ENV.jobWatchQueueUrl]: queues.jobWatch.queue.queueUrl,
     };
+    const boundary = this.workerBoundary();
     const ecsEnv = {
       [ENV.launcher]: "ecs",
+      [ENV.jobRoleBoundary]: boundary.managedPolicyArn,
       [ENV.ecsCluster]: this.workers.cluster.clusterName,
       [ENV.ecsTaskDefinition]: this.workers.taskDefinition.taskDefinitionArn,
       [ENV.ecsContainer]: this.workers.container.containerName,
@@ -254,16 +257,10 @@ export class ServerlessTf extends Construct {
 
     this.functions = { coordinator, "shard-feed": shardFeed, checkpoint, inference, "signature-inference": signatureInference, "job-watch": jobWatch, "stream-feed": streamFeed };
 
-    // Workers: registry, their job's feed and output queues, and their prefixes of the bucket.
-    const taskRole = this.workers.taskDefinition.taskRole;
-    table.grantReadWriteData(taskRole);
-    this.grantJobQueues(taskRole, [...SQS_ACTIONS.consume, "sqs:SendMessage"]);
-    this.storage.grantObjects(taskRole, ["GetObject"], ["jobs/*/code/*", "models/*"]);
-    this.storage.grantObjects(taskRole, ["GetObject", "PutObject", "AbortMultipartUpload"], ["jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*"]);
-    // Spool parts and checkpoints are uploaded with their `stf-kind` tag, for the shorter lifecycle rules.
-    this.storage.grantObjects(taskRole, ["PutObjectTagging"], ["jobs/*/spool/*", "jobs/*/checkpoints/*"]);
-    this.storage.grantObjects(taskRole, ["PutObject", "AbortMultipartUpload"], ["models/*/versions/*"]);
-    this.storage.grantList(taskRole, ["jobs/", "models/"]);
+    // Workers: the task definition's own role gets nothing. Each job's tasks run as the job's role
+    // (src/workers/job-role.ts), which the coordinator makes within the worker boundary.
+    this.grantJobRoles(coordinator.role, boundary, ["create", "delete"]);
+    this.grantJobRoles(jobWatch.role, boundary, ["delete"]);
 
     if (settings.stackOutputs) {
       for (const [key, value] of Object.entries(this.outputValues())) new CfnOutput(this, key, { value }).overrideLogicalId(key);
@@ -337,10 +334,11 @@ export class ServerlessTf extends Construct {
     principal.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ["ecs:DescribeTasks", "ecs:StopTask"], resources: [`arn:${Aws.PARTITION}:ecs:${Aws.REGION}:${Aws.ACCOUNT_ID}:task/${cluster.clusterName}/*`] }),
     );
+    // The execution role pulls the image; the task runs as its job's role (`overrides.taskRoleArn`).
     principal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],
-        resources: [taskDefinition.taskRole.roleArn, taskDefinition.obtainExecutionRole().roleArn],
+        resources: [taskDefinition.obtainExecutionRole().roleArn, this.jobRoleArns()],
         conditions: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
       }),
     );
@@ -348,6 +346,72 @@ export class ServerlessTf extends Construct {
       principal,
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<${Stack.of(this).resolve((cluster.node.defaultChild as CfnElement).logicalId)}>/*]`,
       "Task ids exist only once RunTask returns; the worker cluster's tasks are the narrowest fixed scope for describing, tagging and stopping them.",
+    );
+  }
+
+  /** Every job role: `stf-<jobId>-worker` under the job role path. */
+  private jobRoleArns(): string {
+    return `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role${JOB_ROLE_PATH}${jobRoleName("*")}`;
+  }
+
+  /**
+   * The most any job role may hold: what all workers together held before roles were per job.
+   * A job role's own policy (src/workers/job-role.ts jobRolePolicy) narrows it to one job; the
+   * coordinator can create a role only with this boundary, so it cannot make a wider one.
+   */
+  private workerBoundary(): iam.ManagedPolicy {
+    const { bucket, table } = this.storage;
+    const objects = (keys: readonly string[]) => keys.map((k) => bucket.arnForObjects(k));
+    const boundary = new iam.ManagedPolicy(this, "WorkerBoundary", {
+      description: "serverless-tf: the permissions boundary of every job's worker role",
+      statements: [
+        new iam.PolicyStatement({
+          actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"],
+          resources: [table.tableArn],
+        }),
+        new iam.PolicyStatement({
+          actions: [...new Set([...SQS_ACTIONS.consume, "sqs:SendMessage"])],
+          resources: [`arn:${Aws.PARTITION}:sqs:${Aws.REGION}:${Aws.ACCOUNT_ID}:${JOB_QUEUE_PREFIX}*`],
+        }),
+        new iam.PolicyStatement({ actions: ["s3:GetObject"], resources: objects(["jobs/*", "models/*"]) }),
+        new iam.PolicyStatement({
+          actions: ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+          resources: objects(["jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*", "models/*/versions/*"]),
+        }),
+        new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn], conditions: { StringLike: { "s3:prefix": ["jobs/*", "models/*"] } } }),
+      ],
+    });
+    const findings = [
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:${JOB_QUEUE_PREFIX}*]`,
+      ...["jobs/*", "models/*", "jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*", "models/*/versions/*"].map((k) => wildcardUnderArn(bucket.node.defaultChild as s3.CfnBucket, k)),
+    ];
+    for (const id of findings) {
+      acknowledge(
+        boundary,
+        id,
+        "A permissions boundary grants nothing by itself: it caps the per-job roles, whose own policies name one job's queues, registry partition (dynamodb:LeadingKeys) and key prefixes (src/workers/job-role.ts).",
+      );
+    }
+    return boundary;
+  }
+
+  /**
+   * Making job roles (coordinator) and deleting them (coordinator and job-watch): only on the job
+   * role path, and created or given a policy only with the worker boundary attached.
+   */
+  private grantJobRoles(role: iam.IRole, boundary: iam.ManagedPolicy, what: readonly ("create" | "delete")[]): void {
+    const roles = this.jobRoleArns();
+    if (what.includes("create")) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ["iam:CreateRole", "iam:PutRolePolicy"], resources: [roles], conditions: { StringEquals: { "iam:PermissionsBoundary": boundary.managedPolicyArn } } }),
+      );
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["iam:TagRole"], resources: [roles] }));
+    }
+    if (what.includes("delete")) role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["iam:DeleteRolePolicy", "iam:DeleteRole"], resources: [roles] }));
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role${JOB_ROLE_PATH}${jobRoleName("*")}]`,
+      "One role per job, named by its job id at run time (src/workers/job-role.ts); creating one requires the worker permissions boundary.",
     );
   }
 

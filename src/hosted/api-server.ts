@@ -68,7 +68,7 @@ export class HostedApiServer {
         const input = text ? JSON.parse(text) : {};
         try {
           const op = target.slice(ECS_TARGET.length);
-          if (op === "RunTask") return send(res, 200, ecs.runTask(input));
+          if (op === "RunTask") return send(res, 200, await ecs.runTask(input));
           if (op === "DescribeTasks") return send(res, 200, ecs.describeTasks(input));
           if (op === "StopTask") return send(res, 200, ecs.stopTask(input));
           return send(res, 400, { __type: "UnsupportedOperation", message: `the hosted stack does not emulate ECS ${op}` });

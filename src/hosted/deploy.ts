@@ -1,11 +1,13 @@
 /**
  * Deploys a synthesized template onto an AWS emulator, as CloudFormation would create it, for the
  * resource types the stack's data path runs on: queues (with their redrive policies), the
- * registry table, buckets and the bucket notifications CDK's custom resource would set. Compute
- * (functions, worker tasks) is given physical ids here and run by the hosted stack itself; what
- * nothing here can emulate (IAM, VPC networking, log groups) is listed in `notEmulated`.
+ * registry table, buckets, managed policies (the worker boundary job roles are made with) and the
+ * bucket notifications CDK's custom resource would set. Compute (functions, worker tasks) is given
+ * physical ids here and run by the hosted stack itself; what nothing here can emulate (the
+ * stack's own roles, VPC networking, log groups) is listed in `notEmulated`.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { CreatePolicyCommand, type IAMClient } from "@aws-sdk/client-iam";
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, PutBucketNotificationConfigurationCommand, type NotificationConfiguration } from "@aws-sdk/client-s3";
 import type { AwsClients } from "../aws/clients.ts";
 import { createQueue, queueArn } from "../jobs/queues.ts";
@@ -26,6 +28,7 @@ const EMULATED = new Set([
   "AWS::SQS::Queue",
   "AWS::DynamoDB::Table",
   "AWS::S3::Bucket",
+  "AWS::IAM::ManagedPolicy",
   "Custom::S3BucketNotifications",
   "AWS::Lambda::Function",
   "AWS::Lambda::LayerVersion",
@@ -42,7 +45,7 @@ function generatedName(pseudo: Pseudo, logicalId: string, max: number, lower = f
   return lower ? name.toLowerCase() : name;
 }
 
-export async function deployTemplate(clients: AwsClients, template: CfnTemplate, pseudo: Pseudo): Promise<DeployedTemplate> {
+export async function deployTemplate(clients: AwsClients, iam: IAMClient, template: CfnTemplate, pseudo: Pseudo): Promise<DeployedTemplate> {
   const physical = new Map<string, Physical>();
   const arn = (service: string, resource: string) => `arn:aws:${service}:${pseudo.region}:${pseudo.accountId}:${resource}`;
   const resolve = (value: unknown, path: string) => resolveValue(value, physical, pseudo, path);
@@ -71,6 +74,14 @@ export async function deployTemplate(clients: AwsClients, template: CfnTemplate,
       if (!(e instanceof BucketAlreadyOwnedByYou)) throw e;
     });
     physical.set(id, { ref: name, attrs: { Arn: `arn:aws:s3:::${name}`, DomainName: `${name}.s3.amazonaws.com` } });
+  }
+  // Managed policies as CloudFormation names them (`<stack>-<logical id>-<random>`), so a second
+  // deployment of the same stack on one emulator makes its own. Ref is the policy's ARN.
+  for (const [id, r] of resourcesOfType(template, "AWS::IAM::ManagedPolicy")) {
+    const name = String(r.Properties?.ManagedPolicyName ?? `${generatedName(pseudo, id, 115)}-${randomBytes(6).toString("hex").toUpperCase()}`);
+    const document = resolve(r.Properties?.PolicyDocument, `${id}.PolicyDocument`);
+    const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: name, PolicyDocument: JSON.stringify(document), Path: String(r.Properties?.Path ?? "/") }));
+    physical.set(id, { ref: Policy!.Arn!, attrs: { PolicyArn: Policy!.Arn! } });
   }
   // Compute and networking get the ids their services would return; the hosted stack runs them.
   for (const [id, r] of Object.entries(template.Resources)) {

@@ -19,6 +19,7 @@ import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { SQSBatchResponse } from "aws-lambda";
 import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
+import { IAMClient } from "@aws-sdk/client-iam";
 import { awsSettingsFromEnv, createAwsClients, destroyAwsClients, type AwsClients, type AwsSettings } from "../aws/clients.ts";
 import { StackRuntime } from "../runtime/stack-runtime.ts";
 import { ServerlessTfError } from "../errors.ts";
@@ -108,10 +109,12 @@ export class HostedStack implements LambdaControlPlane {
     const fromEnv = awsSettingsFromEnv(process.env);
     const credentials = fromEnv.credentials ?? { accessKeyId: "test", secretAccessKey: "test" };
     const clients = createAwsClients({ ...fromEnv, endpoints: { s3: awsEndpoint, sqs: awsEndpoint, dynamodb: awsEndpoint }, credentials });
+    // IAM for the worker boundary policy and the job roles the coordinator makes (the task agent owns it).
+    const iam = new IAMClient({ region: fromEnv.region, endpoint: awsEndpoint, credentials });
     try {
       const { template, assemblyDir, stackName } = await synthesize(join(tmp, "cdk.out"), options.context ?? {});
       const pseudo = { region: fromEnv.region, accountId: "000000000000", stackName };
-      const deployed = await deployTemplate(clients, template, pseudo);
+      const deployed = await deployTemplate(clients, iam, template, pseudo);
       const resolve = (value: unknown, path: string) => resolveValue(value, deployed.physical, pseudo, path);
 
       const base = {
@@ -142,7 +145,7 @@ export class HostedStack implements LambdaControlPlane {
           environment: Object.fromEntries((c.Environment ?? []).map((e) => [e.Name, String(resolve(e.Value, `${id}.ContainerDefinitions[${i}].Environment.${e.Name}`))])),
         })),
       }));
-      const tasks = new TaskAgent(clusters, definitions, fromEnv.region, pseudo.accountId, serviceEnv, log);
+      const tasks = new TaskAgent(clusters, definitions, fromEnv.region, pseudo.accountId, serviceEnv, log, iam);
       const api = await HostedApiServer.start(plane, tasks, log);
       Object.assign(serviceEnv, { AWS_ENDPOINT_URL_LAMBDA: api.endpoint, AWS_ENDPOINT_URL_ECS: api.endpoint });
 
@@ -195,6 +198,7 @@ export class HostedStack implements LambdaControlPlane {
       return stack;
     } catch (e) {
       destroyAwsClients(clients);
+      iam.destroy();
       await emulator?.stop();
       await rm(tmp, { recursive: true, force: true });
       throw e;

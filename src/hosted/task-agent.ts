@@ -7,10 +7,15 @@
  *
  * moto records ECS tasks but fails RunTask for awsvpc Fargate tasks (moto 5.2.5: AttributeError
  * 'NetworkInterface' object has no attribute 'private_dns_name'), hence this agent.
+ *
+ * A task role override must name a role that exists in the emulator's IAM, as ECS refuses one it
+ * cannot assume; the task records the role and the inline policies it had when it started. moto
+ * does not evaluate policies, so the process itself runs with the emulator's credentials.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
+import { GetRoleCommand, GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { WORKER_MODULE } from "../workers/ecs-launcher.ts";
 import { projectPython, pythonChildEnv } from "../workers/paths.ts";
 
@@ -43,7 +48,7 @@ interface RunTaskRequest {
   readonly group?: string;
   readonly clientToken?: string;
   readonly launchType?: string;
-  readonly overrides?: { readonly containerOverrides?: readonly { readonly name?: string; readonly command?: readonly string[]; readonly environment?: readonly KeyValue[] }[] };
+  readonly overrides?: { readonly taskRoleArn?: string; readonly containerOverrides?: readonly { readonly name?: string; readonly command?: readonly string[]; readonly environment?: readonly KeyValue[] }[] };
   readonly tags?: readonly { readonly key?: string; readonly value?: string }[];
 }
 
@@ -55,6 +60,8 @@ export interface HostedTask {
   readonly group?: string;
   readonly tags: readonly { readonly key?: string; readonly value?: string }[];
   readonly container: string;
+  /** The role the task runs as (the override's), with its inline policies as they were at start. */
+  readonly role?: { readonly arn: string; readonly policies: Readonly<Record<string, unknown>> };
   /** The container's command: the image's entry point and the override's arguments. */
   readonly command: readonly string[];
   readonly child: ChildProcess;
@@ -78,6 +85,7 @@ export class TaskAgent {
     /** AWS endpoint, region and credentials: what a task's role and the region give it on AWS. */
     private readonly serviceEnv: Readonly<Record<string, string>>,
     private readonly log: (line: string) => void,
+    private readonly iam: IAMClient,
   ) {}
 
   /** Every task started, running or stopped (a test picks one to kill). */
@@ -90,12 +98,27 @@ export class TaskAgent {
     throw new EcsApiError("ClusterNotFoundException", `Cluster not found: ${cluster}`);
   }
 
-  runTask(request: RunTaskRequest): { tasks: unknown[]; failures: unknown[] } {
+  /** The role of a task role override, as IAM holds it; ECS's error when it does not exist. */
+  private async roleOf(arn: string): Promise<HostedTask["role"]> {
+    const RoleName = arn.slice(arn.lastIndexOf("/") + 1);
+    try {
+      await this.iam.send(new GetRoleCommand({ RoleName }));
+      const { PolicyNames = [] } = await this.iam.send(new ListRolePoliciesCommand({ RoleName }));
+      const documents = await Promise.all(PolicyNames.map((PolicyName) => this.iam.send(new GetRolePolicyCommand({ RoleName, PolicyName }))));
+      return { arn, policies: Object.fromEntries(documents.map((d) => [d.PolicyName!, JSON.parse(decodeURIComponent(d.PolicyDocument!))])) };
+    } catch (e) {
+      if (!(e instanceof NoSuchEntityException)) throw e;
+      throw new EcsApiError("InvalidParameterException", `ECS was unable to assume the role '${arn}' that was provided for this task.`);
+    }
+  }
+
+  async runTask(request: RunTaskRequest): Promise<{ tasks: unknown[]; failures: unknown[] }> {
     const clusterArn = this.clusterArn(request.cluster);
     const definition = this.definitions.find((d) => [d.arn, d.family, d.arn.split("/").pop()].includes(request.taskDefinition));
     if (!definition) throw new EcsApiError("ClientException", `Unable to describe task definition ${request.taskDefinition}`);
     const known = request.clientToken ? this.tokens.get(request.clientToken) : undefined;
     if (known) return { tasks: [this.describe(this.tasks.get(known)!)], failures: [] };
+    const role = request.overrides?.taskRoleArn ? await this.roleOf(request.overrides.taskRoleArn) : undefined;
     const started: HostedTask[] = [];
     for (let i = 0; i < (request.count ?? 1); i++) {
       const container = definition.containers[0]!;
@@ -122,6 +145,7 @@ export class TaskAgent {
         ...(request.group ? { group: request.group } : {}),
         tags: request.tags ?? [],
         container: container.name,
+        ...(role ? { role } : {}),
         command,
         child,
         createdAt: Date.now(),
@@ -186,12 +210,14 @@ export class TaskAgent {
       stoppedReason: task.stoppedReason,
       stopCode: task.stopCode,
       tags: task.tags,
+      ...(task.role ? { overrides: { taskRoleArn: task.role.arn } } : {}),
       containers: [{ name: task.container, lastStatus: task.lastStatus, ...(task.exitCode !== undefined ? { exitCode: task.exitCode } : {}) }],
     };
   }
 
-  /** Stops every task still running (SIGKILL: the hosted stack is going away). */
+  /** Stops every task still running (SIGKILL: the hosted stack is going away), and releases its IAM client. */
   async close(): Promise<void> {
+    this.iam.destroy();
     const running = [...this.tasks.values()].filter((t) => t.lastStatus === "RUNNING");
     await Promise.all(
       running.map(

@@ -325,6 +325,8 @@ export const ENV = {
   ecsContainer: "SERVERLESS_TF_ECS_CONTAINER",
   ecsSubnets: "SERVERLESS_TF_ECS_SUBNETS",
   ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
+  /** The managed policy that bounds every job role (src/workers/job-role.ts). */
+  jobRoleBoundary: "SERVERLESS_TF_JOB_ROLE_BOUNDARY",
   streamFeedFunction: "SERVERLESS_TF_STREAM_FEED_FUNCTION",
 } as const;
 

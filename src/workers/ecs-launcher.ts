@@ -4,7 +4,8 @@
  * `python -m serverless_tf.worker`, so the override carries only the arguments, the same ones
  * the process launcher passes (`test/unit/ecs-launcher.test.ts` checks both against the Dockerfile).
  */
-import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type Task } from "@aws-sdk/client-ecs";
+import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type RunTaskCommandOutput, type Task } from "@aws-sdk/client-ecs";
+import { IAMClient } from "@aws-sdk/client-iam";
 import { ConfigError, ServerlessTfError } from "../errors.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
@@ -12,6 +13,7 @@ import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from
 import { type MemberRef } from "../protocol/names.ts";
 import { type WorkerHandle } from "../protocol/watch-message.ts";
 import { memberKey } from "../protocol/names.ts";
+import { JobRoles, resourcesFromBoundary, type JobRoleResources } from "./job-role.ts";
 
 /** The worker module both launchers run (the Dockerfile's ENTRYPOINT runs it too). */
 export const WORKER_MODULE = "serverless_tf.worker";
@@ -30,8 +32,12 @@ export interface EcsLauncherConfig {
   readonly securityGroups: readonly string[];
   /** Environment for every worker (table, bucket); names follow `src/resources/definitions.ts`. */
   readonly env: Readonly<Record<string, string>>;
+  /** Where each job's task role is made (src/workers/job-role.ts): every task runs as its job's role. */
+  readonly jobRoles: JobRoleResources;
   /** How often `DescribeTasks` looks for stopped members; 0 turns exit polling off. Default 10 s. */
   readonly pollIntervalMs?: number;
+  /** How long RunTask is retried while a new job role is not yet assumable (IAM is eventually consistent). Default 60 s. */
+  readonly roleSettleMs?: number;
 }
 
 export class EcsLaunchError extends ServerlessTfError {
@@ -67,15 +73,28 @@ export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; re
     securityGroups: list(required(ENV.ecsSecurityGroups, "a comma-separated list of security group ids for the worker tasks")),
     // As resolved by the stage config (defaults included), like the process launcher's.
     env: { [ENV.table]: names.tableName, [ENV.bucket]: names.bucket },
+    jobRoles: resourcesFromBoundary(
+      required(ENV.jobRoleBoundary, "the ARN of the managed policy that bounds every job role (the stack's WorkerBoundary)"),
+      required("AWS_REGION", "the region the workers run in (Lambda sets it)"),
+      names.tableName,
+    ),
   };
 }
 
 
+/** ECS's refusal of a task role that IAM has not yet made assumable everywhere. */
+const ROLE_NOT_READY = /unable to assume the role/i;
+
 export class EcsLauncher implements WorkerLauncher {
+  private readonly roles: JobRoles;
+
   constructor(
     private readonly config: EcsLauncherConfig,
     private readonly ecs: ECSClient = new ECSClient({}),
-  ) {}
+    iam: IAMClient = new IAMClient({}),
+  ) {
+    this.roles = new JobRoles(config.jobRoles, iam);
+  }
 
   /** The exact `RunTask` input for one member (exported for the request-shape test and for logs). */
   runTaskInput(spec: JobSpec, member: MemberRef, attempt = 0) {
@@ -97,6 +116,7 @@ export class EcsLauncher implements WorkerLauncher {
         awsvpcConfiguration: { subnets: [...config.subnets], securityGroups: [...config.securityGroups], assignPublicIp: "DISABLED" as const },
       },
       overrides: {
+        taskRoleArn: this.roles.arnOf(spec.jobId),
         containerOverrides: [
           {
             name: config.container,
@@ -113,10 +133,16 @@ export class EcsLauncher implements WorkerLauncher {
   }
 
   async launch(spec: JobSpec, members: readonly MemberRef[], hooks: { onProgress?: (p: WorkerProgress) => void; onExit?: (e: WorkerExit) => void } = {}): Promise<LaunchedWorkers> {
+    await this.roles.ensure(spec);
     const workers = this.workersOf(spec, members, [], hooks, this.config.pollIntervalMs ?? 10_000);
-    // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
-    // failure names the member it stopped at.
-    for (const member of members) await workers.start(member);
+    try {
+      // Sequential: RunTask is rate limited per account (Fargate: 20 tasks/s burst), and a
+      // failure names the member it stopped at.
+      for (const member of members) await workers.start(member);
+    } catch (e) {
+      await workers.launched.stop().catch(() => undefined); // the members already started, and the role
+      throw e;
+    }
     workers.watch();
     return workers.launched;
   }
@@ -130,7 +156,7 @@ export class EcsLauncher implements WorkerLauncher {
     const running = new Map<string, { member: MemberRef; taskArn: string }>(handles.map((h) => [h.id, { member: h.member, taskArn: h.id }]));
     const exits: WorkerExit[] = [];
     const start = async (member: MemberRef, attempt = 0) => {
-      const out = await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member, attempt)));
+      const out = await this.runTask(spec, member, attempt);
       const taskArn = out.tasks?.[0]?.taskArn;
       if (!taskArn) throw new EcsLaunchError(member, (out.failures ?? []).map((f) => `${f.reason ?? "?"}${f.detail ? ` (${f.detail})` : ""}`));
       running.set(taskArn, { member, taskArn });
@@ -202,6 +228,7 @@ export class EcsLauncher implements WorkerLauncher {
         await polling;
         await stopAll("stopped");
         running.clear();
+        await this.roles.remove(spec.jobId);
       },
       handles: () => [...running.values()].map(({ member, taskArn }) => ({ member, id: taskArn })),
       refresh: async () => {
@@ -211,5 +238,18 @@ export class EcsLauncher implements WorkerLauncher {
       },
     };
     return { start, watch, launched };
+  }
+
+  /** RunTask, retried while ECS cannot yet assume the job's new role. */
+  private async runTask(spec: JobSpec, member: MemberRef, attempt: number): Promise<RunTaskCommandOutput> {
+    const deadline = Date.now() + (this.config.roleSettleMs ?? 60_000);
+    for (let wait = 1_000; ; wait = Math.min(wait * 2, 8_000)) {
+      try {
+        return await this.ecs.send(new RunTaskCommand(this.runTaskInput(spec, member, attempt)));
+      } catch (e) {
+        if (!ROLE_NOT_READY.test((e as Error).message) || Date.now() + wait > deadline) throw e;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 }

@@ -389,10 +389,42 @@ describe("permissions", () => {
     assert.ok(!patternsOf("CheckpointRole").includes(`/${BUCKET_PREFIXES.training}*`), "the checkpoint stage has no business there");
   });
 
-  it("confines the workers to the bucket prefixes of docs/protocol.md", () => {
-    const objectStatements = policyOfRole("WorkersTaskTaskRole").filter((s) => asList(s.Action).some((a: string) => a.endsWith("Object")));
+  it("gives the workers' task definition role nothing: each job's tasks run as the job's own role", () => {
+    assert.deepEqual(policyOfRole("WorkersTaskTaskRole"), []);
+    const taskRole = ofType("AWS::IAM::Role").find(([id]) => id.startsWith(inTf("WorkersTaskTaskRole")))!;
+    assert.equal(taskRole[1].Properties!.ManagedPolicyArns, undefined);
+  });
+
+  it("caps every job role with the worker boundary: the bucket prefixes of docs/protocol.md, stf-* queues, item actions on the registry", () => {
+    const statements = ofType("AWS::IAM::ManagedPolicy").filter(([id]) => id.startsWith(inTf("WorkerBoundary"))).flatMap(([, r]) => r.Properties!.PolicyDocument.Statement as any[]);
+    const objectStatements = statements.filter((s) => asList(s.Action).some((a: string) => a.endsWith("Object")));
     const patterns = objectStatements.flatMap((s) => asList(s.Resource)).map((r: any) => r["Fn::Join"][1][1] as string);
-    assert.deepEqual([...new Set(patterns)].sort(), ["/jobs/*/checkpoints/*", "/jobs/*/code/*", "/jobs/*/output/*", "/jobs/*/spool/*", "/models/*", "/models/*/versions/*"]);
+    assert.deepEqual([...new Set(patterns)].sort(), ["/jobs/*", "/jobs/*/checkpoints/*", "/jobs/*/output/*", "/jobs/*/spool/*", "/models/*", "/models/*/versions/*"]);
+    const actions = statements.flatMap((s) => asList(s.Action) as string[]);
+    for (const refused of ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "s3:DeleteObject", "sqs:DeleteQueue", "sqs:SetQueueAttributes"]) assert.ok(!actions.includes(refused), refused);
+  });
+
+  it("lets the coordinator create job roles only on the job role path and only with the worker boundary, and nobody change a boundary", () => {
+    const boundaryRef = { Ref: ofType("AWS::IAM::ManagedPolicy").find(([id]) => id.startsWith(inTf("WorkerBoundary")))![0] };
+    const jobRoles = JSON.stringify({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":role/serverless-tf/jobs/stf-*-worker"]] });
+    const create = policyOfRole("CoordinatorRole").filter((s) => asList(s.Action).some((a: string) => a === "iam:CreateRole" || a === "iam:PutRolePolicy"));
+    assert.equal(create.length, 1);
+    assert.deepEqual(create[0].Condition, { StringEquals: { "iam:PermissionsBoundary": boundaryRef } });
+    assert.equal(JSON.stringify(create[0].Resource), jobRoles);
+    const iamActions = statementsOf().flatMap(({ s }) => asList(s.Action) as string[]).filter((a) => a.startsWith("iam:"));
+    for (const refused of ["iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", "iam:AttachRolePolicy", "iam:CreatePolicyVersion", "iam:UpdateAssumeRolePolicy"]) assert.ok(!iamActions.includes(refused), refused);
+    assert.ok(!policyOfRole("JobWatchRole").some((s) => asList(s.Action).includes("iam:CreateRole")), "job-watch only deletes job roles");
+    for (const name of ["coordinator", "job-watch"] as const) assert.deepEqual(fnOf(name)[1].Properties!.Environment.Variables[ENV.jobRoleBoundary], boundaryRef, name);
+  });
+
+  it("passes only the execution role and job roles to ECS tasks", () => {
+    const pass = policyOfRole("CoordinatorRole").find((s) => asList(s.Action).includes("iam:PassRole"));
+    const resources = asList(pass.Resource).map((r: any) => JSON.stringify(r));
+    assert.equal(resources.length, 2);
+    assert.ok(resources.some((r) => r.includes("WorkersTaskExecutionRole")));
+    assert.ok(resources.some((r) => r.includes(":role/serverless-tf/jobs/stf-*-worker")));
+    assert.ok(!resources.some((r) => r.includes("WorkersTaskTaskRole")), "the empty task role is never passed");
+    assert.deepEqual(pass.Condition, { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
   });
 });
 

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CreateQueueCommand, DeleteQueueCommand } from "@aws-sdk/client-sqs";
+import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { InferenceClient, JobRejectedError, StackRuntime, StreamingTFModel, Table, TFEstimator, schemaOf, type Row } from "../../../src/index.ts";
 import { queueArn } from "../../../src/jobs/queues.ts";
 import { produceScaleRows, scaleStreamEstimator } from "../../helpers/streaming.ts";
@@ -20,6 +21,7 @@ import { OPTIONAL_SETTINGS } from "../../../src/jobs/settings.ts";
 import { hostedStackRuntime, type HostedStack } from "../../../src/hosted/hosted-stack.ts";
 import { resolveValue, templateFunctions, templateMappings } from "../../../src/hosted/template.ts";
 import { projectRoot } from "../../../src/workers/paths.ts";
+import { JOB_ROLE_POLICY, jobRoleName } from "../../../src/workers/job-role.ts";
 
 let runtime: StackRuntime;
 let stack: HostedStack;
@@ -117,6 +119,19 @@ describe("the hosted stack", () => {
     assert.equal(attempts(0).length, 2, "the coordinator's RunTask started both members");
     assert.equal(attempts(1).length, 2, "job-watch restarted the member set with RunTask as attempt 2");
     assert.ok(logged.some((l) => l.includes("resumed from checkpoint")), "the restarted members resumed from the last checkpoint");
+    // Every task ran as the job's own role, whose policy the coordinator made for this job only.
+    for (const task of fitTasks) {
+      assert.match(task.role?.arn ?? "", new RegExp(`:role/serverless-tf/jobs/${jobRoleName(jobId)}$`), task.taskArn);
+      const policy = JSON.stringify(task.role!.policies[JOB_ROLE_POLICY]);
+      assert.ok(policy.includes(`"job#${jobId}"`) && policy.includes(`jobs/${jobId}/`), "the job's partition and prefix");
+      assert.ok(!/jobs\/\*|stf-\*/.test(policy), "no wildcard over other jobs");
+    }
+    // Finishing the job deletes its role (job-watch, right after the final state the fit returned on).
+    const iam = new IAMClient({ region: runtime.deps.clients.settings.region, endpoint: stack.awsEndpoint, credentials: runtime.deps.clients.settings.credentials! });
+    const roleGone = async () => iam.send(new GetRoleCommand({ RoleName: jobRoleName(jobId) })).then(() => false, (e: unknown) => e instanceof NoSuchEntityException);
+    for (let i = 0; i < 100 && !(await roleGone()); i++) await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(await roleGone(), "the job's role is deleted once the job ends");
+    iam.destroy();
 
     const scored = await model.transform(Table.fromRows(schema, testRows));
     const correct = scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length;

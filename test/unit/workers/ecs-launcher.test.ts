@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
-import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeTasksCommand, ECSClient, InvalidParameterException, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { CreateRoleCommand, DeleteRoleCommand, DeleteRolePolicyCommand, EntityAlreadyExistsException, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { mockClient } from "aws-sdk-client-mock";
 import { ConfigError } from "../../../src/errors.ts";
 import type { JobSpec } from "../../../src/protocol/spec.ts";
@@ -13,7 +14,11 @@ import { launcherFromEnv } from "../../../src/workers/from-env.ts";
 import type { WorkerExit } from "../../../src/workers/launcher.ts";
 
 const ecs = mockClient(ECSClient);
-afterEach(() => ecs.reset());
+const iam = mockClient(IAMClient);
+afterEach(() => {
+  ecs.reset();
+  iam.reset();
+});
 
 const config: EcsLauncherConfig = {
   cluster: "stf-cluster",
@@ -22,8 +27,10 @@ const config: EcsLauncherConfig = {
   subnets: ["subnet-a", "subnet-b"],
   securityGroups: ["sg-1"],
   env: { SERVERLESS_TF_TABLE: "serverless-tf-registry", SERVERLESS_TF_BUCKET: "stf-artifacts" },
+  jobRoles: { partition: "aws", region: "eu-west-1", accountId: "123456789012", tableName: "serverless-tf-registry", boundaryArn: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary" },
   pollIntervalMs: 0,
 };
+const jobRoleArn = "arn:aws:iam::123456789012:role/serverless-tf/jobs/stf-fit-3f9a2c1b04-worker";
 
 const spec = {
   version: 1,
@@ -31,6 +38,12 @@ const spec = {
   mode: "train",
   cluster: { worker: 2, ps: 0 },
   python: { scripts: ["s3://stf-artifacts/jobs/fit-3f9a2c1b04/code/model.py"], entry: "train", hyperParams: {}, env: { TF_DETERMINISTIC_OPS: "1" } },
+  bucket: "stf-artifacts",
+  bounded: true,
+  queues: { feed: { "worker-0": "http://sqs/q/stf-fit-3f9a2c1b04-feed-worker-0" }, output: "http://sqs/q/stf-fit-3f9a2c1b04-output", dlq: "http://sqs/q/stf-fit-3f9a2c1b04-dlq" },
+  model: null,
+  modelArtifactUri: null,
+  initModelUri: null,
 } as unknown as JobSpec;
 
 const taskArn = (n: number) => `arn:aws:ecs:eu-west-1:123456789012:task/stf-cluster/task${n}`;
@@ -58,6 +71,7 @@ describe("EcsLauncher", () => {
       propagateTags: "TASK_DEFINITION",
       networkConfiguration: { awsvpcConfiguration: { subnets: ["subnet-a", "subnet-b"], securityGroups: ["sg-1"], assignPublicIp: "DISABLED" } },
       overrides: {
+        taskRoleArn: jobRoleArn,
         containerOverrides: [
           {
             name: "worker",
@@ -77,12 +91,64 @@ describe("EcsLauncher", () => {
     });
   });
 
-  it("fails with the member and ECS's reason when RunTask starts no task", async () => {
-    ecs.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "RESOURCE:ENI", detail: "no free addresses in subnet-a" }] });
+  it("creates the job's role, bounded by the stack's policy, before the first task, and deletes it when the job stops", async () => {
+    // Arrange
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: taskArn(0) }] });
+    ecs.on(StopTaskCommand).resolves({});
+    // Act
+    const workers = await new EcsLauncher(config, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]);
+    const created = iam.commandCalls(CreateRoleCommand).map((c) => c.args[0].input);
+    const policies = iam.commandCalls(PutRolePolicyCommand).map((c) => c.args[0].input);
+    await workers.stop();
+    // Assert
+    assert.equal(created.length, 1);
+    assert.equal(created[0]!.RoleName, "stf-fit-3f9a2c1b04-worker");
+    assert.equal(created[0]!.Path, "/serverless-tf/jobs/");
+    assert.equal(created[0]!.PermissionsBoundary, config.jobRoles.boundaryArn);
+    assert.deepEqual(JSON.parse(created[0]!.AssumeRolePolicyDocument!).Statement[0].Principal, { Service: "ecs-tasks.amazonaws.com" });
+    assert.equal(policies.length, 1);
+    assert.match(policies[0]!.PolicyDocument!, /job#fit-3f9a2c1b04/);
+    assert.deepEqual(iam.commandCalls(DeleteRolePolicyCommand).map((c) => c.args[0].input), [{ RoleName: "stf-fit-3f9a2c1b04-worker", PolicyName: "job-access" }]);
+    assert.deepEqual(iam.commandCalls(DeleteRoleCommand).map((c) => c.args[0].input), [{ RoleName: "stf-fit-3f9a2c1b04-worker" }]);
+  });
+
+  it("takes a role that exists (a start delivered again) and puts the job's policy on it again", async () => {
+    iam.on(CreateRoleCommand).rejects(new EntityAlreadyExistsException({ message: "Role with name stf-fit-3f9a2c1b04-worker already exists.", $metadata: {} }));
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: taskArn(0) }] });
+    await new EcsLauncher(config, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]);
+    assert.equal(iam.commandCalls(PutRolePolicyCommand).length, 1);
+    assert.equal(ecs.commandCalls(RunTaskCommand).length, 1);
+  });
+
+  it("retries RunTask while ECS cannot yet assume the new role, and gives up at the settle time", async () => {
+    // Arrange: IAM is eventually consistent; a role created a moment ago may not be assumable yet
+    const notReady = () =>
+      new InvalidParameterException({ message: `ECS was unable to assume the role '${jobRoleArn}' that was provided for this task.`, $metadata: {} });
+    ecs.on(RunTaskCommand).rejectsOnce(notReady()).resolves({ tasks: [{ taskArn: taskArn(0) }] });
+    // Act
+    await new EcsLauncher(config, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]);
+    // Assert
+    assert.equal(ecs.commandCalls(RunTaskCommand).length, 2);
+    ecs.reset();
+    ecs.on(RunTaskCommand).rejects(notReady());
     await assert.rejects(
-      new EcsLauncher(config, new ECSClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]),
-      (e: unknown) => e instanceof EcsLaunchError && /worker-0/.test(e.message) && /RESOURCE:ENI \(no free addresses in subnet-a\)/.test(e.message),
+      new EcsLauncher({ ...config, roleSettleMs: 0 }, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" })).launch(spec, [{ role: "worker", index: 0 }]),
+      /unable to assume the role/,
     );
+  });
+
+  it("fails with the member and ECS's reason when RunTask starts no task, stopping what it started and deleting the role", async () => {
+    ecs.on(RunTaskCommand).resolvesOnce({ tasks: [{ taskArn: taskArn(0) }] }).resolves({ tasks: [], failures: [{ reason: "RESOURCE:ENI", detail: "no free addresses in subnet-a" }] });
+    ecs.on(StopTaskCommand).resolves({});
+    await assert.rejects(
+      new EcsLauncher(config, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" })).launch(spec, [
+        { role: "worker", index: 0 },
+        { role: "worker", index: 1 },
+      ]),
+      (e: unknown) => e instanceof EcsLaunchError && /worker-1/.test(e.message) && /RESOURCE:ENI \(no free addresses in subnet-a\)/.test(e.message),
+    );
+    assert.deepEqual(ecs.commandCalls(StopTaskCommand).map((c) => c.args[0].input.task), [taskArn(0)]);
+    assert.equal(iam.commandCalls(DeleteRoleCommand).length, 1);
   });
 
   it("reports a stopped task as the member's exit with the container's exit code and the stop reason", async () => {
@@ -160,6 +226,8 @@ describe("ecsLauncherConfigFromEnv", () => {
     SERVERLESS_TF_ECS_TASK_DEFINITION: "stf-worker:3",
     SERVERLESS_TF_ECS_SUBNETS: "subnet-a, subnet-b",
     SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1",
+    SERVERLESS_TF_JOB_ROLE_BOUNDARY: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary",
+    AWS_REGION: "eu-west-1",
   };
   const names = { tableName: "t-registry", bucket: "b-artifacts" };
 
@@ -171,6 +239,7 @@ describe("ecsLauncherConfigFromEnv", () => {
       subnets: ["subnet-a", "subnet-b"],
       securityGroups: ["sg-1"],
       env: { SERVERLESS_TF_TABLE: "t-registry", SERVERLESS_TF_BUCKET: "b-artifacts" },
+      jobRoles: { partition: "aws", region: "eu-west-1", accountId: "123456789012", tableName: "t-registry", boundaryArn: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary" },
     });
   });
 
@@ -186,7 +255,15 @@ describe("launcherFromEnv", () => {
   it("gives a deployed coordinator the ECS launcher when SERVERLESS_TF_LAUNCHER=ecs", () => {
     const launcher = launcherFromEnv(
       { tableName: "t-registry", bucket: "b-artifacts" },
-      { SERVERLESS_TF_LAUNCHER: "ecs", SERVERLESS_TF_ECS_CLUSTER: "c", SERVERLESS_TF_ECS_TASK_DEFINITION: "td:1", SERVERLESS_TF_ECS_SUBNETS: "subnet-a", SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1" },
+      {
+        SERVERLESS_TF_LAUNCHER: "ecs",
+        SERVERLESS_TF_ECS_CLUSTER: "c",
+        SERVERLESS_TF_ECS_TASK_DEFINITION: "td:1",
+        SERVERLESS_TF_ECS_SUBNETS: "subnet-a",
+        SERVERLESS_TF_ECS_SECURITY_GROUPS: "sg-1",
+        SERVERLESS_TF_JOB_ROLE_BOUNDARY: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary",
+        AWS_REGION: "eu-west-1",
+      },
     );
     assert.ok(launcher instanceof EcsLauncher);
   });
