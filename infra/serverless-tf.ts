@@ -16,6 +16,8 @@ import {
   ENV,
   FUNCTIONS,
   JOB_QUEUE_PREFIX,
+  JOB_ROLE_PATH,
+  jobRoleName,
   SERVING_FUNCTION,
   STACK_OUTPUTS,
   layerArchitecture,
@@ -25,7 +27,6 @@ import {
   type FunctionName,
   type LayerName,
 } from "../src/resources/definitions.ts";
-import { JOB_ROLE_PATH, jobRoleName } from "../src/workers/job-role.ts";
 import { functionBundleDir, imageSources, layerDir } from "./code.ts";
 import { acknowledge, wildcardUnderArn } from "./nag.ts";
 import { resolveProps, type ResolvedProps, type ServerlessTfProps } from "./props.ts";

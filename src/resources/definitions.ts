@@ -27,6 +27,12 @@ export function registryTableNameFor(prefix: string): string {
   return `${prefix}-registry`;
 }
 
+/** Job roles (src/workers/job-role.ts) live under this path; the stack lets the coordinator create, pass and delete only these. */
+export const JOB_ROLE_PATH = "/serverless-tf/jobs/";
+
+/** A job's worker role, `stf-<jobId>-worker`: at most 51 characters (IAM allows 64), unique as the job's queues are. */
+export const jobRoleName = (jobId: string) => `stf-${jobId}-worker`;
+
 /** Every per-job queue is `stf-<jobId>-<purpose>` (docs/protocol.md); IAM scopes to this prefix. */
 export const JOB_QUEUE_PREFIX = "stf-";
 

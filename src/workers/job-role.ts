@@ -23,13 +23,12 @@ import { ConfigError } from "../errors.ts";
 import { jobKeys, parseS3Uri } from "../protocol/names.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 
-/** Job roles live under this path; the stack lets the coordinator create, pass and delete only these. */
-export const JOB_ROLE_PATH = "/serverless-tf/jobs/";
+import { JOB_ROLE_PATH, jobRoleName } from "../resources/definitions.ts";
+
+export { JOB_ROLE_PATH, jobRoleName };
+
 /** The one inline policy of a job role. */
 export const JOB_ROLE_POLICY = "job-access";
-
-/** `stf-<jobId>-worker`: at most 51 characters (IAM allows 64), unique as the job's queues are. */
-export const jobRoleName = (jobId: string) => `stf-${jobId}-worker`;
 
 /** Where the stack's resources are: what a job's policy names besides the job's own keys. */
 export interface JobRoleResources {
