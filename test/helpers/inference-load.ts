@@ -54,6 +54,10 @@ export async function serveScaleModel(options: {
   readonly visibilityTimeoutSeconds: number;
   readonly maxReceiveCount?: number;
   readonly extraInputs?: readonly Column[];
+  /** A FIFO output queue (default), whose deduplication ids hide an SDK retry's second send; false: a standard one, as the stack ships. */
+  readonly fifoOutput?: boolean;
+  /** Serve one row before returning (default), so the engine's start is in no figure; false: the first batch meets a cold engine. */
+  readonly warm?: boolean;
 }): Promise<Served> {
   const runtime = await LocalRuntime.start();
   const clients = cleanClients();
@@ -64,13 +68,15 @@ export async function serveScaleModel(options: {
     concurrency: options.concurrency,
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     maxReceiveCount: options.maxReceiveCount ?? 10,
-    fifoOutput: true,
+    fifoOutput: options.fifoOutput ?? true,
   });
   const engines = served.service.engine as ServingEngines;
-  // One row first: the engine's TensorFlow import and model load are not part of any figure.
-  const warm = new InferenceClient(clients, served.inputQueueUrl, served.outputQueueUrl);
-  await warm.send("warm-up", { x: 0, ...(options.extraInputs?.length ? { blob: new Uint8Array([65]), tag: "w" } : {}) });
-  await warm.result("warm-up", 120_000);
+  if (options.warm ?? true) {
+    // One row first: the engine's TensorFlow import and model load are not part of any figure.
+    const warm = new InferenceClient(clients, served.inputQueueUrl, served.outputQueueUrl);
+    await warm.send("warm-up", { x: 0, ...(options.extraInputs?.length ? { blob: new Uint8Array([65]), tag: "w" } : {}) });
+    await warm.result("warm-up", 120_000);
+  }
   return {
     runtime,
     served,

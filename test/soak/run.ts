@@ -53,7 +53,10 @@ if (poison) {
 if (feed) rows.push(["training feed", String(feed.rowsIn), `${feed.unique} unique of ${feed.rowsConsumed}`, `${feed.duplicatesOrPadding} (incl. padding)`, String(feed.lost), dash, dash, String(feed.injectedFaults)]);
 if (kills) rows.push(["kill loop (digits)", dash, `acc ${Number(kills.accuracy).toFixed(4)} vs ${Number(kills.baselineAccuracy).toFixed(4)}`, dash, dash, dash, `${kills.kills} (${kills.restarts} restarts)`, dash]);
 console.log("\n| " + header.join(" | ") + " |\n|" + header.map(() => " --- |").join("") + "\n" + rows.slice(1).map((r) => "| " + r.join(" | ") + " |").join("\n"));
-if (once) console.log(`\nexactly-once: ${once.rowsPerSecond} rows/s over ${once.seconds} s; ${once.service.redelivered} redelivered records, ${once.service.duplicates} acknowledged as already served, ${once.service.retried} retried`);
+if (once) {
+  console.log(`\nexactly-once: ${once.rowsPerSecond} rows/s over ${once.seconds} s; ${once.service.redelivered} redelivered records, ${once.service.duplicates} acknowledged as already served, ${once.service.retried} retried`);
+  console.log(`exactly-once settings: standard output queue, visibility ${once.visibilityTimeoutSeconds} s, maxReceiveCount ${once.maxReceiveCount}, cold engine; ${once.stalls} calls stalled 31 s; ${once.duplicates} duplicates (before deduplication by row id) against ${once.lostSendResponses} output sends whose response was lost`);
+}
 if (poison) console.log(`poison: engine pid ${poison.enginePid.before} -> ${poison.enginePid.after}, engine RSS ${poison.engineRssMiB.before} -> ${poison.engineRssMiB.after} MiB, runner RSS ${poison.nodeRssMiB} MiB`);
 console.log(`\n${files.length - failed} soak file(s) passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
