@@ -2,7 +2,7 @@
  * `npm run test:soak`: the reliability soak (issue #8). Starts the emulator (the one bootstrap,
  * src/runtime/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
  * time, and prints a table from the figures each left in .tmp/soak/. Sizes: SOAK_ROWS,
- * SOAK_POISON, SOAK_FEED_ROWS, SOAK_KILLS (defaults 10,000 / 10,000 / 10,000 / 20).
+ * SOAK_POISON, SOAK_FEED_ROWS, SOAK_KILLS, SOAK_HOLD_SECONDS (defaults 10,000 / 10,000 / 10,000 / 20 / 600).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -41,6 +41,7 @@ const once = read("inference-exactly-once");
 const poison = read("inference-poison");
 const feed = read("training-feed");
 const kills = read("kill-loop");
+const held = read("held-feed");
 const header = ["scenario", "rows in", "rows out", "duplicates", "lost", "DLQ", "kills survived", "injected faults"];
 const rows: string[][] = [header];
 const dash = "-";
@@ -52,6 +53,7 @@ if (poison) {
 }
 if (feed) rows.push(["training feed", String(feed.rowsIn), `${feed.unique} unique of ${feed.rowsConsumed}`, `${feed.duplicatesOrPadding} (incl. padding)`, String(feed.lost), dash, dash, String(feed.injectedFaults)]);
 if (kills) rows.push(["kill loop (digits)", dash, `acc ${Number(kills.accuracy).toFixed(4)} vs ${Number(kills.baselineAccuracy).toFixed(4)}`, dash, dash, dash, `${kills.kills} (${kills.restarts} restarts)`, dash]);
+if (held) rows.push([`held feed message (${held.heldSeconds} s step)`, "8", String((held.batches as number[]).reduce((a, b) => a + b, 0)), `${held.cameBack} redeliveries`, dash, String(held.dlq), dash, "0 (off)"]);
 console.log("\n| " + header.join(" | ") + " |\n|" + header.map(() => " --- |").join("") + "\n" + rows.slice(1).map((r) => "| " + r.join(" | ") + " |").join("\n"));
 if (once) {
   console.log(`\nexactly-once: ${once.rowsPerSecond} rows/s over ${once.seconds} s; ${once.service.redelivered} redelivered records, ${once.service.duplicates} acknowledged as already served, ${once.service.retried} retried`);
