@@ -10,7 +10,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import { Construct } from "constructs";
-import { STREAM_SOURCE_QUEUE_PREFIX, servedQueueName } from "../src/protocol/names.ts";
+import { SECRET_NAME_PREFIX, STREAM_SOURCE_QUEUE_PREFIX, servedQueueName } from "../src/protocol/names.ts";
 import {
   BUCKET_PREFIXES,
   ENV,
@@ -350,6 +350,11 @@ export class ServerlessTf extends Construct {
     );
   }
 
+  /** The secrets a job may name in python.secrets: those under SECRET_NAME_PREFIX in this account and region. */
+  private jobSecretArns(): string {
+    return `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${SECRET_NAME_PREFIX}*`;
+  }
+
   /** Every job role: `stf-<jobId>-worker` under the job role path. */
   private jobRoleArns(): string {
     return `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role${JOB_ROLE_PATH}${jobRoleName("*")}`;
@@ -380,10 +385,13 @@ export class ServerlessTf extends Construct {
           resources: objects(["jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*", "models/*/versions/*"]),
         }),
         new iam.PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn], conditions: { StringLike: { "s3:prefix": ["jobs/*", "models/*"] } } }),
+        // A job's python.secrets, by ARN: only secrets named under the prefix users keep them in.
+        new iam.PolicyStatement({ actions: ["secretsmanager:GetSecretValue"], resources: [this.jobSecretArns()] }),
       ],
     });
     const findings = [
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:${JOB_QUEUE_PREFIX}*]`,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${SECRET_NAME_PREFIX}*]`,
       ...["jobs/*", "models/*", "jobs/*/spool/*", "jobs/*/checkpoints/*", "jobs/*/output/*", "models/*/versions/*"].map((k) => wildcardUnderArn(bucket.node.defaultChild as s3.CfnBucket, k)),
     ];
     for (const id of findings) {

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from "../../src/errors.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
-import { RESERVED_ENV, checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
+import { RESERVED_ENV, SECRET_ARN_PATTERN, SECRET_NAME_PREFIX, checkJobId, jobKeys, modelKeys, newJobId, parseS3Uri, s3Uri } from "../../src/protocol/names.ts";
 import { createJobQueues, deleteJobQueues } from "../../src/jobs/queues.ts";
 import { uploadScripts } from "../../src/jobs/job-code.ts";
 import { rowToJson, type TableSource } from "../../src/protocol/table-source.ts";
@@ -36,6 +36,13 @@ export function validateRequest(request: JobRequest): void {
   }
   for (const name of Object.keys(request.model?.inference?.python.env ?? {})) {
     if (RESERVED_ENV.test(name)) throw new ConfigError("inferenceEnv", name, `a variable the runtime does not set itself (not ${RESERVED_ENV})`);
+  }
+  const secretsSetting = request.mode === "train" ? "trainSecrets" : "inferenceSecrets";
+  for (const [python, setting] of [[request.python, secretsSetting], ...(request.model?.inference ? [[request.model.inference.python, "inferenceSecrets"] as const] : [])] as const) {
+    for (const [name, arn] of Object.entries(python.secrets ?? {})) {
+      if (RESERVED_ENV.test(name) || name in python.env) throw new ConfigError(setting, name, `a variable neither the runtime nor the plain environment sets (not ${RESERVED_ENV}, not also in the env)`);
+      if (!SECRET_ARN_PATTERN.test(arn)) throw new ConfigError(setting, arn, `the full ARN of a Secrets Manager secret named ${SECRET_NAME_PREFIX}... (arn:aws:secretsmanager:<region>:<account>:secret:${SECRET_NAME_PREFIX}<name>-<6 characters>): job roles may read no other secrets`);
+    }
   }
   if (!request.python.scripts.length) throw new ConfigError(`${request.mode === "train" ? "train" : "inference"}Scripts`, request.python.scripts, "at least one Python script");
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(request.python.entry)) throw new ConfigError(`${request.mode === "train" ? "train" : "inference"}Entry`, request.python.entry, "a Python function name");

@@ -108,6 +108,8 @@ def test_a_valid_spec_parses_into_typed_fields_with_derived_deadlines():
     ({"python": {"scripts": ["model.py"], "entry": "train"}}, "['model.py']"),
     ({"mode": "serve"}, "mode='serve'"),
     ({"remainder": {"policy": "flush"}}, "remainder.afterMs=None"),
+    # A secret outside serverless-tf/ (the only ones a job role may read) is refused by name.
+    ({"python": {"scripts": ["s3://b/m.py"], "entry": "train", "secrets": {"T": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbC123"}}}, "secret:prod/db-AbC123"),
 ])
 def test_an_invalid_spec_fails_quoting_the_field_and_value(override, quoted):
     with pytest.raises(SpecError) as e:

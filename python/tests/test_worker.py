@@ -156,7 +156,7 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
                policy: str = "drop", batch_size: int = 3, hyper: Optional[dict[str, Any]] = None, bounded: bool = True,
                after_ms: int = 200, output_columns: Optional[list[dict[str, Any]]] = None,
                input_columns: Optional[list[dict[str, Any]]] = None, export: bool = False,
-               artifact_uri: Optional[str] = None, prefix: Optional[str] = None) -> Job:
+               artifact_uri: Optional[str] = None, prefix: Optional[str] = None, secrets: Optional[dict[str, str]] = None) -> Job:
     """Creates a job the way the coordinator would: queues, the script in S3, the job item (RUNNING)."""
     job_id = f"{prefix or mode[:3]}-{uuid.uuid4().hex[:10]}"
     members = [f"worker-{i}" for i in range(workers)]
@@ -168,7 +168,8 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
     env.s3.put_object(Bucket=env.bucket, Key=code_key, Body=(SCRIPTS / script).read_bytes())
     spec = {
         "version": 1, "jobId": job_id, "mode": mode, "cluster": {"worker": workers, "ps": 0},
-        "python": {"scripts": [f"s3://{env.bucket}/{code_key}"], "entry": entry, "hyperParams": hyper or {}, "env": {"STF_TEST_ENV": "set"}},
+        "python": {"scripts": [f"s3://{env.bucket}/{code_key}"], "entry": entry, "hyperParams": hyper or {}, "env": {"STF_TEST_ENV": "set"},
+                   **({"secrets": secrets} if secrets else {})},
         "input": {"columns": input_columns or INPUT_COLUMNS},
         "output": {"columns": output_columns} if output_columns else None,
         "batchSize": batch_size,
@@ -291,8 +292,8 @@ def test_spool_parts_in_s3_hold_every_row_received(policy_runs):
 
 @pytest.fixture(scope="module")
 def single_runs(env, tmp_path_factory):
-    """Three single-worker jobs at once: a training job with a redelivered message that exports,
-    a script that raises, and a missing entry function."""
+    """Four single-worker jobs at once: a training job with a redelivered message and a secret that
+    exports, a script that raises, a missing entry function, and a secret that does not exist."""
     tmp = tmp_path_factory.mktemp("single")
     made: list[Job] = []
 
@@ -300,18 +301,21 @@ def single_runs(env, tmp_path_factory):
         made.append(create_job(env, **kw))
         return made[-1]
 
-    train = job(policy="flush", hyper={"epochs": 1, "export": True}, export=True)
+    secret = client("secretsmanager").create_secret(Name=f"serverless-tf/test-{uuid.uuid4().hex[:8]}", SecretString="value-from-secrets-manager")
+    train = job(policy="flush", hyper={"epochs": 1, "export": True}, export=True, secrets={"STF_TEST_SECRET": secret["ARN"]})
     bodies = train.feed("worker-0", rows_xy(10), per_message=3)
     train.send("worker-0", bodies[1])  # the same feedId again, as SQS or a retried shard-feed would
     train.end_of_data("worker-0", rows=10, messages=len(bodies), steps=math.ceil(10 / 3))
 
     failing = job(script="failing.py")
     missing = job(entry="no_such_entry")
+    unknown_arn = secret["ARN"].replace("serverless-tf/test-", "serverless-tf/gone-")
+    no_secret = job(secrets={"STF_TEST_SECRET": unknown_arn})
     for j in (failing, missing):
         j.end_of_data("worker-0", rows=0, messages=0, steps=0)
-    procs = {"train": train.start(0, tmp), "failing": failing.start(0, tmp), "missing": missing.start(0, tmp)}
+    procs = {"train": train.start(0, tmp), "failing": failing.start(0, tmp), "missing": missing.start(0, tmp), "no_secret": no_secret.start(0, tmp)}
     codes = {k: p.wait() for k, p in procs.items()}
-    yield {"jobs": {"train": train, "failing": failing, "missing": missing}, "procs": procs, "codes": codes}
+    yield {"jobs": {"train": train, "failing": failing, "missing": missing, "no_secret": no_secret}, "procs": procs, "codes": codes, "unknown_arn": unknown_arn}
     delete_queues(env, made)
 
 
@@ -321,6 +325,8 @@ def test_a_redelivered_feed_message_yields_no_duplicate_rows(single_runs):
     dataset = proc.facts("dataset")
     assert dataset["rows"] == 10 and dataset["rows_seen"] == 10
     assert dataset["env"] == "set"  # spec.python.env reached the user's code
+    assert dataset["secret"] == "value-from-secrets-manager"  # and python.secrets, read by ARN from Secrets Manager
+    assert "value-from-secrets-manager" not in json.dumps(single_runs["jobs"]["train"].spec), "the spec holds the ARN only"
     assert dataset["sizes"] == [3, 3, 3, 1]
     member = single_runs["jobs"]["train"].member_item(0)
     assert member.status == "DONE"
@@ -349,6 +355,13 @@ def test_a_script_that_raises_marks_the_member_failed_with_the_traceback_tail(si
     assert "ValueError: the user script failed on purpose: value=42" in member.error
     assert "helper_that_fails" in member.error and len(member.error.splitlines()) <= 30
     assert "Traceback" in proc.stderr()
+
+
+def test_a_secret_that_cannot_be_read_fails_the_member_naming_the_variable_and_the_arn(single_runs):
+    assert single_runs["codes"]["no_secret"] == 1
+    error = single_runs["jobs"]["no_secret"].member_item(0).error
+    assert "python.secrets['STF_TEST_SECRET']" in error and single_runs["unknown_arn"] in error
+    assert "ResourceNotFoundException" in error
 
 
 def test_a_missing_entry_function_fails_naming_the_script_and_its_functions(single_runs):

@@ -51,11 +51,14 @@ export class TFEstimator implements Estimator<TFModel> {
   setTrainEntry(entry: string): this { this.params.set(TrainParams.trainEntry, entry); return this; }
   setTrainHyperParams(hp: Record<string, unknown>): this { this.params.set(TrainParams.trainHyperParams, hp); return this; }
   setTrainEnv(env: Record<string, string>): this { this.params.set(TrainParams.trainEnv, env); return this; }
+  /** Environment variables the workers read from Secrets Manager: `{ API_TOKEN: "arn:aws:secretsmanager:...:secret:serverless-tf/token-AbCdEf" }`. */
+  setTrainSecrets(secrets: Record<string, string>): this { this.params.set(TrainParams.trainSecrets, secrets); return this; }
   setTrainSelectedCols(cols: readonly string[]): this { this.params.set(TrainParams.trainSelectedCols, cols); return this; }
   setInferenceScripts(scripts: readonly string[]): this { this.params.set(InferenceParams.inferenceScripts, scripts); return this; }
   setInferenceEntry(entry: string): this { this.params.set(InferenceParams.inferenceEntry, entry); return this; }
   setInferenceHyperParams(hp: Record<string, unknown>): this { this.params.set(InferenceParams.inferenceHyperParams, hp); return this; }
   setInferenceEnv(env: Record<string, string>): this { this.params.set(InferenceParams.inferenceEnv, env); return this; }
+  setInferenceSecrets(secrets: Record<string, string>): this { this.params.set(InferenceParams.inferenceSecrets, secrets); return this; }
   setInferenceSelectedCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceSelectedCols, cols); return this; }
   setInferenceOutputCols(cols: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputCols, cols); return this; }
   setInferenceOutputTypes(types: readonly string[]): this { this.params.set(InferenceParams.inferenceOutputTypes, types); return this; }

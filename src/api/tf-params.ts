@@ -24,6 +24,7 @@ export const TrainParams = {
   trainEntry: defineParam("trainEntry", "Name of the training entry function, called with the worker context.", "train", validators.string(/^[A-Za-z_]\w*$/, "a Python function name")),
   trainHyperParams: defineParam("trainHyperParams", "Hyper-parameters handed to the training function (ctx.hyper_params).", {} as Record<string, unknown>, validators.jsonObject()),
   trainEnv: defineParam("trainEnv", "Environment variables for the training processes.", {} as Record<string, string>, validators.stringMap()),
+  trainSecrets: defineParam("trainSecrets", "Environment variables for the training processes from Secrets Manager: name -> secret ARN under serverless-tf/ (resolved inside the worker; only the ARN is stored).", {} as Record<string, string>, validators.stringMap()),
   trainSelectedCols: defineParam("trainSelectedCols", "Columns the training workers receive.", [] as string[], validators.strings()),
 };
 
@@ -32,6 +33,7 @@ export const InferenceParams = {
   inferenceEntry: defineParam("inferenceEntry", "Name of the inference entry function.", "predict", validators.string(/^[A-Za-z_]\w*$/, "a Python function name")),
   inferenceHyperParams: defineParam("inferenceHyperParams", "Hyper-parameters handed to the inference function.", {} as Record<string, unknown>, validators.jsonObject()),
   inferenceEnv: defineParam("inferenceEnv", "Environment variables for the inference processes.", {} as Record<string, string>, validators.stringMap()),
+  inferenceSecrets: defineParam("inferenceSecrets", "Environment variables for transform's inference workers from Secrets Manager: name -> secret ARN under serverless-tf/ (served models get none: their engine runs without credentials).", {} as Record<string, string>, validators.stringMap()),
   inferenceSelectedCols: defineParam("inferenceSelectedCols", "Columns the inference workers receive.", [] as string[], validators.strings()),
   inferenceOutputCols: defineParam("inferenceOutputCols", "Columns the inference function writes.", [] as string[], validators.strings()),
   inferenceOutputTypes: defineParam("inferenceOutputTypes", "Types of the output columns: FLOAT32, INT64, FLOAT32[10], STRING[] ...", [] as string[], validators.strings()),

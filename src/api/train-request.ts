@@ -18,6 +18,9 @@ export function remainderPolicy(value: RemainderParam): RemainderPolicy {
   return value === "drop" || value === "pad" ? { policy: value } : { policy: "flush", afterMs: value.flushAfterMs };
 }
 
+/** `{ secrets }` when any is set: a spec without secrets stays as it was. */
+const secretsOf = (secrets: Readonly<Record<string, string>>) => (Object.keys(secrets).length ? { secrets } : {});
+
 /** Shared by the estimator and the model: the inference half of the params. */
 export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Column[]): InferenceConfig | null {
   const scripts = params.get(InferenceParams.inferenceScripts);
@@ -34,7 +37,7 @@ export function inferenceConfigOf(params: ParamMap, inputColumns: readonly Colum
     for (const c of output) checkSignatureColumn(c, "inferenceOutputTypes");
   }
   return {
-    python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv) },
+    python: { scripts, entry: params.get(InferenceParams.inferenceEntry), hyperParams: params.get(InferenceParams.inferenceHyperParams), env: params.get(InferenceParams.inferenceEnv), ...secretsOf(params.get(InferenceParams.inferenceSecrets)) },
     input: { columns: inputColumns },
     output: { columns: output },
     batchSize: params.get(FeedParams.batchSize),
@@ -73,7 +76,7 @@ export function trainRequestOf(p: ParamMap, table: Table, bucket: string): JobRe
   return {
     mode: "train",
     cluster: { worker: p.get(ClusterParams.workerNum), ps: p.get(ClusterParams.psNum) },
-    python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv) },
+    python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv), ...secretsOf(p.get(TrainParams.trainSecrets)) },
     input: { columns: trainCols },
     output: null,
     batchSize: p.get(FeedParams.batchSize),

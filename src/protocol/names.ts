@@ -61,6 +61,16 @@ export const servedQueueName = {
 export const RESERVED_ENV = /^(SERVERLESS_TF_|AWS_)|^(TF_CONFIG|PYTHONPATH|PATH|HOME)$/;
 
 /**
+ * Secrets user code gets as environment variables (`python.secrets`, name -> ARN) live in Secrets
+ * Manager under this name prefix: the worker boundary lets job roles read those and no others, so
+ * a start request cannot hand a job any secret of the account.
+ */
+export const SECRET_NAME_PREFIX = "serverless-tf/";
+
+/** A Secrets Manager secret's full ARN (with its 6-character suffix) under {@link SECRET_NAME_PREFIX}. */
+export const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:serverless-tf\/[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
+
+/**
  * A streaming fit's source queue on a deployed stack is named `stf-stream-<anything>`: the name the
  * stack lets its stream-feed function consume (on the local runtime any queue will do).
  */

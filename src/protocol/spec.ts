@@ -17,6 +17,8 @@ export interface PythonConfig {
   readonly entry: string;
   readonly hyperParams: Readonly<Record<string, unknown>>;
   readonly env: Readonly<Record<string, string>>;
+  /** Environment variables resolved from Secrets Manager inside the worker: name -> secret ARN (never the value). */
+  readonly secrets?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -85,6 +87,8 @@ export function allMembers(cluster: ClusterShape): { role: "worker" | "ps"; inde
   ];
 }
 
+const optionalSecrets = (secrets: Record<string, string> | undefined) => (secrets && Object.keys(secrets).length ? { secrets } : {});
+
 export function parsePythonConfig(f: Fields): PythonConfig {
   const strings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((s) => typeof s === "string");
   return {
@@ -92,6 +96,7 @@ export function parsePythonConfig(f: Fields): PythonConfig {
     entry: f.get("entry", "a string", (v): v is string => typeof v === "string"),
     hyperParams: f.optional("hyperParams", "a JSON object", isObject) ?? {},
     env: f.optional("env", "an object of string values", strings) ?? {},
+    ...optionalSecrets(f.optional("secrets", "an object of environment name -> Secrets Manager ARN", strings)),
   };
 }
 

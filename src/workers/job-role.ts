@@ -76,7 +76,8 @@ function exportLocation(spec: JobSpec) {
 
 /**
  * The policy of one job's role: its own registry partition, its own queues by exact name, and
- * its own S3 prefixes; reads of the model it starts from; writes only where its export goes.
+ * its own S3 prefixes; reads of the model it starts from and of the secrets its spec names (by
+ * full ARN); writes only where its export goes.
  * Pure: `test/unit/workers/job-role.test.ts` checks that two jobs' documents share no resource.
  */
 export function jobRolePolicy(spec: JobSpec, where: JobRoleResources): PolicyDocument {
@@ -119,6 +120,8 @@ export function jobRolePolicy(spec: JobSpec, where: JobRoleResources): PolicyDoc
       }),
     ),
   ];
+  const secrets = Object.values(spec.python.secrets ?? {});
+  if (secrets.length) statements.push({ Sid: "ReadOwnSecrets", Effect: "Allow", Action: ["secretsmanager:GetSecretValue"], Resource: [...new Set(secrets)] });
   if (exportTo) {
     statements.push({ Sid: "WriteOwnExport", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], Resource: [s3Arn(exportTo.bucket, `${exportTo.key}*`)] });
   }

@@ -402,6 +402,8 @@ describe("permissions", () => {
     assert.deepEqual([...new Set(patterns)].sort(), ["/jobs/*", "/jobs/*/checkpoints/*", "/jobs/*/output/*", "/jobs/*/spool/*", "/models/*", "/models/*/versions/*"]);
     const actions = statements.flatMap((s) => asList(s.Action) as string[]);
     for (const refused of ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "s3:DeleteObject", "sqs:DeleteQueue", "sqs:SetQueueAttributes"]) assert.ok(!actions.includes(refused), refused);
+    const secrets = statements.filter((s) => asList(s.Action).includes("secretsmanager:GetSecretValue"));
+    assert.deepEqual(secrets.map((s) => JSON.stringify(s.Resource)), [JSON.stringify({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":secretsmanager:", { Ref: "AWS::Region" }, ":", { Ref: "AWS::AccountId" }, ":secret:serverless-tf/*"]] })], "only the secrets under serverless-tf/");
   });
 
   it("lets the coordinator create job roles only on the job role path and only with the worker boundary, and nobody change a boundary", () => {

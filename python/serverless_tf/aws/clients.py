@@ -1,7 +1,8 @@
 """The one place that builds boto3 clients: endpoint, region and emulator credentials.
 
 Reads the same variables as the TypeScript client factory (src/aws/clients.ts):
-``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_S3`` / ``_SQS`` / ``_DYNAMODB``,
+``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_S3`` / ``_SQS`` / ``_DYNAMODB`` /
+``_SECRETSMANAGER`` (the workers read ``python.secrets`` from it),
 ``AWS_REGION`` (default ``us-east-1``). When an endpoint is set and no credentials are,
 the emulator's conventional ``test``/``test`` pair is used.
 """
@@ -14,7 +15,7 @@ from typing import Mapping, Optional
 import boto3
 from botocore.config import Config
 
-SERVICES = ("s3", "sqs", "dynamodb")
+SERVICES = ("s3", "sqs", "dynamodb", "secretsmanager")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class AwsSettings:
 
 
 def client(service: str, settings: Optional[AwsSettings] = None):
-    """A boto3 client for ``service`` ("s3", "sqs" or "dynamodb") configured from the environment.
+    """A boto3 client for ``service`` (one of :data:`SERVICES`) configured from the environment.
 
     Example:
         >>> sqs = client("sqs")  # doctest: +SKIP

@@ -7,10 +7,10 @@ add some); missing required fields are errors.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-from .names import JOB_ID_PATTERN, member_name
+from .names import JOB_ID_PATTERN, SECRET_ARN_PATTERN, member_name
 from .schema import Column, Fixed, columns_from_json
 
 Mode = Literal["train", "inference"]
@@ -43,6 +43,8 @@ class PythonSpec:
     entry: str
     hyper_params: Mapping[str, Any]
     env: Mapping[str, str]
+    #: Environment name -> Secrets Manager ARN, resolved by the worker before user code loads.
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,10 @@ class JobSpec:
         hyper = py.get("hyperParams") or {}
         if not isinstance(hyper, Mapping):
             raise SpecError(f"python.hyperParams must be a JSON object. Received: {hyper!r}")
-        python = PythonSpec(tuple(scripts), _str(py, "entry", "python."), dict(hyper), dict(env))
+        secrets = py.get("secrets") or {}
+        if not isinstance(secrets, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and SECRET_ARN_PATTERN.match(v) for k, v in secrets.items()):
+            raise SpecError(f"python.secrets must map environment names to Secrets Manager ARNs under serverless-tf/. Received: python.secrets={secrets!r}")
+        python = PythonSpec(tuple(scripts), _str(py, "entry", "python."), dict(hyper), dict(env), dict(secrets))
 
         input_columns = _columns(_obj(data, "input").get("columns"), "input.columns")
         output_raw = data.get("output")

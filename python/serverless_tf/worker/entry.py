@@ -1,7 +1,8 @@
 """The worker's entry point: ``python -m serverless_tf.worker --job-id J --role worker --index 0``.
 
 Reads the job from the registry, applies the spec's ``python.env`` (before TensorFlow loads),
-registers with a lease, waits at the ``start`` barrier, sets
+registers with a lease, reads ``python.secrets`` from Secrets Manager into the environment,
+waits at the ``start`` barrier, sets
 TF_CONFIG and the strategy, imports the user's scripts and calls the entry function with
 ``ctx``. Marks the member DONE or FAILED and always exits:
 
@@ -153,6 +154,10 @@ def run(args: WorkerArgs) -> int:
                          progress=lambda: ctx_holder["ctx"].progress() if "ctx" in ctx_holder else None)
     keeper.start()
     try:
+        if spec.python.secrets:  # before TensorFlow and the user's code load, as python.env is
+            from .secrets import resolve_secrets
+
+            os.environ.update(resolve_secrets(spec.python.secrets, client("secretsmanager")))
         ctx = _prepare(args, spec, registry, lease.epoch)
         ctx_holder["ctx"] = ctx
         from .user_code import download_scripts, load_entry

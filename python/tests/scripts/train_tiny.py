@@ -22,7 +22,8 @@ def train(ctx):
         batches += 1
         sizes.append(n)
     _report(kind="dataset", member=ctx.member, rows=rows, real_rows=real_rows, batches=batches, sizes=sizes,
-            rows_seen=ctx.rows_seen, steps=ctx.steps, env=os.environ.get("STF_TEST_ENV"))
+            rows_seen=ctx.rows_seen, steps=ctx.steps, env=os.environ.get("STF_TEST_ENV"),
+            secret=os.environ.get("STF_TEST_SECRET"))
 
     with ctx.strategy().scope():
         model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(2,))])

@@ -31,6 +31,21 @@ describe("a start request the coordinator validates", () => {
     }
   });
 
+  it("takes secrets by their full ARN under serverless-tf/, and refuses any other ARN or a name the runtime or the env sets", () => {
+    const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:serverless-tf/api-token-AbC123";
+    const withSecrets = (secrets: Record<string, string>, env: Record<string, string> = {}) => {
+      const r = request(env);
+      return { ...r, python: { ...r.python, secrets } };
+    };
+    assert.doesNotThrow(() => validateRequest(withSecrets({ API_TOKEN: arn })));
+    const refused = (secrets: Record<string, string>, env: Record<string, string>, expected: string) =>
+      assert.throws(() => validateRequest(withSecrets(secrets, env)), (e: unknown) => e instanceof ConfigError && e.message.includes("trainSecrets") && e.message.includes(expected), expected);
+    refused({ API_TOKEN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-password-AbC123" }, {}, "prod/db-password");
+    refused({ API_TOKEN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:serverless-tf/api-token" }, {}, "6 characters");
+    refused({ AWS_SECRET_ACCESS_KEY: arn }, {}, "AWS_SECRET_ACCESS_KEY");
+    refused({ API_TOKEN: arn }, { API_TOKEN: "plain" }, "API_TOKEN");
+  });
+
   it("refuses parameter servers, naming psNum and what is allowed", () => {
     assert.throws(() => validateRequest({ ...request({}), cluster: { worker: 2, ps: 1 } }), (e: unknown) => e instanceof ConfigError && e.message.includes("psNum") && e.message.includes("MultiWorkerMirroredStrategy"));
   });

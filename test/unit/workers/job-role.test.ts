@@ -18,6 +18,7 @@ function specOf(jobId: string, over: Partial<JobSpec> = {}): JobSpec {
     jobId,
     bucket: "stf-artifacts",
     bounded: true,
+    python: { scripts: [], entry: "train", hyperParams: {}, env: {} },
     queues: { feed: { "worker-0": q("feed-worker-0"), "worker-1": q("feed-worker-1") }, output: q("output"), dlq: q("dlq") },
     model: { modelId: "digits", version: `01764547200000-${jobId}`, exportUri: `s3://stf-artifacts/models/digits/versions/01764547200000-${jobId}/`, versionsUri: "s3://stf-artifacts/models/digits/versions/" },
     modelArtifactUri: null,
@@ -78,6 +79,16 @@ describe("jobRolePolicy", () => {
       [["arn:aws:s3:::stf-artifacts"], { StringLike: { "s3:prefix": ["jobs/fit-w/*", "models/digits/versions/01764547200000-fit-w/*"] } }],
       [["arn:aws:s3:::weights"], { StringLike: { "s3:prefix": ["pretrained/resnet/*"] } }],
     ]);
+  });
+});
+
+describe("jobRolePolicy secrets", () => {
+  it("reads exactly the secrets the job's spec names, and none when it names none", () => {
+    const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:serverless-tf/api-token-AbC123";
+    const withSecret = jobRolePolicy(specOf("fit-s", { python: { scripts: [], entry: "train", hyperParams: {}, env: {}, secrets: { API_TOKEN: arn } } } as Partial<JobSpec>), where);
+    assert.deepEqual(withSecret.Statement.filter((s) => s.Action.includes("secretsmanager:GetSecretValue")).map((s) => s.Resource), [[arn]]);
+    const without = jobRolePolicy(specOf("fit-t", { python: { scripts: [], entry: "train", hyperParams: {}, env: {} } } as Partial<JobSpec>), where);
+    assert.ok(!without.Statement.some((s) => s.Action.includes("secretsmanager:GetSecretValue")));
   });
 });
 
