@@ -31,7 +31,8 @@ def train(ctx):
             metrics=["accuracy"],
         )
     ctx.restore_or_initialize(model)
-    model.fit(ds, epochs=hp.get("epochs", 30), callbacks=ctx.callbacks(), verbose=0)
+    # steps_per_epoch: None, except under parameter servers, whose per-worker datasets repeat.
+    model.fit(ds, epochs=hp.get("epochs", 30), steps_per_epoch=ctx.steps_per_epoch, callbacks=ctx.callbacks(), verbose=0)
     ctx.export(model, serving=serve)
 
 

@@ -25,10 +25,11 @@ export function validateRequest(request: JobRequest): void {
   const { cluster } = request;
   if (!Number.isInteger(cluster.worker) || cluster.worker < 1 || cluster.worker > 64) throw new ConfigError("workerNum", cluster.worker, "an integer from 1 to 64");
   if (!Number.isInteger(cluster.ps) || cluster.ps < 0) throw new ConfigError("psNum", cluster.ps, "a non-negative integer");
-  if (cluster.ps > 0) {
-    // Keras 3 has no ParameterServerStrategy (keras#18624); the worker runtime runs tf_keras
-    // with MultiWorkerMirroredStrategy, which needs no parameter servers.
-    throw new ConfigError("psNum", cluster.ps, "0: parameter servers are not supported by this runtime; workers synchronise with MultiWorkerMirroredStrategy");
+  if (cluster.ps > 16) throw new ConfigError("psNum", cluster.ps, "an integer from 0 to 16");
+  if (cluster.ps > 0 && (request.mode !== "train" || request.source.kind === "queue")) {
+    // A chief coordinates the steps of a fixed dataset per worker (python/serverless_tf/worker/strategy.py):
+    // inference and a streaming fit have no steps to hand out.
+    throw new ConfigError("psNum", cluster.ps, `0 for ${request.mode === "train" ? "a streaming fit" : "transform"}: parameter servers train on a bounded table only`);
   }
   const envSetting = request.mode === "train" ? "trainEnv" : "inferenceEnv";
   for (const name of Object.keys(request.python.env)) {

@@ -10,11 +10,11 @@ import type { MemberRecord } from "../registry/types.ts";
 import { getJson, headObject } from "../storage/objects.ts";
 import type { Deps } from "./deps.ts";
 import { parseS3Uri } from "../protocol/names.ts";
-import type { JobSpec } from "../protocol/spec.ts";
+import { allMembers, type JobSpec } from "../protocol/spec.ts";
 import { COMPLETE, PENDING, type Completion } from "./watch-round.ts";
 
 const allDone = (spec: Pick<JobSpec, "cluster">, members: readonly MemberRecord[]) =>
-  members.length === spec.cluster.worker + spec.cluster.ps && members.every((m) => m.status === "DONE");
+  members.length === allMembers(spec.cluster).length && members.every((m) => m.status === "DONE");
 
 /**
  * @example

@@ -9,7 +9,11 @@ export const JOB_ID_PATTERN = /^[a-z0-9][a-z0-9-]{2,39}$/;
 /** A model id: its versions live under `models/<modelId>/`. */
 export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-export const ROLES = ["worker", "ps"] as const;
+/**
+ * A member's role: a worker (trains on its own feed), a parameter server (holds variables), or, in
+ * parameter-server training only, the chief (coordinates: runs the training entry, gets no feed).
+ */
+export const ROLES = ["worker", "ps", "chief"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** One member of a job's cluster. */

@@ -5,7 +5,7 @@
  */
 import type { Column } from "../codec/schema.ts";
 import { Fields, isInt, isObject, isS3Uri } from "./fields.ts";
-import { JOB_ID_PATTERN, MODEL_ID_PATTERN, type MemberKey } from "./names.ts";
+import { JOB_ID_PATTERN, MODEL_ID_PATTERN, type MemberKey, type MemberRef } from "./names.ts";
 
 export type JobMode = "train" | "inference";
 
@@ -80,8 +80,13 @@ export function dataMembers(cluster: ClusterShape): MemberKey[] {
   return Array.from({ length: cluster.worker }, (_, i) => `worker-${i}` as MemberKey);
 }
 
-export function allMembers(cluster: ClusterShape): { role: "worker" | "ps"; index: number }[] {
+/**
+ * Every member the launcher starts: the workers and parameter servers, and with parameter servers
+ * one chief, which runs the training entry as the ClusterCoordinator (python/serverless_tf/worker/strategy.py).
+ */
+export function allMembers(cluster: ClusterShape): MemberRef[] {
   return [
+    ...(cluster.ps > 0 ? [{ role: "chief" as const, index: 0 }] : []),
     ...Array.from({ length: cluster.worker }, (_, index) => ({ role: "worker" as const, index })),
     ...Array.from({ length: cluster.ps }, (_, index) => ({ role: "ps" as const, index })),
   ];

@@ -13,7 +13,7 @@ export interface BarrierInput {
   readonly jobId: string;
   readonly name: string;
   /** How many members of each role must be ACTIVE with a live lease: slots 0..n-1. */
-  readonly expected: { readonly worker: number; readonly ps: number };
+  readonly expected: { readonly worker: number; readonly ps: number; readonly chief?: number };
 }
 
 export interface AwaitBarrierInput extends BarrierInput {
@@ -50,17 +50,17 @@ export async function releaseBarrier(items: Items, input: BarrierInput, members:
   const now = items.now();
   const bySlot = new Map((await members(input.jobId)).map((m) => [memberKey(m.role, m.index), m]));
   const missing: string[] = [];
-  const clusterSpec: { worker: string[]; ps: string[] } = { worker: [], ps: [] };
+  const clusterSpec: { worker: string[]; ps: string[]; chief?: string[] } = { worker: [], ps: [], ...(input.expected.chief ? { chief: [] } : {}) };
   const epochs: Record<string, number> = {};
   for (const role of ROLES) {
-    for (let index = 0; index < checkCount(`expected.${role}`, input.expected[role]); index++) {
+    for (let index = 0; index < checkCount(`expected.${role}`, input.expected[role] ?? 0); index++) {
       const name = memberKey(role, index);
       const m = bySlot.get(name);
       if (!m) missing.push(`${name} (not registered)`);
       else if (m.status !== "ACTIVE") missing.push(`${name} (${m.status})`);
       else if (m.leaseExpiresAt < now) missing.push(`${name} (lease expired at ${new Date(m.leaseExpiresAt).toISOString()})`);
       else {
-        clusterSpec[role].push(m.address);
+        clusterSpec[role]!.push(m.address);
         epochs[name] = m.epoch;
       }
     }

@@ -55,10 +55,11 @@ export interface MemberRecord {
   readonly error?: string;
 }
 
-/** `{"worker": ["host:port", ...], "ps": [...]}`, each list ordered by index: what TF_CONFIG's `cluster` holds. */
+/** `{"worker": ["host:port", ...], "ps": [...], "chief": [...]}`, each list ordered by index: what TF_CONFIG's `cluster` holds (empty roles dropped). */
 export interface ClusterSpec {
   readonly worker: readonly string[];
   readonly ps: readonly string[];
+  readonly chief?: readonly string[];
 }
 
 export interface BarrierRecord {

@@ -143,19 +143,37 @@ def spool_dataset(
     """
     import tensorflow as tf
 
+    ds = spool_batches(str(path), columns, policy, rows, batch_size, steps, batch_sizes(policy, rows, batch_size, steps))
+    # A batch ready before the step asks for it: the tuned tf.data pipeline the feed bench compares with (bench/feed.ts).
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Each worker already receives its own feed: sharding it again would drop rows.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)
+
+
+def spool_batches(path: Any, columns: Sequence[Any], policy: str, rows: Any, batch_size: int, steps: Any, sizes: Any) -> Any:
+    """The ``steps`` parsed batches of a spool file under ``policy``, in spool order.
+
+    ``path``, ``rows``, ``steps`` and ``sizes`` (the :func:`batch_sizes`) may be Python values or
+    tensors: under parameter-server training one dataset function serves every worker, which
+    looks its own spool up by its worker index (python/serverless_tf/worker/context.py).
+    """
+    import tensorflow as tf
+
     from ..protocol.example import parse_examples, zero_example
 
-    sizes = batch_sizes(policy, rows, batch_size, steps)
-    real = tf.data.TFRecordDataset(str(path)).map(lambda s: (s, tf.constant(1.0)))
+    real = tf.data.TFRecordDataset(path).map(lambda s: (s, tf.constant(1.0)))
     padding = tf.data.Dataset.from_tensors((tf.constant(zero_example(columns)), tf.constant(0.0))).repeat()
+    total = tf.cast(steps, tf.int64) * batch_size
     if policy == "drop":
-        ds = real.take(steps * batch_size)
+        ds = real.take(total)
     elif policy == "pad":
-        ds = real.concatenate(padding.take(steps * batch_size - rows))
+        ds = real.concatenate(padding.take(total - tf.cast(rows, tf.int64)))
     else:
         # Each batch takes sizes[j] real rows then B - sizes[j] placeholders; after batching the
         # placeholders are masked out, so batch j holds exactly sizes[j] rows, in spool order.
-        choice = tf.data.Dataset.from_tensor_slices(tf.constant(sizes, tf.int64)).flat_map(
+        choice = tf.data.Dataset.from_tensor_slices(tf.cast(sizes, tf.int64)).flat_map(
             lambda n: tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat(n).concatenate(
                 tf.data.Dataset.from_tensors(tf.constant(1, tf.int64)).repeat(batch_size - n)
             )
@@ -171,10 +189,5 @@ def spool_dataset(
             features[MASK] = mask
         return features
 
-    # Batched parsing in parallel, in order, and a batch ready before the step asks for it: the
-    # tuned tf.data pipeline the feed bench compares with (bench/feed.ts).
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    # Each worker already receives its own feed: sharding it again would drop rows.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options)
+    # Batched parsing in parallel, in order.
+    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

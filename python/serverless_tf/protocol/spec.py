@@ -33,8 +33,16 @@ class ClusterSpec:
     ps: int
 
     def members(self) -> list[str]:
-        """Member names (``worker-0``, ..., ``ps-0``, ...) in cluster order."""
-        return [member_name("worker", i) for i in range(self.worker)] + [member_name("ps", i) for i in range(self.ps)]
+        """Member names (``chief-0`` with parameter servers, ``worker-0``, ..., ``ps-0``, ...) in cluster order."""
+        chief = [member_name("chief", 0)] if self.ps else []
+        return chief + [member_name("worker", i) for i in range(self.worker)] + [member_name("ps", i) for i in range(self.ps)]
+
+    def count(self, role: str) -> int:
+        """How many members of ``role`` the cluster has: one chief with parameter servers, else none."""
+        return {"worker": self.worker, "ps": self.ps, "chief": 1 if self.ps else 0}.get(role, 0)
+
+    def barrier_counts(self) -> dict[str, int]:
+        return {role: self.count(role) for role in ("chief", "worker", "ps")}
 
 
 @dataclass(frozen=True)

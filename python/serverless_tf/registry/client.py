@@ -288,7 +288,7 @@ class Registry:
             now = self._now()
             by_slot = {member_name(m.role, m.index): m for m in self.members(job_id)}
             missing: List[str] = []
-            cluster: Dict[str, List[str]] = {"worker": [], "ps": []}
+            cluster: Dict[str, List[str]] = {"worker": [], "ps": [], **({"chief": []} if expected.get("chief") else {})}
             epochs: Dict[str, int] = {}
             for role in MEMBER_ROLES:
                 for index in range(_check_count(f"expected[{role!r}]", int(expected.get(role, 0)))):
@@ -321,6 +321,30 @@ class Registry:
             if time.monotonic() >= deadline:
                 raise BarrierTimeoutError(job_id, name, missing, timeout_ms)
             time.sleep(min(poll_ms / 1000, max(0.001, deadline - time.monotonic())))
+
+    # -- spools (parameter-server training) ------------------------------------------------------
+
+    def record_spool(self, job_id: str, attempt: int, member: str, path: str, rows: int, steps: int) -> None:
+        """Tells the chief where a worker's spooled feed is on the worker's own disk: ``spool#a<attempt>#<member>``.
+
+        Under parameter-server training the chief builds each worker's dataset, which runs on that
+        worker and reads the file there. The attempt is in the key, so a restarted set never reads a
+        path of the process it replaced.
+        """
+        now = self._now()
+        self._ddb.put_item(TableName=self.table_name, Item={
+            **self._key(job_id, f"spool#a{_check_count('attempt', attempt)}#{_check_name('member', member)}"),
+            "path": {"S": path}, "rows": num_value(_check_count("rows", rows)), "steps": num_value(_check_count("steps", steps)),
+            "recordedAt": num_value(now), "expiresAt": self._expires_at(now),
+        })
+
+    def spools(self, job_id: str, attempt: int) -> Dict[str, Dict[str, Any]]:
+        """The spools recorded for ``attempt``, by member: ``{"worker-0": {"path", "rows", "steps"}}``."""
+        prefix = f"spool#a{_check_count('attempt', attempt)}#"
+        return {
+            str_attr(i, "sk")[len(prefix):]: {"path": str_attr(i, "path"), "rows": int(i["rows"]["N"]), "steps": int(i["steps"]["N"])}
+            for i in self._query(job_id, prefix)
+        }
 
     # -- checkpoints ----------------------------------------------------------------------------
 

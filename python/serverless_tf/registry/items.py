@@ -11,10 +11,11 @@ from .errors import RegistryItemError
 FINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 #: The states in which a member stops working for the job: STOPPING or a final state.
 JOB_ENDING_STATES = ("STOPPING", *FINAL_JOB_STATES)
-MEMBER_ROLES = ("worker", "ps")
+#: As ROLES in src/protocol/names.ts: the chief exists in parameter-server training only.
+MEMBER_ROLES = ("worker", "ps", "chief")
 
 JobState = Literal["CREATED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPING", "STOPPED"]
-Role = Literal["worker", "ps"]
+Role = Literal["worker", "ps", "chief"]
 MemberStatus = Literal["ACTIVE", "DONE", "FAILED"]
 Item = Dict[str, Dict[str, Any]]
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 class ProgressCallback(tf.keras.callbacks.Callback):
     """Prints ``STF_PROGRESS {"epoch", "loss", "accuracy", "examples_per_sec", "step"}`` per epoch.
 
-    The step also goes to ``ctx.step``, which the lease heartbeats report as ``progress``.
+    The step also goes to ``ctx.step``, which the lease heartbeats report as ``progress``. This
+    class reads it at epoch ends only: tf_keras refuses batch-level callbacks under
+    ParameterServerStrategy, whose steps run asynchronously on the workers.
     """
 
     def __init__(self, ctx: "Context"):
@@ -26,10 +28,6 @@ class ProgressCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         self._started = time.monotonic()
-
-    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
-        # Every step, not every epoch: the coordinator's hang watchdog reads it from the heartbeats.
-        self._ctx.step = model_step(self.model)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         logs = logs or {}
@@ -49,8 +47,18 @@ class ProgressCallback(tf.keras.callbacks.Callback):
         print(line, flush=True)
 
 
+class StepProgressCallback(ProgressCallback):
+    """:class:`ProgressCallback` that also reads the step after every batch (every strategy but
+    parameter servers): the coordinator's hang watchdog reads it from the heartbeats."""
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        self._ctx.step = model_step(self.model)
+
+
 class CheckpointCallback(tf.keras.callbacks.Callback):
-    """Saves weights every ``checkpoint.everySteps`` steps or ``everySeconds`` seconds (0 = off).
+    """Saves weights every ``checkpoint.everySteps`` steps or ``everySeconds`` seconds (0 = off),
+    checked at epoch ends: a save is due once a multiple of ``everySteps`` was passed since the
+    last check (parameter servers: tf_keras allows no batch-level callback there).
 
     Every worker saves (the chief to S3, the others to a throwaway directory), so the decision
     must be the same on all workers: the step rule is; the seconds rule is checked at epoch ends.
@@ -61,6 +69,10 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
         self._ctx = ctx
         self._last_at = time.monotonic()
         self._last_step = -1
+        self._seen_step = 0
+
+    def on_train_begin(self, logs: Optional[dict[str, Any]] = None) -> None:
+        self._seen_step = model_step(self.model)
 
     def _save(self, step: int) -> None:
         if step == self._last_step:
@@ -70,18 +82,29 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
         if uri:
             print(f"[serverless-tf] checkpoint at step {step}: {uri}", file=sys.stderr, flush=True)
 
-    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+    def _step_rule(self) -> None:
         every = self._ctx.spec.checkpoint.every_steps
         if every > 0:
             step = model_step(self.model)
             self._ctx.step = step
-            if step % every == 0:
+            crossed = step // every > self._seen_step // every
+            self._seen_step = step
+            if crossed:
                 self._save(step)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        self._step_rule()
         every = self._ctx.spec.checkpoint.every_seconds
         if every > 0 and time.monotonic() - self._last_at >= every:
             self._save(model_step(self.model))
+
+
+class StepCheckpointCallback(CheckpointCallback):
+    """:class:`CheckpointCallback` with the step rule checked after every batch (every strategy but
+    parameter servers): in lockstep each step is seen, so a save lands exactly on the multiple."""
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
+        self._step_rule()
 
 
 class ExportCallback(tf.keras.callbacks.Callback):

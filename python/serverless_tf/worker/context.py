@@ -19,13 +19,14 @@ from __future__ import annotations
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 from ..input.feed import FeedQueue
 from ..input.live_feed import LiveBatches
-from ..input.remainder import batch_sizes, spool_dataset
+from ..input.remainder import batch_sizes, spool_batches, spool_dataset
 from ..input.spool import Spool, SpoolTimes, spool_bounded_feed
 from ..protocol.names import member_name
 from ..protocol.schema import ROW_ID_COLUMN
@@ -47,7 +48,9 @@ class Context:
     Attributes:
         job_id, mode, role, index: who this worker is (``mode`` is ``train`` or ``inference``).
         epoch: the epoch of this member's registration; checkpoints are published under it.
-        is_chief: worker 0, the one that uploads exports and checkpoints.
+        is_chief: the member that uploads exports and checkpoints: worker 0, or the chief with
+            parameter servers.
+        attempt: the restart attempt of the member set (0 = first run).
         cluster_spec: ``{"worker": ["host:port", ...], "ps": [...]}`` from the start barrier.
         hyper_params: ``spec.python.hyperParams``.
         spec: the whole parsed :class:`JobSpec`.
@@ -70,6 +73,7 @@ class Context:
     s3: Any = field(repr=False)
     sqs: Any = field(repr=False)
     strategy_object: Any = field(default=None, repr=False)
+    attempt: int = 0
     rows_seen: int = 0
     rows_spooled: int = 0
     steps: Optional[int] = None
@@ -91,8 +95,15 @@ class Context:
         """``<role>-<index>``, the member's name in queues, spool keys and progress."""
         return member_name(self.role, self.index)
 
+    @property
+    def steps_per_epoch(self) -> Optional[int]:
+        """What to pass ``model.fit`` as ``steps_per_epoch``: the steps of every worker's pass under
+        parameter servers (set once :meth:`dataset` returned), else ``None`` (the dataset's own end)."""
+        return self.steps * self.spec.cluster.worker if self.spec.cluster.ps and self.steps is not None else None
+
     def strategy(self) -> Any:
-        """The job's ``tf.distribute.Strategy``: MultiWorkerMirroredStrategy for several workers, else the default."""
+        """The job's ``tf.distribute.Strategy``: ParameterServerStrategy with parameter servers,
+        MultiWorkerMirroredStrategy for several workers, else the default."""
         if self.strategy_object is None:
             import tensorflow as tf
 
@@ -111,8 +122,11 @@ class Context:
 
         Bounded training: blocks until the whole feed is spooled, then returns a re-iterable
         ``tf.data.Dataset`` of exactly ``steps`` batches (dicts of features) per the remainder
-        policy. Inference or unbounded input: a live iterable of batches as rows arrive, each
-        with ``__row_id`` in inference; pass each batch's results to :meth:`write`.
+        policy. With parameter servers (on the chief): once every worker has spooled its own feed,
+        a ``DatasetCreator`` whose dataset runs on each worker over that worker's spool, repeated
+        (pass ``steps_per_epoch=ctx.steps_per_epoch`` to ``fit``); its ``map`` applies to every
+        worker's dataset. Inference or unbounded input: a live iterable of batches as rows arrive,
+        each with ``__row_id`` in inference; pass each batch's results to :meth:`write`.
 
         Calling it again returns the same object.
 
@@ -123,18 +137,15 @@ class Context:
         if self._dataset is not None:
             return self._dataset
         spec = self.spec
+        if spec.cluster.ps:
+            if self.role != "chief":
+                raise ContextError(f"ctx.dataset() runs on the chief under parameter-server training; {self.member} serves the chief's steps")
+            self._dataset = self._per_worker_dataset()
+            return self._dataset
         queue = FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member)
         idle_s = spec.feed_idle_timeout_ms / 1000
         if spec.mode == "train" and spec.bounded:
-            spool = Spool(self.s3, spec.bucket, self.job_id, self.member, Path(tempfile.mkdtemp(prefix="stf-spool-")))
-
-            def on_progress(position: Any) -> None:
-                with self._lock:
-                    self.rows_spooled = position.rows
-
-            if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
-                _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
-            eod = spool_bounded_feed(queue, spool, idle_s, on_progress, times=self.spool_times)
+            spool, eod = self._spool_feed(queue, idle_s)
             self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps)
             with self._lock:
                 self.steps = eod.steps
@@ -156,6 +167,54 @@ class Context:
                            should_stop=self._job_stopping, on_batch=on_batch)
         self._dataset = _LiveDataset(live, self._answers)
         return self._dataset
+
+    def _spool_feed(self, queue: FeedQueue, idle_s: float) -> tuple[Spool, Any]:
+        """This member's whole bounded feed in a local spool (reloading what an earlier run saved in S3)."""
+        spec = self.spec
+        spool = Spool(self.s3, spec.bucket, self.job_id, self.member, Path(tempfile.mkdtemp(prefix="stf-spool-")))
+
+        def on_progress(position: Any) -> None:
+            with self._lock:
+                self.rows_spooled = position.rows
+
+        if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
+            _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
+        return spool, spool_bounded_feed(queue, spool, idle_s, on_progress, times=self.spool_times)
+
+    def spool_for_chief(self) -> None:
+        """A worker under parameter-server training: spools its feed, then records where the chief's
+        dataset function finds it on this worker's disk (``Registry.record_spool``)."""
+        spec = self.spec
+        spool, eod = self._spool_feed(FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member), spec.feed_idle_timeout_ms / 1000)
+        self.registry.record_spool(self.job_id, self.attempt, self.member, str(spool.path), spool.rows, eod.steps)
+        with self._lock:
+            self.steps = eod.steps
+            self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
+        _log(f"{self.member} spooled {spool.rows} rows for the chief: {eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}")
+
+    def _per_worker_dataset(self, poll_s: float = 0.5) -> Any:
+        """The chief's dataset under parameter servers, once every worker of this attempt recorded its spool."""
+        spec = self.spec
+        names = [member_name("worker", i) for i in range(spec.cluster.worker)]
+        while True:
+            spools = self.registry.spools(self.job_id, self.attempt)
+            if all(n in spools for n in names):
+                break
+            if self._job_stopping():
+                raise ContextError(f"job {self.job_id} ended while the chief waited for the workers' spools: {sorted(set(names) - set(spools))} missing")
+            time.sleep(poll_s)
+        ordered = [spools[n] for n in names]
+        steps = {s["steps"] for s in ordered}
+        if len(steps) != 1:
+            raise ContextError(f"the workers' end-of-data steps differ ({ {n: s['steps'] for n, s in zip(names, ordered)} }); every member of a job runs the same steps")
+        step_count = steps.pop()
+        sizes = [batch_sizes(spec.remainder.policy, s["rows"], spec.batch_size, step_count) for s in ordered]
+        with self._lock:
+            self.steps = step_count
+            self.rows_seen = sum(sum(s) for s in sizes)
+        _log(f"{self.member}: {spec.cluster.worker} workers spooled {[s['rows'] for s in ordered]} rows; {step_count} steps each, "
+             f"{self.steps_per_epoch} steps per epoch over the cluster")
+        return per_worker_dataset([s["path"] for s in ordered], [s["rows"] for s in ordered], sizes, spec.input_columns, spec.remainder.policy, spec.batch_size, step_count)
 
     def _job_stopping(self) -> bool:
         job = self.registry.get_job(self.job_id)
@@ -212,16 +271,18 @@ class Context:
         return callbacks
 
     def progress_callback(self) -> Any:
-        """Prints ``STF_PROGRESS {json}`` per epoch and feeds the heartbeat progress."""
-        from .callbacks import ProgressCallback
+        """Prints ``STF_PROGRESS {json}`` per epoch and feeds the heartbeat progress (after each
+        step; at epoch ends under parameter servers, where tf_keras allows no batch-level callback)."""
+        from .callbacks import ProgressCallback, StepProgressCallback
 
-        return ProgressCallback(self)
+        return ProgressCallback(self) if self.spec.cluster.ps else StepProgressCallback(self)
 
     def checkpoint_callback(self) -> Any:
-        """Saves weights every ``checkpoint.everySteps`` steps / ``everySeconds`` seconds (chief uploads)."""
-        from .callbacks import CheckpointCallback
+        """Saves weights every ``checkpoint.everySteps`` steps / ``everySeconds`` seconds (chief
+        uploads); under parameter servers at the first epoch end past each multiple of the steps."""
+        from .callbacks import CheckpointCallback, StepCheckpointCallback
 
-        return CheckpointCallback(self)
+        return CheckpointCallback(self) if self.spec.cluster.ps else StepCheckpointCallback(self)
 
     def restore_or_initialize(self, model: Any) -> int:
         """Resumes from the registry's latest checkpoint, else warm-starts from ``initModelUri``.
@@ -292,6 +353,31 @@ class Context:
     def load_model(self) -> Any:
         """The model under ``modelArtifactUri`` (a SavedModel prefix), loaded once per process."""
         return load_saved_model(self.s3, self.spec.model_artifact_uri, self.job_id)
+
+
+def per_worker_dataset(paths: list[str], rows: list[int], sizes: list[list[int]], columns: Any, policy: str, batch_size: int, steps: int, maps: tuple[Any, ...] = ()) -> Any:
+    """A tf_keras ``DatasetCreator`` for ParameterServerStrategy: each worker builds, from its own
+    spool file, its batches under the remainder policy, repeated; ``map`` adds a transformation.
+
+    The lists are indexed by worker and become constants inside the dataset function: it is traced
+    once and runs on every worker, which picks its row with its worker index (captured tensors
+    would live on the chief).
+    """
+    import tensorflow as tf
+
+    def dataset_fn(_input_context: Any) -> Any:
+        i = tf.distribute.coordinator.experimental_get_current_worker_index()
+        ds = spool_batches(tf.gather(tf.constant(paths), i), columns, policy, tf.gather(tf.constant(rows, tf.int64), i), batch_size, steps,
+                           tf.gather(tf.constant(sizes, tf.int64), i)).repeat()
+        for fn in maps:
+            ds = ds.map(fn)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    class PerWorkerDataset(tf.keras.utils.experimental.DatasetCreator):
+        def map(self, fn: Any) -> Any:
+            return per_worker_dataset(paths, rows, sizes, columns, policy, batch_size, steps, maps + (fn,))
+
+    return PerWorkerDataset(dataset_fn)
 
 
 class _LiveDataset:

@@ -4,16 +4,20 @@ Reads the job from the registry, applies the spec's ``python.env`` (before Tenso
 registers with a lease, reads ``python.secrets`` from Secrets Manager into the environment,
 waits at the ``start`` barrier, sets
 TF_CONFIG and the strategy, imports the user's scripts and calls the entry function with
-``ctx``. Marks the member DONE or FAILED and always exits:
+``ctx``. With parameter servers only the chief runs the entry: a worker spools its feed for the
+chief's dataset and serves steps, a ps serves variables, both until the chief is DONE.
+Marks the member DONE or FAILED and always exits:
 
 ====  ==========================================================================
 code  meaning
 ====  ==========================================================================
-0     the entry function returned (inference: after end-of-output was sent)
+0     the entry function returned (inference: after end-of-output was sent), or, serving a
+      parameter-server chief, the chief is DONE
 1     the entry function, the feed or the barrier failed (member marked FAILED)
 2     bad invocation: unknown job, a job already over, an invalid spec
 3     fenced: another registration took this member's slot
-4     the job was stopped or ended by someone else while this worker ran
+4     the job was stopped or ended by someone else while this worker ran, or the chief it
+      served FAILED
 ====  ==========================================================================
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 import traceback
 import urllib.request
 from dataclasses import dataclass
@@ -56,8 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> WorkerArgs:
     """Parses the command line (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m serverless_tf.worker", description="Run one member of a serverless-tf job.")
     p.add_argument("--job-id", required=True, help="the job to join")
-    p.add_argument("--role", required=True, choices=["worker", "ps"], help="the member's role")
-    p.add_argument("--index", required=True, type=int, help="the member's index within its role (0 = chief)")
+    p.add_argument("--role", required=True, choices=["worker", "ps", "chief"], help="the member's role (chief: parameter-server training only)")
+    p.add_argument("--index", required=True, type=int, help="the member's index within its role (worker 0 is the chief without parameter servers)")
     p.add_argument("--table", default=None, help="registry table (default: $SERVERLESS_TF_TABLE or serverless-tf-registry)")
     p.add_argument("--host", default=None,
                    help="address other members reach this one at (default: $SERVERLESS_TF_HOST, else the ECS task's private IP "
@@ -130,7 +135,11 @@ def run(args: WorkerArgs) -> int:
         _say(f"the spec of job {args.job_id} is invalid: {e}")
         return EXIT_USAGE
     apply_user_env(spec.python.env)
-    count = spec.cluster.worker if args.role == "worker" else spec.cluster.ps
+    if spec.cluster.ps:
+        # Parameter-server training: a call to a lost worker fails at once, so the coordinator can
+        # reschedule its closure instead of waiting on it (TensorFlow's ParameterServerStrategy guide).
+        os.environ["GRPC_FAIL_FAST"] = "use_caller"
+    count = spec.cluster.count(args.role)
     if args.index >= count:
         _say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
         return EXIT_USAGE
@@ -160,6 +169,13 @@ def run(args: WorkerArgs) -> int:
             os.environ.update(resolve_secrets(spec.python.secrets, client("secretsmanager")))
         ctx = _prepare(args, spec, registry, lease.epoch)
         ctx_holder["ctx"] = ctx
+        if spec.cluster.ps and args.role != "chief":
+            code = _serve_chief(ctx, registry)
+            keeper.stop()
+            if code == 0:
+                _mark(registry, args, lease.epoch, "DONE", None)
+                _say(f"{member} DONE: the chief finished")
+            return code
         from .user_code import download_scripts, load_entry
 
         scripts = download_scripts(ctx.s3, spec.python.scripts, Path(tempfile.mkdtemp(prefix="stf-code-")))
@@ -187,14 +203,33 @@ def _prepare(args: WorkerArgs, spec: JobSpec, registry: Registry, epoch: int) ->
     from .context import Context
     from .strategy import make_strategy
 
-    cluster = registry.await_barrier(args.job_id, barrier_name(args.attempt), {"worker": spec.cluster.worker, "ps": spec.cluster.ps}, spec.barrier_deadline_ms)
+    cluster = registry.await_barrier(args.job_id, barrier_name(args.attempt), spec.cluster.barrier_counts(), spec.barrier_deadline_ms)
     strategy = make_strategy(spec.cluster.worker, spec.cluster.ps, cluster, args.role, args.index)
     return Context(
         job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index, epoch=epoch,
-        is_chief=args.role == "worker" and args.index == 0, cluster_spec=cluster,
+        is_chief=args.role == "chief" or (not spec.cluster.ps and args.role == "worker" and args.index == 0), cluster_spec=cluster,
         hyper_params=spec.python.hyper_params, spec=spec, registry=registry,
-        s3=client("s3"), sqs=client("sqs"), strategy_object=strategy,
+        s3=client("s3"), sqs=client("sqs"), strategy_object=strategy, attempt=args.attempt,
     )
+
+
+def _serve_chief(ctx: "Context", registry: Registry, poll_s: float = 1.0) -> int:
+    """A worker or ps under parameter servers: its server already runs (make_strategy); a worker
+    spools its feed for the chief's dataset. Then it waits for the chief, taking on the chief's step
+    as its own progress (its heartbeats would otherwise look hung to the job watch)."""
+    if ctx.role == "worker":
+        ctx.spool_for_chief()
+    while True:
+        chief = next((m for m in registry.members(ctx.job_id) if m.role == "chief"), None)
+        if chief is not None and chief.status == "DONE":
+            return 0
+        if chief is not None and chief.status == "FAILED":
+            _say(f"{ctx.member} stops: the chief FAILED")
+            return EXIT_JOB_ENDED
+        if chief is not None and chief.progress is not None:
+            with ctx._lock:
+                ctx.step = chief.progress.step
+        time.sleep(poll_s)
 
 
 def _mark(registry: Registry, args: WorkerArgs, epoch: int, status: str, error: Optional[str]) -> None:

@@ -46,7 +46,11 @@ describe("a start request the coordinator validates", () => {
     refused({ API_TOKEN: arn }, { API_TOKEN: "plain" }, "API_TOKEN");
   });
 
-  it("refuses parameter servers, naming psNum and what is allowed", () => {
-    assert.throws(() => validateRequest({ ...request({}), cluster: { worker: 2, ps: 1 } }), (e: unknown) => e instanceof ConfigError && e.message.includes("psNum") && e.message.includes("MultiWorkerMirroredStrategy"));
+  it("takes parameter servers for a bounded fit, and refuses them for transform, a streaming fit, or past 16", () => {
+    assert.doesNotThrow(() => validateRequest({ ...request({}), cluster: { worker: 2, ps: 1 } }));
+    const refused = (r: JobRequest, expected: string) => assert.throws(() => validateRequest(r), (e: unknown) => e instanceof ConfigError && e.message.includes("psNum") && e.message.includes(expected), expected);
+    refused({ ...request({}), mode: "inference", cluster: { worker: 1, ps: 1 } }, "transform");
+    refused({ ...request({}), cluster: { worker: 1, ps: 1 }, source: { kind: "queue", queueUrl: "https://sqs/q" } as JobRequest["source"] }, "streaming fit");
+    refused({ ...request({}), cluster: { worker: 1, ps: 17 } }, "0 to 16");
   });
 });
