@@ -17,7 +17,7 @@ import { jobKeys } from "../../src/protocol/names.ts";
 import { saveOutputQueue, tallySavedOutput } from "../../src/jobs/output-store.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
 import { allMembers } from "../../src/protocol/spec.ts";
-import { failureError, observeJob, restartMembers } from "../../src/jobs/watch.ts";
+import { failureError, observeJob, rejoinMember, restartMembers } from "../../src/jobs/watch.ts";
 import { decideWatchRound } from "../../src/jobs/watch-round.ts";
 import { finishJob } from "../../src/jobs/finish.ts";
 import { parseJobSpec } from "../../src/protocol/spec.ts";
@@ -108,6 +108,10 @@ export async function runJobWatchRound(deps: Deps, message: JobWatchMessage, mes
       // gives its tasks back for the next round's handles.
       if (await deps.registry.claimWatchAttempt(jobId, decision.attempt)) await restartMembers(deps, jobId, workers, decision);
       else await workers.restart!(decision.attempt);
+      break;
+    case "rejoin":
+      // ECS cannot give a task back its address, so on AWS the chief goes on without the worker.
+      await rejoinMember(deps, jobId, workers, decision, message.state.attempt);
       break;
     case "continue":
       break;

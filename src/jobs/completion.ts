@@ -13,8 +13,11 @@ import { parseS3Uri } from "../protocol/names.ts";
 import { allMembers, type JobSpec } from "../protocol/spec.ts";
 import { COMPLETE, PENDING, type Completion } from "./watch-round.ts";
 
+/** Every member DONE; with parameter servers, the chief DONE (the others only serve it, and a lost worker may never come back). */
 const allDone = (spec: Pick<JobSpec, "cluster">, members: readonly MemberRecord[]) =>
-  members.length === allMembers(spec.cluster).length && members.every((m) => m.status === "DONE");
+  spec.cluster.ps > 0
+    ? members.some((m) => m.role === "chief" && m.status === "DONE")
+    : members.length === allMembers(spec.cluster).length && members.every((m) => m.status === "DONE");
 
 /**
  * @example

@@ -52,6 +52,12 @@ export type WatchDecision =
   | { readonly kind: "continue"; readonly state: WatchState }
   /** Fence `fence` (mark FAILED at their epoch), then restart the member set as `attempt`. */
   | { readonly kind: "restart"; readonly attempt: number; readonly member: string; readonly reason: string; readonly fence: readonly MemberRecord[]; readonly state: WatchState }
+  /**
+   * Parameter-server training lost a worker while another lives: the chief reschedules its steps,
+   * so the set goes on. Fence `fence`, then start that worker alone again where the launcher can
+   * (same attempt, same address: it rejoins the running cluster); where it cannot, go on without it.
+   */
+  | { readonly kind: "rejoin"; readonly member: MemberRecord; readonly reason: string; readonly fence: readonly MemberRecord[]; readonly state: WatchState }
   | { readonly kind: "succeed" }
   | { readonly kind: "fail"; readonly failure: WatchFailure };
 
@@ -112,6 +118,19 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
     return { kind: "fail", failure: { kind: "member-failed", member: memberKey(failed), reason: failed.error ?? "no reason recorded", ...(tail !== undefined ? { tail } : {}) } };
   }
   if (lost) {
+    const lostName = lost.member;
+    const record = members.find((m) => memberKey(m) === lostName && current(m));
+    const alive = (m: MemberRecord) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + policy.leaseGraceMs >= now && !observation.exits.some((e) => memberKey(e.member) === memberKey(m));
+    const parameterServers = members.some((m) => m.role === "chief");
+    if (parameterServers && record?.role === "worker" && members.some((m) => m.role === "worker" && m !== record && alive(m)) && (state.rejoins ?? 0) < policy.maxWorkerRestarts) {
+      return {
+        kind: "rejoin",
+        member: record,
+        reason: lost.reason,
+        fence: record.status === "ACTIVE" ? [record] : [],
+        state: { ...state, rejoins: (state.rejoins ?? 0) + 1, retired: { ...state.retired, [lostName]: record.epoch } },
+      };
+    }
     if (state.attempt >= policy.maxWorkerRestarts) {
       return { kind: "fail", failure: { kind: "lost", member: lost.member, reason: lost.reason, restarts: state.attempt, ...(lost.tail !== undefined ? { tail: lost.tail } : {}) } };
     }

@@ -142,6 +142,16 @@ export async function restartMembers(deps: Deps, jobId: string, workers: Launche
   await workers.restart!(decision.attempt);
 }
 
+/** Carries out a rejoin decision: fences the lost worker, then starts it alone where the launcher can. */
+export async function rejoinMember(deps: Deps, jobId: string, workers: LaunchedWorkers, decision: Extract<WatchDecision, { kind: "rejoin" }>, attempt: number): Promise<void> {
+  for (const m of decision.fence) {
+    await deps.registry
+      .markMember({ jobId, role: m.role, index: m.index, epoch: m.epoch, status: "FAILED", error: `lost (${decision.reason}); the chief goes on with the other workers` })
+      .catch(() => undefined); // already moved on: nothing to fence
+  }
+  await workers.restartMember?.({ role: decision.member.role, index: decision.member.index }, attempt);
+}
+
 /** The typed error for a failure decision, with what the registry adds (the last checkpoint, the shards). */
 export async function failureError(deps: Deps, jobId: string, failure: WatchFailure): Promise<JobFailedError | JobTimeoutError> {
   switch (failure.kind) {
@@ -192,6 +202,12 @@ export async function watchJob(deps: Deps, started: StartedJob, options: WatchOp
         options.onRestart?.({ attempt: decision.attempt, member: decision.member, reason: decision.reason, ...(checkpoint ? { checkpoint } : {}) });
         continue;
       }
+      case "rejoin":
+        await rejoinMember(deps, jobId, started.workers, decision, state.attempt);
+        exitsSeen = started.workers.exits.length;
+        state = decision.state;
+        options.onRestart?.({ attempt: state.attempt, member: memberKey(decision.member), reason: `${decision.reason}; rejoining the running cluster` });
+        continue;
       case "continue":
         state = decision.state;
         await new Promise((r) => setTimeout(r, pollMs));

@@ -17,6 +17,8 @@ export interface WatchState {
   readonly retired: Readonly<Record<string, number>>;
   /** Member -> its last progress mark (`epoch:step:rowsConsumed`) and when it first showed it. */
   readonly moved: Readonly<Record<string, { readonly mark: string; readonly at: number }>>;
+  /** Parameter-server training: lost workers started again alone, the set kept running. */
+  readonly rejoins?: number;
 }
 
 /** How long to wait and how often to resume; defaults as `watchJob` had them. */
@@ -82,6 +84,7 @@ export function parseJobWatchEvent(body: string): JobWatchMessage {
       startedAt: field<number>(state.startedAt, "state.startedAt", "a time in ms since the epoch", isCount),
       retired: retired as WatchState["retired"],
       moved: moved as WatchState["moved"],
+      ...(state.rejoins === undefined ? {} : { rejoins: field<number>(state.rejoins, "state.rejoins", "a non-negative integer", isCount) }),
     },
     policy: {
       timeoutMs: field<number>(policy.timeoutMs, "policy.timeoutMs", "a non-negative integer", isCount),

@@ -37,6 +37,12 @@ export interface LaunchedWorkers {
    * without it cannot resume: a lost member then fails the job.
    */
   restart?(attempt: number): Promise<void>;
+  /**
+   * Starts one member again, alone, in the running `attempt` (parameter-server training: a lost
+   * worker rejoins the cluster at its address while the others go on). A launcher without it
+   * cannot bring a member back on its own address (an ECS task gets a new IP).
+   */
+  restartMember?(member: MemberRef, attempt: number): Promise<void>;
   /** Stops every member still running and waits for it. */
   stop(): Promise<void>;
   /** The members still running, for a watcher in another process (`WorkerLauncher.attach`). */

@@ -78,6 +78,14 @@ export class ProcessLauncher implements WorkerLauncher {
         await Promise.all(children.map(exited));
         members.forEach((m) => start(m, attempt));
       },
+      restartMember: async (member, attempt) => {
+        const child = running.get(memberKey(member));
+        if (child) {
+          child.kill("SIGKILL");
+          await exited(child);
+        }
+        start(member, attempt);
+      },
       stop: async () => {
         const waits = [...running.values()].map(
           (child) =>

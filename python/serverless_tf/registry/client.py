@@ -268,6 +268,11 @@ class Registry:
 
     # -- barriers -------------------------------------------------------------------------------
 
+    def released_barrier(self, job_id: str, name: str) -> Optional[Dict[str, List[str]]]:
+        """The cluster spec of barrier ``name`` if it was released, else ``None`` (no waiting)."""
+        existing = self._get_item(self._key(job_id, f"barrier#{_check_name('name', name)}"))
+        return json.loads(str_attr(existing, "clusterSpec")) if existing else None
+
     def await_barrier(self, job_id: str, name: str, expected: Mapping[str, int], timeout_ms: int, poll_ms: int = 250) -> Dict[str, List[str]]:
         """Waits until barrier ``name`` is released and returns its cluster spec ``{"worker": [...], "ps": [...]}``.
 

@@ -16,6 +16,7 @@ Example (the user's model.py)::
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -186,7 +187,13 @@ class Context:
         dataset function finds it on this worker's disk (``Registry.record_spool``)."""
         spec = self.spec
         spool, eod = self._spool_feed(FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member), spec.feed_idle_timeout_ms / 1000)
-        self.registry.record_spool(self.job_id, self.attempt, self.member, str(spool.path), spool.rows, eod.steps)
+        # One path per job, attempt and member, replaced whole: the chief's dataset function names
+        # it, and a worker that rejoins the running cluster re-creates it while the chief may
+        # already read it again (an open reader keeps the old, identical, file).
+        stable = Path(tempfile.gettempdir()) / f"stf-ps-{self.job_id}-a{self.attempt}" / f"{self.member}.tfrecord"
+        stable.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(spool.path, stable)
+        self.registry.record_spool(self.job_id, self.attempt, self.member, str(stable), spool.rows, eod.steps)
         with self._lock:
             self.steps = eod.steps
             self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))

@@ -104,6 +104,18 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def rejoin_address(registry: Registry, args: WorkerArgs, spec: JobSpec) -> Optional[str]:
+    """A worker started again alone under parameter servers: the address its attempt's cluster spec
+    gives it, since the running chief knows the cluster by those addresses. ``None`` otherwise."""
+    if not spec.cluster.ps or args.role != "worker":
+        return None
+    cluster = registry.released_barrier(args.job_id, barrier_name(args.attempt))
+    if not cluster or len(cluster.get("worker", [])) <= args.index:
+        return None
+    address = cluster["worker"][args.index]
+    return address if address.rsplit(":", 1)[0] == args.host else None
+
+
 def apply_user_env(env: Mapping[str, str]) -> None:
     """Sets ``spec.python.env`` in ``os.environ``: before TensorFlow or the user's code is imported, so both see it."""
     os.environ.update(env)
@@ -144,7 +156,7 @@ def run(args: WorkerArgs) -> int:
         _say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
         return EXIT_USAGE
 
-    address = f"{args.host}:{free_port(args.host)}"
+    address = rejoin_address(registry, args, spec) or f"{args.host}:{free_port(args.host)}"
     lease = registry.register(args.job_id, args.role, args.index, address, os.getpid(), spec.lease_ms)
     _say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch}, attempt {args.attempt})")
     ctx_holder: dict[str, Any] = {}

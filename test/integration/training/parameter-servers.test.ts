@@ -2,20 +2,24 @@
  * Parameter-server training (issue #17) through the public API on the local runtime: digits with
  * 2 workers and 1 parameter server. The launcher starts a chief beside them; the chief runs the
  * demo's own training entry under ParameterServerStrategy, each worker spools its feed and serves
- * the chief's steps on its own spool, and the model is checked through `transform`.
+ * the chief's steps on its own spool, and the model is checked through `transform`. Then the same
+ * fit with a worker SIGKILLed mid-fit: the chief reschedules its steps, the worker rejoins at its
+ * address, and neither the chief nor the ps is restarted.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { LocalRuntime, TFEstimator, Table, type Row } from "../../../src/index.ts";
+import { LocalRuntime, TFEstimator, TFModel, Table, type Row } from "../../../src/index.ts";
+import type { MemberRecord } from "../../../src/registry/types.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "../../../demo/digits-data.ts";
 import type { WorkerProgress } from "../../../src/workers/launcher.ts";
 
 let runtime: LocalRuntime;
 let trainRows: readonly Row[];
 let testRows: readonly Row[];
+let uninterrupted: number | undefined;
 
 before(async () => {
   ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-ps-digits-"))));
@@ -26,26 +30,35 @@ after(async () => {
   await runtime.close();
 });
 
-describe("parameter-server training", { timeout: 600_000 }, () => {
+function estimator(): TFEstimator {
+  return new TFEstimator()
+    .withRuntime(runtime)
+    .setWorkerNum(2)
+    .setPsNum(1)
+    .setTrainScripts([demoFile("digits_model.py")])
+    .setTrainHyperParams({ epochs: 25, hidden: 64, learning_rate: 0.005 })
+    .setTrainSelectedCols(["pixels", "label"])
+    .setBatchSize(32)
+    .setRemainder("pad")
+    .setCheckpointEverySteps(50)
+    .setInferenceScripts([demoFile("digits_model.py")])
+    .setInferenceSelectedCols(["pixels"])
+    .setInferenceOutputCols(["digit", "score"])
+    .setInferenceOutputTypes(["INT64", "FLOAT32"])
+    .setModelId("ps-digits")
+    .setTimeoutMs(480_000);
+}
+
+async function accuracyOf(model: TFModel): Promise<number> {
+  const scored = await model.transform(Table.fromRows(schema, testRows));
+  assert.equal(scored.rows.length, testRows.length);
+  return scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length / scored.rows.length;
+}
+
+describe("parameter-server training", { timeout: 900_000 }, () => {
   it("fits digits with 2 workers and 1 ps, coordinated by a chief, to the demo's held-out accuracy", async () => {
     const progress: WorkerProgress[] = [];
-    const model = await new TFEstimator()
-      .withRuntime(runtime)
-      .setWorkerNum(2)
-      .setPsNum(1)
-      .setTrainScripts([demoFile("digits_model.py")])
-      .setTrainHyperParams({ epochs: 25, hidden: 64, learning_rate: 0.005 })
-      .setTrainSelectedCols(["pixels", "label"])
-      .setBatchSize(32)
-      .setRemainder("pad")
-      .setCheckpointEverySteps(50)
-      .setInferenceScripts([demoFile("digits_model.py")])
-      .setInferenceSelectedCols(["pixels"])
-      .setInferenceOutputCols(["digit", "score"])
-      .setInferenceOutputTypes(["INT64", "FLOAT32"])
-      .setModelId("ps-digits")
-      .setTimeoutMs(480_000)
-      .fit(Table.fromRows(schema, trainRows), { onProgress: (p) => void progress.push(p) });
+    const model = await estimator().fit(Table.fromRows(schema, trainRows), { onProgress: (p) => void progress.push(p) });
 
     const roles = new Set(progress.map((p) => p.member.role));
     assert.deepEqual([...roles], ["chief"], "only the chief runs the training entry, so only it reports epochs");
@@ -54,11 +67,40 @@ describe("parameter-server training", { timeout: 600_000 }, () => {
     // Each epoch is every worker's steps: 2 workers x ceil(rows per worker / 32) under pad.
     const stepsPerEpoch = 2 * Math.ceil(Math.ceil(trainRows.length / 2) / 32);
     assert.equal(model.metadata.step, 25 * stepsPerEpoch, "the chief ran every worker's steps in every epoch");
+    uninterrupted = await accuracyOf(model);
+    console.log(`[transcript] parameter servers: ${epochs.length} epochs, final step ${model.metadata.step}, held-out accuracy ${uninterrupted.toFixed(4)}`);
+    assert.ok(uninterrupted >= 0.95, `held-out accuracy ${uninterrupted} under the demo's bar 0.95`);
+  });
 
-    const scored = await model.transform(Table.fromRows(schema, testRows));
-    const correct = scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length;
-    console.log(`[transcript] parameter servers: ${epochs.length} epochs, final step ${model.metadata.step}, held-out accuracy ${(correct / scored.rows.length).toFixed(4)}`);
-    assert.equal(scored.rows.length, testRows.length);
-    assert.ok(correct / scored.rows.length >= 0.95, `held-out accuracy ${correct}/${scored.rows.length} under the demo's bar 0.95`);
+  it("goes on when a worker is SIGKILLed mid-fit: the worker rejoins, the chief and the ps keep their processes, accuracy within 2 points", async () => {
+    assert.ok(uninterrupted !== undefined, "needs the uninterrupted run");
+    let jobId = "";
+    let before: MemberRecord[] | undefined;
+    let killing: Promise<void> | undefined;
+    const restarts: string[] = [];
+    const model = await estimator().fit(Table.fromRows(schema, trainRows), {
+      onStarted: (id) => (jobId = id),
+      onRestart: (r) => void restarts.push(`${r.member}: ${r.reason}`),
+      onProgress: (p) => {
+        if (killing || p.member.role !== "chief" || Number(p.epoch) < 6) return;
+        killing = runtime.deps.registry.members(jobId).then((members) => {
+          before = members;
+          process.kill(members.find((m) => m.role === "worker" && m.index === 1)!.pid, "SIGKILL");
+        });
+      },
+    });
+    await killing;
+    assert.ok(before, "a worker was killed mid-fit");
+    const after = await runtime.deps.registry.members(jobId);
+    const of = (members: readonly MemberRecord[], role: string, index = 0) => members.find((m) => m.role === role && m.index === index)!;
+    for (const role of ["chief", "ps"]) {
+      assert.deepEqual([of(after, role).pid, of(after, role).epoch], [of(before, role).pid, of(before, role).epoch], `${role}-0 kept its process and its registration`);
+    }
+    assert.equal(of(after, "worker", 1).epoch, of(before, "worker", 1).epoch + 1, "worker-1 registered again");
+    assert.equal(restarts.length, 1);
+    assert.match(restarts[0]!, /worker-1: .*rejoining the running cluster/);
+    const accuracy = await accuracyOf(model);
+    console.log(`[transcript] parameter servers, worker-1 SIGKILLed at epoch 6: held-out accuracy ${accuracy.toFixed(4)} against ${uninterrupted.toFixed(4)} uninterrupted`);
+    assert.ok(Math.abs(accuracy - uninterrupted) <= 0.02, `accuracy ${accuracy} against ${uninterrupted} uninterrupted`);
   });
 });
