@@ -7,7 +7,7 @@
  * address, and neither the chief nor the ps is restarted.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,19 +15,24 @@ import { LocalRuntime, TFEstimator, TFModel, Table, type Row } from "../../../sr
 import type { MemberRecord } from "../../../src/registry/types.ts";
 import { DIGITS_SCHEMA as schema, demoFile, prepareDigits } from "../../../demo/digits-data.ts";
 import type { WorkerProgress } from "../../../src/workers/launcher.ts";
+import { projectRoot } from "../../../src/workers/paths.ts";
 
 let runtime: LocalRuntime;
 let trainRows: readonly Row[];
 let testRows: readonly Row[];
 let uninterrupted: number | undefined;
+const logged: string[] = [];
 
 before(async () => {
   ({ trainRows, testRows } = prepareDigits(mkdtempSync(join(tmpdir(), "stf-ps-digits-"))));
-  runtime = await LocalRuntime.start();
+  runtime = await LocalRuntime.start({ workerLog: (line) => void logged.push(line) });
 });
 
 after(async () => {
   await runtime.close();
+  // The members' own lines, for a failure here: .tmp/logs/parameter-servers.log
+  mkdirSync(join(projectRoot, ".tmp", "logs"), { recursive: true });
+  writeFileSync(join(projectRoot, ".tmp", "logs", "parameter-servers.log"), logged.join("\n"));
 });
 
 function estimator(): TFEstimator {
@@ -58,7 +63,9 @@ async function accuracyOf(model: TFModel): Promise<number> {
 describe("parameter-server training", { timeout: 900_000 }, () => {
   it("fits digits with 2 workers and 1 ps, coordinated by a chief, to the demo's held-out accuracy", async () => {
     const progress: WorkerProgress[] = [];
-    const model = await estimator().fit(Table.fromRows(schema, trainRows), { onProgress: (p) => void progress.push(p) });
+    const restarts: string[] = [];
+    const model = await estimator().fit(Table.fromRows(schema, trainRows), { onProgress: (p) => void progress.push(p), onRestart: (r) => void restarts.push(`${r.member}: ${r.reason}`) });
+    assert.deepEqual(restarts, [], `an uninterrupted run restarts nothing; log tail:\n${logged.slice(-60).join("\n")}`);
 
     const roles = new Set(progress.map((p) => p.member.role));
     assert.deepEqual([...roles], ["chief"], "only the chief runs the training entry, so only it reports epochs");
@@ -72,35 +79,42 @@ describe("parameter-server training", { timeout: 900_000 }, () => {
     assert.ok(uninterrupted >= 0.95, `held-out accuracy ${uninterrupted} under the demo's bar 0.95`);
   });
 
-  it("goes on when a worker is SIGKILLed mid-fit: the worker rejoins, the chief and the ps keep their processes, accuracy within 2 points", async () => {
+  it("goes on when a worker is SIGKILLed mid-fit (it rejoins; the chief and the ps keep their processes), restarts the set from its checkpoint when the ps is, and ends within 2 points", async () => {
     assert.ok(uninterrupted !== undefined, "needs the uninterrupted run");
     let jobId = "";
-    let before: MemberRecord[] | undefined;
+    const snapshots: MemberRecord[][] = [];
     let killing: Promise<void> | undefined;
-    const restarts: string[] = [];
+    const restarts: { member: string; reason: string; checkpointStep?: number }[] = [];
+    const kill = (role: "worker" | "ps", index: number) => {
+      killing = runtime.deps.registry.members(jobId).then((members) => {
+        snapshots.push(members);
+        process.kill(members.find((m) => m.role === role && m.index === index)!.pid, "SIGKILL");
+      });
+    };
     const model = await estimator().fit(Table.fromRows(schema, trainRows), {
       onStarted: (id) => (jobId = id),
-      onRestart: (r) => void restarts.push(`${r.member}: ${r.reason}`),
+      onRestart: (r) => void restarts.push({ member: r.member, reason: r.reason, ...(r.checkpoint ? { checkpointStep: r.checkpoint.step } : {}) }),
       onProgress: (p) => {
-        if (killing || p.member.role !== "chief" || Number(p.epoch) < 6) return;
-        killing = runtime.deps.registry.members(jobId).then((members) => {
-          before = members;
-          process.kill(members.find((m) => m.role === "worker" && m.index === 1)!.pid, "SIGKILL");
-        });
+        if (p.member.role !== "chief" || restarts.some((r) => r.member === "ps-0")) return;
+        // worker-1 at epoch 4; the ps at epoch 9, after worker-1 rejoined (the same chief process runs on)
+        if (!killing && Number(p.epoch) >= 4) kill("worker", 1);
+        else if (snapshots.length === 1 && restarts.length === 1 && Number(p.epoch) >= 9) void killing!.then(() => kill("ps", 0));
       },
     });
     await killing;
-    assert.ok(before, "a worker was killed mid-fit");
-    const after = await runtime.deps.registry.members(jobId);
+    assert.equal(snapshots.length, 2, "a worker, then the ps, were killed mid-fit");
+    const [atWorkerKill, atPsKill] = snapshots as [MemberRecord[], MemberRecord[]];
     const of = (members: readonly MemberRecord[], role: string, index = 0) => members.find((m) => m.role === role && m.index === index)!;
     for (const role of ["chief", "ps"]) {
-      assert.deepEqual([of(after, role).pid, of(after, role).epoch], [of(before, role).pid, of(before, role).epoch], `${role}-0 kept its process and its registration`);
+      assert.deepEqual([of(atPsKill, role).pid, of(atPsKill, role).epoch], [of(atWorkerKill, role).pid, of(atWorkerKill, role).epoch], `${role}-0 kept its process and its registration through the worker's loss`);
     }
-    assert.equal(of(after, "worker", 1).epoch, of(before, "worker", 1).epoch + 1, "worker-1 registered again");
-    assert.equal(restarts.length, 1);
-    assert.match(restarts[0]!, /worker-1: .*rejoining the running cluster/);
+    assert.equal(of(atPsKill, "worker", 1).epoch, of(atWorkerKill, "worker", 1).epoch + 1, "worker-1 registered again");
+    assert.deepEqual(restarts.map((r) => r.member), ["worker-1", "ps-0"]);
+    assert.match(restarts[0]!.reason, /rejoining the running cluster/);
+    assert.ok((restarts[1]!.checkpointStep ?? 0) > 0, "the set restarted from a checkpoint");
+    assert.ok(model.metadata.step > restarts[1]!.checkpointStep!, "and trained on from it");
     const accuracy = await accuracyOf(model);
-    console.log(`[transcript] parameter servers, worker-1 SIGKILLed at epoch 6: held-out accuracy ${accuracy.toFixed(4)} against ${uninterrupted.toFixed(4)} uninterrupted`);
+    console.log(`[transcript] parameter servers, worker-1 SIGKILLed at epoch 4, ps-0 at epoch 9 (restart from step ${restarts[1]!.checkpointStep}): held-out accuracy ${accuracy.toFixed(4)} against ${uninterrupted.toFixed(4)} uninterrupted`);
     assert.ok(Math.abs(accuracy - uninterrupted) <= 0.02, `accuracy ${accuracy} against ${uninterrupted} uninterrupted`);
   });
 });

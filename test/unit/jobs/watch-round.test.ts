@@ -166,3 +166,45 @@ describe("decideWatchRound", () => {
     assert.throws(() => parseJobWatchEvent(body), (e: unknown) => e instanceof EventShapeError && e.field === "state.attempt");
   });
 });
+
+describe("decideWatchRound with parameter servers", () => {
+  const ps = (patch: Partial<MemberRecord> = {}): MemberRecord => member(0, { role: "ps", address: "10.0.1.0:2222", pid: 300, ...patch });
+  const chief = (patch: Partial<MemberRecord> = {}): MemberRecord => member(0, { role: "chief", address: "10.0.2.0:2222", pid: 400, ...patch });
+  const cluster = (patch: Partial<Record<"w0" | "w1" | "ps" | "chief", Partial<MemberRecord>>> = {}) => [chief(patch.chief), member(0, patch.w0), member(1, patch.w1), ps(patch.ps)];
+  const lostExit = (role: "worker" | "ps" | "chief", index: number): WorkerExit => ({ member: { role, index }, code: null, signal: "SIGKILL", tail: "" });
+
+  it("lets a lost worker rejoin while another worker lives: only it is fenced and retired, the attempt stays", () => {
+    const decision = decideWatchRound(observe({ members: cluster(), exits: [exit(1, null)] }), initialWatchState(T0), policy);
+    assert.equal(decision.kind, "rejoin");
+    if (decision.kind !== "rejoin") return;
+    assert.equal(decision.member.index, 1);
+    assert.deepEqual(decision.fence.map((m) => `${m.role}-${m.index}`), ["worker-1"]);
+    assert.deepEqual([decision.state.attempt, decision.state.rejoins, decision.state.retired], [0, 1, { "worker-1": 1 }]);
+    // The next round sees worker-1 registered again at epoch 2, and its old exit is history.
+    const next = decideWatchRound(observe({ members: cluster({ w1: { epoch: 2 } }) }), decision.state, policy);
+    assert.equal(next.kind, "continue");
+  });
+
+  it("restarts the set when the ps or the chief is lost, or the last worker", () => {
+    for (const [what, exits, members] of [
+      ["ps", [lostExit("ps", 0)], cluster()],
+      ["chief", [lostExit("chief", 0)], cluster()],
+      ["last worker", [exit(1, null)], cluster({ w0: { status: "FAILED", epoch: 1 } })],
+    ] as const) {
+      const state = what === "last worker" ? { ...initialWatchState(T0), retired: {} } : initialWatchState(T0);
+      const decision = decideWatchRound(observe({ members: [...members], exits: [...exits] }), state, policy);
+      assert.ok(decision.kind === "restart" || (what === "last worker" && decision.kind === "fail"), `${what}: ${decision.kind}`);
+    }
+  });
+
+  it("spends rejoins from maxWorkerRestarts: past it, a lost worker restarts the set or fails the job as without parameter servers", () => {
+    const decision = decideWatchRound(observe({ members: cluster(), exits: [exit(1, null)] }), { ...initialWatchState(T0), rejoins: 1 }, policy);
+    assert.equal(decision.kind, "restart");
+  });
+
+  it("carries the rejoin count through the job-watch message", () => {
+    const first = firstWatchMessage({ spec: { jobId: "fit-watch" } as never, workers: { exits: [], stop: async () => undefined } }, {}, T0);
+    const message = { ...first, state: { ...first.state, rejoins: 2 } };
+    assert.equal(parseJobWatchEvent(JSON.stringify(message)).state.rejoins, 2);
+  });
+});
