@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { RemovalPolicy, Token } from "aws-cdk-lib";
 import { ConfigError } from "../src/errors.ts";
 import { MODEL_ID_PATTERN } from "../src/protocol/names.ts";
-import { SERVING_MODES, type ServingMode } from "../src/protocol/spec.ts";
+import { SERVING_MODES, WORKER_CAPACITIES, isWorkerCapacity, type ServingMode, type WorkerCapacity } from "../src/protocol/spec.ts";
 import { DEFAULT_PREFIX, FUNCTIONS, INFERENCE_EVENT_SOURCE, type FunctionName } from "../src/resources/definitions.ts";
 import { packageRoot } from "./code.ts";
 
@@ -42,6 +42,14 @@ export interface ServerlessTfProps {
    */
   readonly workerCpu?: number;
   readonly workerMemoryMiB?: number;
+  /**
+   * What a job's worker tasks run on unless the job says (`setWorkerCapacity`): `fargate`, or
+   * `fargate-spot` (up to 70 % cheaper; a reclaimed task is a lost member, which the job survives:
+   * with parameter servers the chief goes on, otherwise the set restarts from its last checkpoint).
+   *
+   * @default "fargate"
+   */
+  readonly workerCapacity?: WorkerCapacity;
   /**
    * Memory, timeout and reserved concurrency per function, over each one's own.
    *
@@ -113,7 +121,7 @@ export type ServedModel = string | { readonly modelId: string; readonly servingM
 export interface ResolvedProps {
   readonly prefix: string;
   readonly dataBucketNames: readonly string[];
-  readonly worker: { readonly cpu: number; readonly memoryMiB: number };
+  readonly worker: { readonly cpu: number; readonly memoryMiB: number; readonly capacity: WorkerCapacity };
   readonly sizing: Readonly<Record<FunctionName, Required<FunctionSizing>>>;
   readonly removalPolicy: RemovalPolicy;
   readonly servedModels: readonly { readonly modelId: string; readonly servingMode: ServingMode }[];
@@ -170,6 +178,9 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
     throw new ConfigError("props.workerMemoryMiB", memoryMiB, `${size.min} to ${size.max} in steps of ${size.step} with workerCpu ${cpu} (the memory Fargate allows for that CPU)`);
   }
 
+  const capacity = props.workerCapacity ?? "fargate";
+  if (!isWorkerCapacity(capacity)) throw new ConfigError("props.workerCapacity", capacity, WORKER_CAPACITIES.join(" or "));
+
   const names = Object.keys(FUNCTIONS) as FunctionName[];
   for (const key of Object.keys(props.sizing ?? {})) {
     if (!names.includes(key as FunctionName)) throw new ConfigError("props.sizing", key, `keyed by function: ${names.join(", ")}`);
@@ -214,7 +225,7 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
   return {
     prefix,
     dataBucketNames,
-    worker: { cpu, memoryMiB },
+    worker: { cpu, memoryMiB, capacity },
     sizing,
     removalPolicy,
     servedModels,

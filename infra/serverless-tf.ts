@@ -121,6 +121,7 @@ export class ServerlessTf extends Construct {
     const ecsEnv = {
       [ENV.launcher]: "ecs",
       [ENV.jobRoleBoundary]: boundary.managedPolicyArn,
+      [ENV.workerCapacity]: settings.worker.capacity,
       [ENV.ecsCluster]: this.workers.cluster.clusterName,
       [ENV.ecsTaskDefinition]: this.workers.taskDefinition.taskDefinitionArn,
       [ENV.ecsContainer]: this.workers.container.containerName,

@@ -129,6 +129,7 @@ export async function startJob(deps: Deps, request: JobRequest, ports: Coordinat
       checkpoint: request.checkpoint ?? { everySteps: 0, everySeconds: 0 },
       export: request.export ?? { everySteps: 0, everySeconds: 0 },
       leaseMs: request.leaseMs ?? 15_000,
+      ...(request.workerCapacity ? { workerCapacity: request.workerCapacity } : {}),
     };
     const created = await deps.registry.createJob({ jobId, mode: request.mode, spec });
     // createJob accepts the same create twice (an SDK retry); a start request delivered twice

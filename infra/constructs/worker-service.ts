@@ -66,7 +66,8 @@ export class WorkerService extends Construct {
     }
 
 
-    this.cluster = new ecs.Cluster(this, "Cluster", { vpc: this.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+    // FARGATE and FARGATE_SPOT: a job's tasks run on either (src/workers/ecs-launcher.ts placementOf).
+    this.cluster = new ecs.Cluster(this, "Cluster", { vpc: this.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED, enableFargateCapacityProviders: true });
     this.logGroup = new logs.LogGroup(this, "Logs", { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     this.taskDefinition = new ecs.FargateTaskDefinition(this, "Task", {
       cpu: props.cpu ?? 2048,

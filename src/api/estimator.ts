@@ -15,6 +15,7 @@ import { TFModel } from "./model.ts";
 import { StreamingTFModel } from "./streaming-model.ts";
 import { readStageMetadata, saveStageMetadata, StageFormatError, type PersistOptions } from "./persistence.ts";
 import type { Estimator } from "./stage.ts";
+import type { WorkerCapacity } from "../protocol/spec.ts";
 import { type JobRequest } from "../protocol/start-request.ts";
 
 
@@ -47,6 +48,8 @@ export class TFEstimator implements Estimator<TFModel> {
 
   setWorkerNum(n: number): this { this.params.set(ClusterParams.workerNum, n); return this; }
   setPsNum(n: number): this { this.params.set(ClusterParams.psNum, n); return this; }
+  /** `"fargate-spot"`: the workers of a deployed stack run on Fargate Spot; `null`: the stack's default. */
+  setWorkerCapacity(capacity: WorkerCapacity | null): this { this.params.set(ClusterParams.workerCapacity, capacity); return this; }
   setTrainScripts(scripts: readonly string[]): this { this.params.set(TrainParams.trainScripts, scripts); return this; }
   setTrainEntry(entry: string): this { this.params.set(TrainParams.trainEntry, entry); return this; }
   setTrainHyperParams(hp: Record<string, unknown>): this { this.params.set(TrainParams.trainHyperParams, hp); return this; }

@@ -2,7 +2,7 @@
 import { ConfigError } from "../errors.ts";
 import { defineParam, validators, type Param } from "./params.ts";
 import { MODEL_ID_PATTERN } from "../protocol/names.ts";
-import { SERVING_MODES, type ServingMode } from "../protocol/spec.ts";
+import { SERVING_MODES, WORKER_CAPACITIES, isWorkerCapacity, type ServingMode, type WorkerCapacity } from "../protocol/spec.ts";
 
 export type RemainderParam = "drop" | "pad" | { readonly flushAfterMs: number };
 
@@ -16,6 +16,15 @@ const remainder = (v: unknown, name: string): RemainderParam => {
 
 export const ClusterParams = {
   workerNum: defineParam("workerNum", "Number of TensorFlow workers.", 1, validators.int(1, 64)),
+  workerCapacity: defineParam<WorkerCapacity | null>(
+    "workerCapacity",
+    'What the workers run on in a deployed stack: "fargate" or "fargate-spot" (reclaimable with two minutes\' notice: a lost member, which the job survives); null: the stack\'s workerCapacity.',
+    null,
+    (v, name) => {
+      if (v === null || isWorkerCapacity(v)) return v as WorkerCapacity | null;
+      throw new ConfigError(name, v, `${WORKER_CAPACITIES.map((c) => `"${c}"`).join(", ")} or null`);
+    },
+  ),
   psNum: defineParam("psNum", "Number of parameter servers (0: workers synchronise with MultiWorkerMirroredStrategy).", 0, validators.int(0, 16)),
 };
 

@@ -76,6 +76,7 @@ export function trainRequestOf(p: ParamMap, table: Table, bucket: string): JobRe
   return {
     mode: "train",
     cluster: { worker: p.get(ClusterParams.workerNum), ps: p.get(ClusterParams.psNum) },
+    ...(p.get(ClusterParams.workerCapacity) ? { workerCapacity: p.get(ClusterParams.workerCapacity)! } : {}),
     python: { scripts: p.get(TrainParams.trainScripts), entry: p.get(TrainParams.trainEntry), hyperParams: p.get(TrainParams.trainHyperParams), env: p.get(TrainParams.trainEnv), ...secretsOf(p.get(TrainParams.trainSecrets)) },
     input: { columns: trainCols },
     output: null,

@@ -50,6 +50,14 @@ export interface JobQueues {
   readonly dlq: string;
 }
 
+/**
+ * What a job's ECS worker tasks run on: Fargate, or Fargate Spot (up to 70 % cheaper; a task can be
+ * reclaimed with two minutes' notice, which the job survives as any lost member). The local
+ * runtime runs processes and ignores it.
+ */
+export const WORKER_CAPACITIES = ["fargate", "fargate-spot"] as const;
+export type WorkerCapacity = (typeof WORKER_CAPACITIES)[number];
+
 export interface JobSpec {
   readonly version: 1;
   readonly jobId: string;
@@ -73,6 +81,8 @@ export interface JobSpec {
   /** Unbounded training: a new model version every this many steps or seconds (0: off). */
   readonly export?: { readonly everySteps: number; readonly everySeconds: number };
   readonly leaseMs: number;
+  /** The job's worker capacity; absent: the stack's default (`workerCapacity` of the construct). */
+  readonly workerCapacity?: WorkerCapacity;
 }
 
 /** Members that receive data: the workers, never the parameter servers. */
@@ -172,5 +182,8 @@ export function parseJobSpec(json: unknown): JobSpec {
     checkpoint: everyFields(f.object("checkpoint")),
     ...(f.has("export") ? { export: everyFields(f.object("export")) } : {}),
     leaseMs: f.get("leaseMs", "a positive integer of milliseconds", isInt(1)),
+    ...(f.has("workerCapacity") ? { workerCapacity: f.get("workerCapacity", WORKER_CAPACITIES.join(" | "), isWorkerCapacity) } : {}),
   };
 }
+
+export const isWorkerCapacity = (v: unknown): v is WorkerCapacity => (WORKER_CAPACITIES as readonly unknown[]).includes(v);

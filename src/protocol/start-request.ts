@@ -11,7 +11,7 @@ import type { JobSpec } from "./spec.ts";
 import type { WatchPolicy } from "./watch-message.ts";
 
 import { EventShapeError } from "./errors.ts";
-import { parseInferenceConfig, parsePythonConfig, parseRemainderPolicy, type InferenceConfig } from "./spec.ts";
+import { WORKER_CAPACITIES, isWorkerCapacity, parseInferenceConfig, parsePythonConfig, parseRemainderPolicy, type InferenceConfig, type WorkerCapacity } from "./spec.ts";
 
 export interface QueueSettings {
   /** Seconds a received message stays invisible; a consumer that dies releases it after this. */
@@ -38,6 +38,8 @@ export interface JobRequest extends Pick<JobSpec, "mode" | "cluster" | "python" 
   /** Unbounded training: export a new model version every this many steps or seconds. */
   readonly export?: { readonly everySteps: number; readonly everySeconds: number };
   readonly leaseMs?: number;
+  /** What the job's ECS worker tasks run on; absent: the stack's default. */
+  readonly workerCapacity?: WorkerCapacity;
   readonly rowsPerShard?: number;
   readonly queueSettings?: QueueSettings;
 }
@@ -87,6 +89,7 @@ function request(f: Fields, defaults: { readonly bucket: string }): JobRequest {
     ...(checkpoint ? { checkpoint: { everySteps: checkpoint.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: checkpoint.get("everySeconds", "a non-negative integer", isInt(0)) } } : {}),
     ...(exported ? { export: { everySteps: exported.get("everySteps", "a non-negative integer", isInt(0)), everySeconds: exported.get("everySeconds", "a non-negative integer", isInt(0)) } } : {}),
     ...(f.has("leaseMs") ? { leaseMs: f.get("leaseMs", "an integer of at least 1000", isInt(1_000)) } : {}),
+    ...(f.has("workerCapacity") ? { workerCapacity: f.get("workerCapacity", WORKER_CAPACITIES.join(" | "), isWorkerCapacity) } : {}),
     ...(f.has("rowsPerShard") ? { rowsPerShard: f.get("rowsPerShard", "a positive integer", isInt(1)) } : {}),
   };
 }

@@ -333,6 +333,8 @@ export const ENV = {
   ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
   /** The managed policy that bounds every job role (src/workers/job-role.ts). */
   jobRoleBoundary: "SERVERLESS_TF_JOB_ROLE_BOUNDARY",
+  /** What a job's worker tasks run on when it says nothing: fargate or fargate-spot. */
+  workerCapacity: "SERVERLESS_TF_WORKER_CAPACITY",
   streamFeedFunction: "SERVERLESS_TF_STREAM_FEED_FUNCTION",
 } as const;
 

@@ -7,7 +7,7 @@
 import { DescribeTasksCommand, ECSClient, RunTaskCommand, StopTaskCommand, type RunTaskCommandOutput, type Task } from "@aws-sdk/client-ecs";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { ConfigError, ServerlessTfError } from "../errors.ts";
-import type { JobSpec } from "../protocol/spec.ts";
+import { WORKER_CAPACITIES, isWorkerCapacity, type JobSpec, type WorkerCapacity } from "../protocol/spec.ts";
 import { ENV, WORKER_CONTAINER } from "../resources/definitions.ts";
 import type { LaunchedWorkers, WorkerExit, WorkerLauncher, WorkerProgress } from "./launcher.ts";
 import { type MemberRef } from "../protocol/names.ts";
@@ -34,6 +34,8 @@ export interface EcsLauncherConfig {
   readonly env: Readonly<Record<string, string>>;
   /** Where each job's task role is made (src/workers/job-role.ts): every task runs as its job's role. */
   readonly jobRoles: JobRoleResources;
+  /** What a job's tasks run on when its spec says nothing (`SERVERLESS_TF_WORKER_CAPACITY`); default Fargate. */
+  readonly defaultCapacity?: WorkerCapacity;
   /** How often `DescribeTasks` looks for stopped members; 0 turns exit polling off. Default 10 s. */
   readonly pollIntervalMs?: number;
   /** How long RunTask is retried while a new job role is not yet assumable (IAM is eventually consistent). Default 60 s. */
@@ -73,6 +75,7 @@ export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; re
     securityGroups: list(required(ENV.ecsSecurityGroups, "a comma-separated list of security group ids for the worker tasks")),
     // As resolved by the stage config (defaults included), like the process launcher's.
     env: { [ENV.table]: names.tableName, [ENV.bucket]: names.bucket },
+    ...(env[ENV.workerCapacity] ? { defaultCapacity: capacityOf(env[ENV.workerCapacity]!) } : {}),
     jobRoles: resourcesFromBoundary(
       required(ENV.jobRoleBoundary, "the ARN of the managed policy that bounds every job role (the stack's WorkerBoundary)"),
       required("AWS_REGION", "the region the workers run in (Lambda sets it)"),
@@ -81,6 +84,19 @@ export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; re
   };
 }
 
+
+function capacityOf(value: string): WorkerCapacity {
+  if (!isWorkerCapacity(value)) throw new ConfigError(ENV.workerCapacity, value, WORKER_CAPACITIES.join(" or "));
+  return value;
+}
+
+/**
+ * RunTask's placement for a capacity: the Fargate launch type, or the cluster's FARGATE_SPOT
+ * capacity provider (the two are exclusive in one request).
+ */
+export function placementOf(capacity: WorkerCapacity) {
+  return capacity === "fargate-spot" ? { capacityProviderStrategy: [{ capacityProvider: "FARGATE_SPOT", weight: 1 }] } : { launchType: "FARGATE" as const };
+}
 
 /** ECS's refusal of a task role that IAM has not yet made assumable everywhere. */
 const ROLE_NOT_READY = /unable to assume the role/i;
@@ -102,7 +118,7 @@ export class EcsLauncher implements WorkerLauncher {
     return {
       cluster: config.cluster,
       taskDefinition: config.taskDefinition,
-      launchType: "FARGATE" as const,
+      ...placementOf(spec.workerCapacity ?? config.defaultCapacity ?? "fargate"),
       count: 1,
       // At most 128 characters; a job id is at most 40 (docs/protocol.md).
       startedBy: `stf-${spec.jobId}`,

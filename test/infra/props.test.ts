@@ -45,13 +45,18 @@ describe("defaults", () => {
     const resolved = resolveProps({});
     // Assert
     assert.equal(resolved.prefix, "serverless-tf");
-    assert.deepEqual(resolved.worker, { cpu: 2048, memoryMiB: 8192 });
+    assert.deepEqual(resolved.worker, { cpu: 2048, memoryMiB: 8192, capacity: "fargate" });
     assert.deepEqual(resolved.sizing.inference, { memoryMb: FUNCTIONS.inference.memoryMb, timeoutSeconds: FUNCTIONS.inference.timeoutSeconds, reservedConcurrency: FUNCTIONS.inference.reservedConcurrency });
     assert.equal(resolved.removalPolicy, RemovalPolicy.RETAIN);
     assert.deepEqual([resolved.servedModels, resolved.dataBucketNames], [[], []]);
     assert.deepEqual(resolved.inference, { batchSize: 10, maxBatchingWindowSeconds: 0 });
     assert.equal(resolved.functionsDir, join(packageRoot(), "dist", "functions"));
     assert.equal(resolved.sourceDir, packageRoot());
+  });
+
+  it("takes fargate-spot as the workers' default capacity, and names the prop for anything else", () => {
+    assert.equal(resolveProps({ workerCapacity: "fargate-spot" }).worker.capacity, "fargate-spot");
+    assert.throws(() => resolveProps({ workerCapacity: "spot" as never }), (e: unknown) => e instanceof ConfigError && e.setting === "props.workerCapacity");
   });
 
   it("gives a worker whose CPU alone is set the memory nearest 8 GiB that Fargate allows for it", () => {

@@ -481,6 +481,12 @@ describe("workers", () => {
     assert.ok(!existsSync(join(outdir, image.source.directory, "tests")), ".dockerignore keeps the tests out of the build context");
   });
 
+  it("gives the worker cluster the FARGATE and FARGATE_SPOT capacity providers, and the launcher the stack's default capacity", () => {
+    const [, associations] = ofType("AWS::ECS::ClusterCapacityProviderAssociations")[0]!;
+    assert.deepEqual([...(associations.Properties!.CapacityProviders as string[])].sort(), ["FARGATE", "FARGATE_SPOT"]);
+    for (const name of ["coordinator", "job-watch"] as const) assert.equal(fnOf(name)[1].Properties!.Environment.Variables[ENV.workerCapacity], "fargate", name);
+  });
+
   it("keeps the workers in isolated subnets that reach AWS through endpoints only", () => {
     assert.equal(ofType("AWS::EC2::NatGateway").length, 0);
     assert.equal(ofType("AWS::EC2::InternetGateway").length, 0);

@@ -91,6 +91,16 @@ describe("EcsLauncher", () => {
     });
   });
 
+  it("places a job's tasks on FARGATE_SPOT when its spec or the stack's default says fargate-spot, in place of the Fargate launch type", async () => {
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: taskArn(0) }] });
+    const launcher = () => new EcsLauncher({ ...config, defaultCapacity: "fargate-spot" }, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" }));
+    await launcher().launch(spec, [{ role: "worker", index: 0 }]);
+    await launcher().launch({ ...spec, workerCapacity: "fargate" }, [{ role: "worker", index: 0 }]);
+    const [spot, onDemand] = ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
+    assert.deepEqual([spot!.capacityProviderStrategy, spot!.launchType], [[{ capacityProvider: "FARGATE_SPOT", weight: 1 }], undefined]);
+    assert.deepEqual([onDemand!.capacityProviderStrategy, onDemand!.launchType], [undefined, "FARGATE"], "the job's own capacity wins over the stack's");
+  });
+
   it("creates the job's role, bounded by the stack's policy, before the first task, and deletes it when the job stops", async () => {
     // Arrange
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: taskArn(0) }] });
@@ -241,6 +251,11 @@ describe("ecsLauncherConfigFromEnv", () => {
       env: { SERVERLESS_TF_TABLE: "t-registry", SERVERLESS_TF_BUCKET: "b-artifacts" },
       jobRoles: { partition: "aws", region: "eu-west-1", accountId: "123456789012", tableName: "t-registry", boundaryArn: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary" },
     });
+  });
+
+  it("takes the stack's default worker capacity, and names the variable when it is neither fargate nor fargate-spot", () => {
+    assert.equal(ecsLauncherConfigFromEnv(names, { ...env, SERVERLESS_TF_WORKER_CAPACITY: "fargate-spot" }).defaultCapacity, "fargate-spot");
+    assert.throws(() => ecsLauncherConfigFromEnv(names, { ...env, SERVERLESS_TF_WORKER_CAPACITY: "spot" }), (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_WORKER_CAPACITY");
   });
 
   it("names the missing variable and what it must hold", () => {
