@@ -8,7 +8,7 @@ from serverless_tf.aws import AwsSettings, client
 
 def test_settings_point_every_service_at_the_endpoint_with_emulator_credentials():
     s = AwsSettings.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:9324"})
-    assert s.endpoints == {"s3": "http://127.0.0.1:4566", "sqs": "http://127.0.0.1:9324", "dynamodb": "http://127.0.0.1:4566"}
+    assert s.endpoints == {"s3": "http://127.0.0.1:4566", "sqs": "http://127.0.0.1:9324", "dynamodb": "http://127.0.0.1:4566", "secretsmanager": "http://127.0.0.1:4566"}
     assert (s.access_key_id, s.secret_access_key) == ("test", "test")
 
 
