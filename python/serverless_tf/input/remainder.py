@@ -152,38 +152,72 @@ def spool_dataset(
     return ds.with_options(options)
 
 
+def warm_spool_pipeline(columns: Sequence[Any], policy: str, batch_size: int) -> None:
+    """Builds and runs :func:`spool_dataset` once over a one-row file.
+
+    TensorFlow's first build of a dataset's functions in a process costs about 0.4 s (later ones
+    a tenth of that; bench/feed.ts), so a worker pays it while its feed is still arriving.
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    from ..protocol.example import zero_example
+
+    with tempfile.TemporaryDirectory(prefix="stf-warm-") as directory:
+        path = Path(directory) / "warm.tfrecord"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            writer.write(zero_example(columns))
+        for _ in spool_dataset(path, columns, policy, 1, batch_size, 0 if policy == "drop" else 1):
+            pass
+
+
 def spool_batches(path: Any, columns: Sequence[Any], policy: str, rows: Any, batch_size: int, steps: Any, sizes: Any) -> Any:
     """The ``steps`` parsed batches of a spool file under ``policy``, in spool order.
 
     ``path``, ``rows``, ``steps`` and ``sizes`` (the :func:`batch_sizes`) may be Python values or
     tensors: under parameter-server training one dataset function serves every worker, which
     looks its own spool up by its worker index (python/serverless_tf/worker/context.py).
+
+    Rows are batched as they are read and padded per batch: a step per row in tf.data (a map, a
+    choice between datasets) halves its rate (bench/feed.ts), so only the short batches of
+    ``flush``, at most the last ``steps - full`` ones, are assembled row by row.
     """
     import tensorflow as tf
 
     from ..protocol.example import parse_examples, zero_example
 
-    real = tf.data.TFRecordDataset(path).map(lambda s: (s, tf.constant(1.0)))
-    padding = tf.data.Dataset.from_tensors((tf.constant(zero_example(columns)), tf.constant(0.0))).repeat()
-    total = tf.cast(steps, tf.int64) * batch_size
+    B = batch_size
+    steps = tf.cast(steps, tf.int64)
+    zero = tf.constant(zero_example(columns))
+    real = tf.data.TFRecordDataset(path)
     if policy == "drop":
-        ds = real.take(total)
+        ds = real.take(steps * B).batch(B).map(lambda s: (s, tf.ones(tf.shape(s))))
     elif policy == "pad":
-        ds = real.concatenate(padding.take(total - tf.cast(rows, tf.int64)))
+        # Full batches, one short batch padded to B, then batches of padding only.
+        def pad(serialized: Any) -> Any:
+            short = B - tf.shape(serialized)[0]
+            return tf.concat([serialized, tf.fill([short], zero)], 0), tf.concat([tf.ones(tf.shape(serialized)), tf.zeros([short])], 0)
+
+        with_rows = (tf.cast(rows, tf.int64) + B - 1) // B
+        ds = real.batch(B).map(pad).concatenate(tf.data.Dataset.from_tensors((tf.fill([B], zero), tf.zeros([B]))).repeat(steps - with_rows))
     else:
-        # Each batch takes sizes[j] real rows then B - sizes[j] placeholders; after batching the
-        # placeholders are masked out, so batch j holds exactly sizes[j] rows, in spool order.
-        choice = tf.data.Dataset.from_tensor_slices(tf.cast(sizes, tf.int64)).flat_map(
+        # sizes never grow (batch_sizes): the full batches lead, then the short ones, where batch j
+        # takes sizes[j] real rows and B - sizes[j] placeholders that are masked out after batching.
+        sizes = tf.cast(sizes, tf.int64)
+        full = tf.reduce_sum(tf.cast(tf.equal(sizes, B), tf.int64))
+        placeholders = tf.data.Dataset.from_tensors((zero, tf.constant(0.0))).repeat()
+        choice = tf.data.Dataset.from_tensor_slices(sizes[full:]).flat_map(
             lambda n: tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat(n).concatenate(
-                tf.data.Dataset.from_tensors(tf.constant(1, tf.int64)).repeat(batch_size - n)
+                tf.data.Dataset.from_tensors(tf.constant(1, tf.int64)).repeat(B - n)
             )
         )
-        ds = tf.data.Dataset.choose_from_datasets([real, padding], choice)
-    ds = ds.batch(batch_size)
+        tail = tf.data.Dataset.choose_from_datasets([real.skip(full * B).map(lambda s: (s, tf.constant(1.0))), placeholders], choice).batch(B)
+        ds = real.take(full * B).batch(B).map(lambda s: (s, tf.ones(tf.shape(s)))).concatenate(
+            tail.map(lambda s, m: (tf.boolean_mask(s, m > 0), tf.boolean_mask(m, m > 0)))
+        )
 
     def parse(serialized: Any, mask: Any) -> dict[str, Any]:
-        if policy == "flush":
-            serialized = tf.boolean_mask(serialized, mask > 0)
         features = dict(parse_examples(serialized, columns))
         if policy == "pad":
             features[MASK] = mask

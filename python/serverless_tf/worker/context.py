@@ -17,6 +17,7 @@ Example (the user's model.py)::
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 from ..input.feed import FeedQueue
 from ..input.live_feed import LiveBatches
-from ..input.remainder import batch_sizes, spool_batches, spool_dataset
+from ..input.remainder import batch_sizes, spool_batches, spool_dataset, warm_spool_pipeline
 from ..input.spool import Spool, SpoolTimes, spool_bounded_feed
 from ..protocol.names import member_name
 from ..protocol.schema import ROW_ID_COLUMN
@@ -146,7 +147,10 @@ class Context:
         queue = FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member)
         idle_s = spec.feed_idle_timeout_ms / 1000
         if spec.mode == "train" and spec.bounded:
-            spool, eod = self._spool_feed(queue, idle_s)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stf-warm") as warmer:
+                warm = warmer.submit(warm_spool_pipeline, spec.input_columns, spec.remainder.policy, spec.batch_size)
+                spool, eod = self._spool_feed(queue, idle_s)
+                warm.result()
             self._dataset = spool_dataset(spool.path, spec.input_columns, spec.remainder.policy, spool.rows, spec.batch_size, eod.steps)
             with self._lock:
                 self.steps = eod.steps
