@@ -22,6 +22,7 @@ import {
   STACK_OUTPUTS,
   layerArchitecture,
   localProvisioningPlan,
+  mappingMaxConcurrency,
   registryTableNameFor,
   servedQueuePlan,
   type FunctionName,
@@ -128,10 +129,7 @@ export class ServerlessTf extends Construct {
       [ENV.ecsSubnets]: this.workers.subnets.subnetIds.join(","),
       [ENV.ecsSecurityGroups]: this.workers.securityGroup.securityGroupId,
     };
-    // An event source polls at most as many batches at once as its function may run: a poll Lambda
-    // throttles still counts as a receive, and enough of them dead-letter a good message. (SQS
-    // mappings take 2 to 1000; a reserved concurrency of 1 is still polled by two.)
-    const pollers = (name: FunctionName) => Math.max(2, sizing[name].reservedConcurrency);
+    const pollers = (name: FunctionName) => mappingMaxConcurrency(sizing[name].reservedConcurrency);
     const make = (name: FunctionName, environment: Record<string, string>): StageFunction => {
       const definition = FUNCTIONS[name];
       const code: StageCode = definition.packaging === "image" ? { kind: "image", ...images.inference } : { kind: "zip", directory: functionBundleDir(settings.functionsDir, name) };

@@ -24,6 +24,7 @@ import { awsSettingsFromEnv, createAwsClients, destroyAwsClients, type AwsClient
 import { StackRuntime } from "../runtime/stack-runtime.ts";
 import { ServerlessTfError } from "../errors.ts";
 import { startEmulator, type RunningEmulator } from "../runtime/emulator.ts";
+import { startingBatches } from "../resources/definitions.ts";
 import { SqsEventSource } from "../runtime/event-source.ts";
 import { projectPython, projectRoot } from "../workers/paths.ts";
 import { HostedApiServer, type LambdaControlPlane, type MappingConfig } from "./api-server.ts";
@@ -43,12 +44,6 @@ export interface HostedStackOptions {
 
 /** A function of the stack returned an error to its event source mapping. */
 export class FunctionError extends ServerlessTfError {}
-
-/**
- * Lambda starts an SQS mapping with five concurrent batches and scales up from there, within the
- * function's reserved concurrency; the hosted stack stays at the start.
- */
-const INITIAL_SQS_POLLERS = 5;
 
 interface RunningMapping {
   readonly config: MappingConfig;
@@ -235,7 +230,7 @@ export class HostedStack implements LambdaControlPlane {
       ...(request.ScalingConfig ? { ScalingConfig: request.ScalingConfig } : {}),
       State: "Enabled",
     };
-    const pollers = Math.min(INITIAL_SQS_POLLERS, fn.concurrency, request.ScalingConfig?.MaximumConcurrency ?? Number.POSITIVE_INFINITY);
+    const batches = startingBatches(fn.concurrency, request.ScalingConfig?.MaximumConcurrency ?? Number.POSITIVE_INFINITY);
     const source = new SqsEventSource(
       this.clients,
       QueueUrl!,
@@ -248,7 +243,7 @@ export class HostedStack implements LambdaControlPlane {
         batchSize: config.BatchSize,
         maxBatchingWindowSeconds: config.MaximumBatchingWindowInSeconds,
         reportBatchItemFailures: config.FunctionResponseTypes.includes("ReportBatchItemFailures"),
-        concurrency: pollers,
+        concurrency: batches,
         onError: (e) => !this.closing && this.log(`[mapping ${queueName} -> ${fn.config.name}] ${(e as Error).message}`),
       },
     );

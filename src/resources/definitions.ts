@@ -107,6 +107,26 @@ export const FUNCTIONS: Readonly<Record<FunctionName, FunctionDefinition>> = {
 };
 
 /**
+ * An SQS mapping's maximum concurrency: as many batches as its function may run, since a poll
+ * Lambda throttles still counts as a receive, and enough of them dead-letter a good message.
+ * (Mappings take 2 to 1000; a reserved concurrency of 1 is still polled by two.)
+ */
+export function mappingMaxConcurrency(reservedConcurrency: number): number {
+  return Math.max(2, reservedConcurrency);
+}
+
+/**
+ * Lambda starts an SQS mapping with five concurrent batches and scales up from there, within the
+ * mapping's maximum concurrency; the local runtime and the hosted stack stay at the start.
+ */
+export const INITIAL_SQS_BATCHES = 5;
+
+/** The batches a local copy of `name`'s mapping runs at once (src/runtime/local-runtime.ts, src/hosted/hosted-stack.ts). */
+export function startingBatches(reservedConcurrency: number, maxConcurrency = mappingMaxConcurrency(reservedConcurrency)): number {
+  return Math.min(INITIAL_SQS_BATCHES, reservedConcurrency, maxConcurrency);
+}
+
+/**
  * The function that serves a model of each serving mode: its input queue maps there (the stack's
  * `servedModels`, and a model served later).
  */

@@ -4,9 +4,9 @@
  * `batchItemFailures`, or all of them when the handler throws) to come back after the
  * visibility timeout and, past the redrive count, to go to the DLQ.
  *
- * `concurrency` pollers run at once, each with its own receive and handler call, as Lambda
- * scales an SQS mapping up to its maximum concurrency; the handler must therefore accept
- * concurrent calls (and, as on AWS, the same message twice: SQS is at-least-once).
+ * Up to `concurrency` batches are in the handler at once, as Lambda scales an SQS mapping up to
+ * its maximum concurrency; the handler must therefore accept concurrent calls (and, as on AWS,
+ * the same message twice: SQS is at-least-once).
  */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
@@ -24,7 +24,7 @@ export interface EventSourceOptions {
   /** Honour `batchItemFailures` in the handler's response (the mapping's ReportBatchItemFailures); default true. Off, a returned batch is deleted whole. */
   readonly reportBatchItemFailures?: boolean;
   readonly waitTimeSeconds?: number;
-  /** Pollers running at once (Lambda's maximum concurrency for an SQS mapping); default 1. */
+  /** Batches in the handler at once (Lambda's maximum concurrency for an SQS mapping); default 1. */
   readonly concurrency?: number;
   readonly onError?: (error: unknown) => void;
 }
@@ -53,7 +53,7 @@ export class SqsEventSource {
     this.running = true;
     const arn = queueArn(this.clients, this.queueUrl);
     arn.catch(() => undefined); // each poller reports it through onError
-    this.loops = Array.from({ length: this.options.concurrency ?? 1 }, () => this.run(arn));
+    this.loops = [this.run(arn)];
   }
 
   /**
@@ -67,6 +67,10 @@ export class SqsEventSource {
     this.loops = [];
   }
 
+  /**
+   * One long poll at a time, and up to `concurrency` batches in the handler: Lambda scales its
+   * pollers with the backlog, and idle pollers here would each hold a long poll on the emulator.
+   */
   private async run(arnPromise: Promise<string>): Promise<void> {
     let arn: string;
     try {
@@ -76,40 +80,58 @@ export class SqsEventSource {
       this.options.onError?.(e);
       return;
     }
+    const limit = this.options.concurrency ?? 1;
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
+      if (inFlight.size >= limit) {
+        await Promise.race(inFlight);
+        continue;
+      }
       try {
-        const Messages = await this.receiveBatch();
-        if (!Messages.length) continue;
-        const records: SQSRecord[] = Messages.map((m) => ({
-          messageId: m.MessageId!,
-          receiptHandle: m.ReceiptHandle!,
-          body: m.Body ?? "",
-          attributes: (m.Attributes ?? {}) as unknown as SQSRecord["attributes"],
-          messageAttributes: Object.fromEntries(
-            Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType ?? "String", stringListValues: [], binaryListValues: [] }]),
-          ),
-          md5OfBody: m.MD5OfBody ?? "",
-          eventSource: "aws:sqs",
-          eventSourceARN: arn,
-          awsRegion: this.clients.settings.region,
-        }));
-        let failed = new Set(records.map((r) => r.messageId));
-        try {
-          const response = await this.handler({ Records: records });
-          failed = new Set(this.options.reportBatchItemFailures === false ? [] : (response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-        } catch (e) {
-          this.options.onError?.(e);
-        }
-        const done = records.filter((r) => !failed.has(r.messageId));
-        for (let i = 0; i < done.length; i += 10) {
-          const chunk = done.slice(i, i + 10);
-          await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: chunk.map((r, j) => ({ Id: String(j), ReceiptHandle: r.receiptHandle })) }));
-        }
+        const messages = await this.receiveBatch();
+        if (!messages.length) continue;
+        const handled: Promise<void> = this.handle(arn, messages).finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
       } catch (e) {
-        if (!this.running) return;
+        if (!this.running) break;
         this.options.onError?.(e);
         await new Promise((r) => setTimeout(r, 500));
       }
+    }
+    await Promise.all(inFlight);
+  }
+
+  /** Calls the handler with one batch, then deletes what it did not report failed. */
+  private async handle(arn: string, messages: readonly Message[]): Promise<void> {
+    const records: SQSRecord[] = messages.map((m) => ({
+      messageId: m.MessageId!,
+      receiptHandle: m.ReceiptHandle!,
+      body: m.Body ?? "",
+      attributes: (m.Attributes ?? {}) as unknown as SQSRecord["attributes"],
+      messageAttributes: Object.fromEntries(
+        Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType ?? "String", stringListValues: [], binaryListValues: [] }]),
+      ),
+      md5OfBody: m.MD5OfBody ?? "",
+      eventSource: "aws:sqs",
+      eventSourceARN: arn,
+      awsRegion: this.clients.settings.region,
+    }));
+    let failed = new Set(records.map((r) => r.messageId));
+    try {
+      const response = await this.handler({ Records: records });
+      failed = new Set(this.options.reportBatchItemFailures === false ? [] : (response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch (e) {
+      this.options.onError?.(e);
+    }
+    const done = records.filter((r) => !failed.has(r.messageId));
+    try {
+      for (let i = 0; i < done.length; i += 10) {
+        const chunk = done.slice(i, i + 10);
+        await this.clients.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: chunk.map((r, j) => ({ Id: String(j), ReceiptHandle: r.receiptHandle })) }));
+      }
+    } catch (e) {
+      // Undeleted, the records come back after the visibility timeout, as on Lambda.
+      this.options.onError?.(e);
     }
   }
 

@@ -15,7 +15,7 @@ import type { StartedJob, StreamAttachment } from "../jobs/started-job.ts";
 import type { ShardFeedEvent } from "../protocol/shard-feed-request.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 import type { JobRequest } from "../protocol/start-request.ts";
-import { DEFAULT_PREFIX, queuePlan } from "../resources/definitions.ts";
+import { DEFAULT_PREFIX, FUNCTIONS, queuePlan, startingBatches } from "../resources/definitions.ts";
 import { putObject } from "../storage/objects.ts";
 import { ProcessLauncher } from "../workers/process-launcher.ts";
 import { startEmulator, type RunningEmulator } from "./emulator.ts";
@@ -99,6 +99,12 @@ function workerEnvOf(aws: AwsSettings, deps: FunctionDeps): Record<string, strin
   };
 }
 
+/** Batch size and concurrency of a runtime queue's mapping, as the stack's event source mappings (src/resources/definitions.ts). */
+function stageMapping(queue: "shardFeed" | "events" | "fitTriggers"): { batchSize: number; concurrency: number } {
+  const plan = queuePlan(DEFAULT_PREFIX, queue);
+  return { batchSize: plan.batchSize, concurrency: startingBatches(FUNCTIONS[plan.consumer].reservedConcurrency) };
+}
+
 /**
  * The embedded default runtime, for a laptop or CI: an AWS emulator (a moto server, unless
  * `AWS_ENDPOINT_URL` or `endpoint` names one), the stack's resources on it, the functions'
@@ -148,10 +154,9 @@ export class LocalRuntime implements JobRuntime, InProcessRuntime {
       const functions = await loadFunctions();
       const log = options.functionLog ?? ((line: string) => console.error(line));
       const onError = (e: unknown) => log(`[local runtime] ${(e as Error).message}`);
-      // Batch sizes as the stack's event source mappings (src/resources/definitions.ts).
       const sources = [
-        new SqsEventSource(deps.clients, urls.shardFeed, functions["shard-feed"].createShardFeedHandler(deps, log), { batchSize: queuePlan(DEFAULT_PREFIX, "shardFeed").batchSize, onError }),
-        new SqsEventSource(deps.clients, urls.events, functions.checkpoint.createCheckpointHandler(deps, log), { batchSize: queuePlan(DEFAULT_PREFIX, "events").batchSize, onError }),
+        new SqsEventSource(deps.clients, urls.shardFeed, functions["shard-feed"].createShardFeedHandler(deps, log), { ...stageMapping("shardFeed"), onError }),
+        new SqsEventSource(deps.clients, urls.events, functions.checkpoint.createCheckpointHandler(deps, log), { ...stageMapping("events"), onError }),
       ];
       const workerEnv = workerEnvOf(aws, deps);
       const launcher = new ProcessLauncher({ env: workerEnv, ...(options.workerLog ? { log: options.workerLog } : {}) });
@@ -291,7 +296,7 @@ export class LocalRuntime implements JobRuntime, InProcessRuntime {
   runFitTriggers(start: StartFit): () => Promise<void> {
     if (!this.fitTriggers) {
       this.fitTriggers = new SqsEventSource(this.deps.clients, this.fitTriggersUrl, this.functions.coordinator.createFitTriggerHandler(this.deps, start, this.log), {
-        batchSize: queuePlan(DEFAULT_PREFIX, "fitTriggers").batchSize,
+        ...stageMapping("fitTriggers"),
         onError: (e) => this.log(`[fit-trigger] ${(e as Error).message}`),
       });
       this.fitTriggers.start();
