@@ -107,6 +107,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   ctx.log(
     `feed stages, worker: spooling ${ms((spool.wall ?? 0) * 1000)} of wall time, in which receive+decode ${ms((spool.receive ?? 0) * 1000)} overlaps spool parts to S3 ${ms((spool.parts ?? 0) * 1000)} and delete ${ms((spool.delete ?? 0) * 1000)}; then the tf.data pass ${ms((consumed.tfData ?? 0) * 1000)}`,
   );
+  ctx.log(`feed timeline: the last shard-feed had sent its rows ${((sf.lastEndedAt - dispatchedAt) / 1000).toFixed(2)} s after dispatch, the worker ended its pass ${seconds.toFixed(2)} s after it`);
   ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
   return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file (parallel parse, prefetch, best of 3)", value: local.rows / local.seconds }, goal: ratioGoal({ min: 0.25, stretch: 0.5 }) }];
 }

@@ -9,13 +9,13 @@
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { SchemaError } from "../../src/codec/errors.ts";
 import { createEncoder } from "../../src/codec/example.ts";
-import { frameRecords, packRecords } from "../../src/codec/tfrecord.ts";
+import { packDeflatedRecords } from "../../src/codec/tfrecord.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
 import type { MemberKey } from "../../src/protocol/names.ts";
 import { planSteps, RemainderError } from "../../src/protocol/remainder.ts";
 import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
 import { feedId, ROW_ID, ROW_ID_COLUMN, rowId, rowsEnvelopeBytes, type EndOfDataMessage, type RowsMessage } from "../../src/protocol/feed-messages.ts";
-import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import { MAX_INFLATED_FEED_BYTES, SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
 import type { ShardFeedEvent } from "../../src/protocol/shard-feed-request.ts";
 import { parseJobSpec } from "../../src/protocol/spec.ts";
 import { ShardReadError, shardRowChunks } from "./shard-rows.ts";
@@ -38,9 +38,10 @@ export interface FeedOptions {
  * Milliseconds this process's shard-feeds spent per stage, over all shards since the last reset:
  * `read` (S3 read and row parsing: waiting on the shard's row stream), `encode` (tf.Example),
  * `pack` (framing, base64 and the message JSON), `send` (SQS), `record` (the cursor in the
- * registry). The bench prints them beside the feed's rate (bench/feed.ts).
+ * registry), and when the last shard's rows were all sent (`lastEndedAt`, epoch ms). The bench
+ * prints them beside the feed's rate (bench/feed.ts).
  */
-export const shardFeedStageMs = { read: 0, encode: 0, pack: 0, send: 0, record: 0, rows: 0 };
+export const shardFeedStageMs = { read: 0, encode: 0, pack: 0, send: 0, record: 0, rows: 0, lastEndedAt: 0 };
 
 export function resetShardFeedStages(): void {
   for (const key of Object.keys(shardFeedStageMs) as (keyof typeof shardFeedStageMs)[]) shardFeedStageMs[key] = 0;
@@ -99,8 +100,8 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
         const records = perMember.get(member);
         if (!records?.length) continue;
         const envelopeBytes = rowsEnvelopeBytes(jobId, shard.shardId, member);
-        for (const group of packRecords(records, { maxBodyBytes, envelopeBytes, firstRowIndex: cursor })) {
-          const message: RowsMessage = { v: 1, kind: "rows", job: jobId, shard: shard.shardId, seq, member, count: group.length, data: Buffer.from(frameRecords(group)).toString("base64") };
+        for (const group of await packDeflatedRecords(records, { maxBodyBytes, envelopeBytes, firstRowIndex: cursor, maxInflatedBytes: MAX_INFLATED_FEED_BYTES })) {
+          const message: RowsMessage = { v: 1, kind: "rows", job: jobId, shard: shard.shardId, seq, member, count: group.count, encoding: "deflate", data: group.data };
           const body = JSON.stringify(message);
           sends.push(
             deps.clients.sqs.send(
@@ -112,11 +113,11 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
             ),
           );
           seq += 1;
-          rowsPerMember[member] = (rowsPerMember[member] ?? 0) + group.length;
+          rowsPerMember[member] = (rowsPerMember[member] ?? 0) + group.count;
           messagesPerMember[member] = (messagesPerMember[member] ?? 0) + 1;
         }
       }
-      // Packing, framing, base64 and JSON, and each send's start (its request is built and signed as it goes out).
+      // Packing, framing, deflate, base64 and JSON, and each send's start (its request is built and signed as it goes out).
       lap("pack");
       await Promise.all(sends);
       lap("send");
@@ -126,6 +127,7 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       lap("record");
     }
     // The stream ended: every row is sent.
+    t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
     await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
     await sendEndOfDataWhenComplete(deps, spec);
     return { status: "done", cursor };

@@ -6,12 +6,13 @@ import base64
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serverless_tf.input.feed import FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
+from serverless_tf.input.feed import MAX_INFLATED_FEED_BYTES, FeedError, FeedIdleError, FeedQueue, RowsMessage, parse_feed_message
 from serverless_tf.input.live_feed import LiveBatches
 from serverless_tf.input.remainder import RemainderError, batch_sizes, spool_dataset
 from serverless_tf.input.spool import Spool, SpoolConflictError, spool_bounded_feed
@@ -135,6 +136,30 @@ def test_a_rows_message_parses_with_its_feed_id_and_frames():
     body = {"v": 1, "kind": "rows", "job": "fit-abc", "shard": "s1", "seq": 4, "member": "worker-0", "count": 2, "data": base64.b64encode(data).decode()}
     parsed = parse_feed_message(sqs_message(body, "s1:4:worker-0"), "fit-abc", "worker-0")
     assert parsed == RowsMessage("s1:4:worker-0", "s1", 4, "worker-0", 2, data)
+
+
+def deflated(data: bytes) -> str:
+    packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return base64.b64encode(packer.compress(data) + packer.flush()).decode()
+
+
+def test_a_deflated_rows_message_parses_into_its_frames():
+    data = frames(rows(3))
+    body = {"v": 1, "kind": "rows", "job": "fit-abc", "shard": "s1", "seq": 0, "member": "worker-0", "count": 3, "encoding": "deflate", "data": deflated(data)}
+    assert parse_feed_message(sqs_message(body, "s1:0:worker-0"), "fit-abc", "worker-0") == RowsMessage("s1:0:worker-0", "s1", 0, "worker-0", 3, data)
+
+
+@pytest.mark.parametrize("encoding,data,match", [
+    ("gzip", base64.b64encode(b"x").decode(), "encoding='gzip'"),
+    ("deflate", base64.b64encode(b"not deflate at all").decode(), "mangles"),
+    ("deflate", deflated(frames(rows(2)))[:-8], "truncated|mangles"),
+    # A message that would inflate past the limit is refused before it is held in memory whole.
+    ("deflate", deflated(bytes(MAX_INFLATED_FEED_BYTES + 1)), f"more than {MAX_INFLATED_FEED_BYTES}"),
+])
+def test_a_rows_message_of_an_unknown_or_broken_encoding_is_refused(encoding, data, match):
+    body = {"v": 1, "kind": "rows", "job": "fit-abc", "shard": "s1", "seq": 0, "member": "worker-0", "count": 1, "encoding": encoding, "data": data}
+    with pytest.raises(FeedError, match=match):
+        parse_feed_message(sqs_message(body), "fit-abc", "worker-0")
 
 
 @pytest.mark.parametrize("body,match", [

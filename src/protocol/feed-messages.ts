@@ -22,6 +22,8 @@ export interface RowsMessage {
   readonly seq: number;
   readonly member: MemberKey;
   readonly count: number;
+  /** `deflate`: `data` is the raw deflate of the frames (feed messages of bounded shards); absent: the frames themselves. */
+  readonly encoding?: "deflate";
   readonly data: string;
 }
 
@@ -54,7 +56,7 @@ export type OutputMessage = RowsMessage | EndOfOutputMessage;
 
 /** Bytes of the envelope around `data` for a rows message, so the packer can budget the body. */
 export function rowsEnvelopeBytes(job: string, shard: string, member: string): number {
-  const probe: RowsMessage = { v: 1, kind: "rows", job, shard, seq: 999_999_999, member: member as MemberKey, count: 999_999, data: "" };
+  const probe: RowsMessage = { v: 1, kind: "rows", job, shard, seq: 999_999_999, member: member as MemberKey, count: 999_999, encoding: "deflate", data: "" };
   // SQS counts message attributes against the size limit too: name, type and value of `feedId`.
   const attribute = "feedId".length + "String".length + feedId(shard, 999_999_999, member).length;
   return Buffer.byteLength(JSON.stringify(probe)) + attribute;

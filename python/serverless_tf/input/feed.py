@@ -13,9 +13,12 @@ import json
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
+#: The most TFRecord bytes a deflated feed message may inflate to (MAX_INFLATED_FEED_BYTES in src/protocol/limits.ts).
+MAX_INFLATED_FEED_BYTES = 16 * 1_048_576
 # SQS allows at most 20 s of long polling and 10 messages per receive / delete batch.
 MAX_WAIT_SECONDS = 20
 MAX_MESSAGES = 10
@@ -78,6 +81,21 @@ class FeedPosition:
         return f"{self.rows} rows in {self.messages} distinct row messages, last feedId={self.last_feed_id!r}, end-of-data: {eod}"
 
 
+def _inflate(data: bytes, encoding: Any, mid: Any) -> bytes:
+    """The TFRecord frames of a rows message's decoded ``data``: inflated when ``encoding`` is ``deflate``."""
+    if encoding is None:
+        return data
+    if encoding != "deflate":
+        raise FeedError(f"feed message {mid} has an unknown encoding. Received: encoding={encoding!r}; expected deflate or none")
+    inflater = zlib.decompressobj(wbits=-15)
+    frames = inflater.decompress(data, MAX_INFLATED_FEED_BYTES + 1)
+    if len(frames) > MAX_INFLATED_FEED_BYTES:
+        raise FeedError(f"feed message {mid} inflates to more than {MAX_INFLATED_FEED_BYTES} bytes, the most a feed message may carry; the sender is not this package's shard-feed")
+    if not inflater.eof:
+        raise FeedError(f"feed message {mid} holds a truncated deflate stream ({len(data)} bytes)")
+    return frames
+
+
 def parse_feed_message(message: dict[str, Any], job_id: str, member: str) -> FeedMessage:
     """Parses one SQS message of a feed queue.
 
@@ -117,11 +135,11 @@ def parse_feed_message(message: dict[str, Any], job_id: str, member: str) -> Fee
             if attr is not None and not isinstance(attr, str):
                 raise ValueError(f"feedId attribute must be a string, got {attr!r}")
             feed_id = attr or f"{body['shard']}:{body['seq']}:{member}"
-            data = base64.b64decode(body["data"], validate=True)
+            data = _inflate(base64.b64decode(body["data"], validate=True), body.get("encoding"), mid)
             return RowsMessage(feed_id, str(body["shard"]), int(body["seq"]), member, int(body["count"]), data)
         if kind == "end-of-data":
             return EndOfData(member, int(body["rows"]), int(body["messages"]), int(body["steps"]))
-    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error, zlib.error) as e:
         raise FeedError(f"feed message {mid} of kind {kind!r} lacks or mangles a field ({e!r}). Received: {str(body)[:200]}") from e
     raise FeedError(f"feed message {mid} has an unknown kind. Received: kind={kind!r}; expected rows, end-of-data or stop")
 

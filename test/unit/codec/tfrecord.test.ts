@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { crc32c, maskedCrc32c } from "../../../src/codec/crc32c.ts";
 import { DecodeError, SchemaError } from "../../../src/codec/errors.ts";
-import { base64Length, FRAME_OVERHEAD, framedBase64Length, frameRecords, packRecords, unframeRecords } from "../../../src/codec/tfrecord.ts";
+import { randomBytes } from "node:crypto";
+import { inflateRawSync } from "node:zlib";
+import { base64Length, FRAME_OVERHEAD, framedBase64Length, frameRecords, packDeflatedRecords, packRecords, unframeRecords } from "../../../src/codec/tfrecord.ts";
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
 
@@ -81,5 +83,45 @@ describe("packing records into SQS messages", () => {
     const groups = packRecords([bytes(14), bytes(14), bytes(14)], { maxBodyBytes: 130, envelopeBytes: 10 });
     assert.equal(groups.length, 1);
     assert.equal(packRecords([bytes(14), bytes(14), bytes(14)], { maxBodyBytes: 129, envelopeBytes: 10 }).length, 2);
+  });
+});
+
+describe("packDeflatedRecords", () => {
+  const inflated = (data: string) => unframeRecords(inflateRawSync(Buffer.from(data, "base64"))).map((r) => new Uint8Array(r));
+
+  it("packs compressible records several times denser than plain frames, in order, each message within the budget", async () => {
+    // Arrange: tf.Example-like records, mostly repeated bytes
+    const records = Array.from({ length: 3000 }, (_, i) => new Uint8Array(300).fill(i % 17));
+    const options = { maxBodyBytes: 65_536, envelopeBytes: 200, maxInflatedBytes: 16 * 1_048_576 };
+    // Act
+    const groups = await packDeflatedRecords(records, options);
+    // Assert
+    assert.deepEqual(groups.flatMap((g) => inflated(g.data)), records);
+    assert.deepEqual(groups.map((g) => inflated(g.data).length), groups.map((g) => g.count));
+    for (const g of groups) assert.ok(options.envelopeBytes + g.data.length <= options.maxBodyBytes, `body of ${g.data.length} base64 bytes`);
+    assert.ok(groups.length * 4 <= packRecords(records, options).length, `${groups.length} deflated messages vs ${packRecords(records, options).length} plain`);
+  });
+
+  it("splits incompressible records until each message fits, and packs them the same way twice", async () => {
+    const records = Array.from({ length: 400 }, () => new Uint8Array(randomBytes(500)));
+    const options = { maxBodyBytes: 32_768, envelopeBytes: 100, maxInflatedBytes: 16 * 1_048_576 };
+    const first = await packDeflatedRecords(records, options);
+    assert.deepEqual(first.flatMap((g) => inflated(g.data)), records);
+    for (const g of first) assert.ok(options.envelopeBytes + g.data.length <= options.maxBodyBytes);
+    assert.deepEqual(await packDeflatedRecords(records, options), first, "a retry from the same cursor re-sends the same messages");
+  });
+
+  it("caps what one message inflates to", async () => {
+    const records = Array.from({ length: 1000 }, () => new Uint8Array(1000));
+    const groups = await packDeflatedRecords(records, { maxBodyBytes: 1_048_576, envelopeBytes: 100, maxInflatedBytes: 100_000 });
+    for (const g of groups) assert.ok(inflateRawSync(Buffer.from(g.data, "base64")).length <= 100_000);
+    assert.equal(groups.reduce((n, g) => n + g.count, 0), 1000);
+  });
+
+  it("refuses a record too big for one message, naming its row, as packRecords does", async () => {
+    await assert.rejects(
+      packDeflatedRecords([bytes(10), bytes(5000)], { maxBodyBytes: 4096, envelopeBytes: 100, firstRowIndex: 7, maxInflatedBytes: 1_048_576 }),
+      (e: unknown) => e instanceof SchemaError && e.rowIndex === 8,
+    );
   });
 });
