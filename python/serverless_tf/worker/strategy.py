@@ -66,6 +66,21 @@ def wait_for_servers(addresses: Sequence[str], timeout_s: float, poll_s: float =
             time.sleep(poll_s)
 
 
+def keep_functions_registered() -> None:
+    """Makes this process's eager context keep every function registered in it.
+
+    Under ParameterServerStrategy (TensorFlow 2.21 with tf-keras) removing a function once its last
+    Python reference goes blocked the chief's main thread in ``Context.remove_function``, holding
+    the GIL, at the end of ``fit`` for longer than the lease (15 s and more, in 7 runs of 9 here; none since, in 2):
+    the heartbeat thread could not run, the chief was fenced, and the job watch restarted a set
+    that had finished training. The chief is one process per attempt that exits after its export,
+    so what it keeps costs only memory.
+    """
+    from tensorflow.python.eager import context
+
+    context.context().remove_function = lambda name: None
+
+
 def make_strategy(workers: int, ps: int, cluster_spec: Mapping[str, Sequence[str]], role: str, index: int, server_timeout_s: float = 300.0) -> Any:
     """Sets TF_CONFIG when the cluster has more than one member and builds the member's strategy.
 
@@ -84,7 +99,9 @@ def make_strategy(workers: int, ps: int, cluster_spec: Mapping[str, Sequence[str
         if role != "chief":
             return tf.distribute.Server(resolver.cluster_spec(), job_name=role, task_index=index, protocol=resolver.rpc_layer or "grpc", start=True)
         wait_for_servers([*cluster_spec.get("worker", []), *cluster_spec.get("ps", [])], server_timeout_s)
-        return tf.distribute.ParameterServerStrategy(resolver)
+        strategy = tf.distribute.ParameterServerStrategy(resolver)
+        keep_functions_registered()
+        return strategy
     if workers > 1:
         os.environ["TF_CONFIG"] = json.dumps(tf_config(cluster_spec, role, index))
         return tf.distribute.MultiWorkerMirroredStrategy()
