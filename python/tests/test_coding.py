@@ -16,7 +16,7 @@ import tensorflow as tf
 from serverless_tf.protocol.errors import DecodeError, SchemaError
 from serverless_tf.protocol.example import decode_example, encode_example, feature_spec, parse_examples
 from serverless_tf.protocol.schema import Column, Fixed, columns_from_json
-from serverless_tf.protocol.tfrecord import frame_records, unframe_records
+from serverless_tf.protocol.tfrecord import count_frames, frame_records, unframe_records
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((ROOT / "test/vectors/examples.json").read_text())["vectors"]
@@ -172,6 +172,27 @@ def test_decode_example_rejects_oversized_and_corrupt_input() -> None:
         decode_example(bytes(2000), [Column("s", "STRING")], max_example_bytes=1000)
     with pytest.raises(DecodeError):
         decode_example(b"\x0a\x05\x01", [Column("s", "STRING")])
+
+
+def test_count_frames_checks_the_framing_and_tensorflow_checks_the_data_it_leaves(tmp_path: Path) -> None:
+    # Arrange
+    stream = bytearray(frame_records([b"hello", b"", b"world"]))
+    # Act / Assert: the framing
+    assert count_frames(bytes(stream)) == 3
+    with pytest.raises(DecodeError, match="truncated"):
+        count_frames(bytes(stream[:-1]))
+    broken_length = bytearray(stream)
+    broken_length[0] ^= 0x01
+    with pytest.raises(DecodeError, match="length CRC") as info:
+        count_frames(bytes(broken_length))
+    assert info.value.offset == 0
+    # The data CRC count_frames skips: a spool holding a corrupt record fails where TensorFlow reads it.
+    stream[12] ^= 0xFF
+    assert count_frames(bytes(stream)) == 3
+    path = tmp_path / "spool.tfrecord"
+    path.write_bytes(bytes(stream))
+    with pytest.raises(tf.errors.DataLossError, match="corrupted record"):
+        list(tf.data.TFRecordDataset(str(path)))
 
 
 def test_unframe_records_rejects_corruption_and_truncation() -> None:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from ..aws.s3 import kind_tagging
-from ..protocol.tfrecord import frame_records, unframe_records
+from ..protocol.tfrecord import count_frames, frame_records, unframe_records
 from .feed import MAX_WAIT_SECONDS, Deadline, EndOfData, FeedError, FeedIdleError, FeedPosition, FeedQueue, RowsMessage, Stop
 
 
@@ -128,7 +128,7 @@ class Spool:
         for m in group:
             if m.feed_id in self.feed_ids or any(m.feed_id == f.feed_id for f in fresh):
                 continue
-            frames = len(unframe_records(m.data))
+            frames = count_frames(m.data)
             if frames != m.count:
                 raise FeedError(f"feed message {m.feed_id} says count={m.count} but holds {frames} TFRecord frames")
             fresh.append(m)
