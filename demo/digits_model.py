@@ -22,6 +22,8 @@ def build_model(hp):
 def train(ctx):
     hp = ctx.hyper_params
     # "pad" fills the last batch with zero rows; their __mask of 0 makes them weigh nothing.
+    if "seed" in hp:  # the same initial weights in every run of the same hyper-parameters
+        tf.keras.utils.set_random_seed(int(hp["seed"]))
     ds = ctx.dataset().map(lambda f: (f["pixels"], f["label"], f["__mask"]) if "__mask" in f else (f["pixels"], f["label"]))
     with ctx.strategy().scope():
         model = build_model(hp)
@@ -31,8 +33,10 @@ def train(ctx):
             metrics=["accuracy"],
         )
     ctx.restore_or_initialize(model)
-    # steps_per_epoch: None, except under parameter servers, whose per-worker datasets repeat.
-    model.fit(ds, epochs=hp.get("epochs", 30), steps_per_epoch=ctx.steps_per_epoch, callbacks=ctx.callbacks(), verbose=0)
+    # steps_per_epoch: None, except under parameter servers, whose per-worker datasets repeat;
+    # initial_epoch: the epochs a checkpoint it resumed from had completed.
+    model.fit(ds, epochs=hp.get("epochs", 30), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=ctx.initial_epoch,
+              callbacks=ctx.callbacks(), verbose=0)
     ctx.export(model, serving=serve)
 
 

@@ -20,6 +20,10 @@ import type { JobRequest } from "../../src/protocol/start-request.ts";
 import type { ShardRef } from "../../src/protocol/shard-feed-request.ts";
 import type { CoordinatorPorts, StartedJob } from "../../src/jobs/started-job.ts";
 
+/** A member's lease unless the request sets one; parameter-server jobs get the longer one. */
+export const DEFAULT_LEASE_MS = 15_000;
+export const PS_LEASE_MS = 60_000;
+
 /** Validates what no later stage can repair; every message names the setting and what is allowed. */
 export function validateRequest(request: JobRequest): void {
   const { cluster } = request;
@@ -128,7 +132,9 @@ export async function startJob(deps: Deps, request: JobRequest, ports: Coordinat
       initModelUri: request.initModelUri ?? null,
       checkpoint: request.checkpoint ?? { everySteps: 0, everySeconds: 0 },
       export: request.export ?? { everySteps: 0, everySeconds: 0 },
-      leaseMs: request.leaseMs ?? 15_000,
+      // Parameter servers: a chief's TensorFlow calls at the end of fit held the GIL, so its heartbeat
+      // thread could not run, for 15 s and more (python/serverless_tf/worker/strategy.py).
+      leaseMs: request.leaseMs ?? (request.cluster.ps > 0 ? PS_LEASE_MS : DEFAULT_LEASE_MS),
       ...(request.workerCapacity ? { workerCapacity: request.workerCapacity } : {}),
     };
     const created = await deps.registry.createJob({ jobId, mode: request.mode, spec });

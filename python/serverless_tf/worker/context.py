@@ -79,6 +79,8 @@ class Context:
     rows_seen: int = 0
     rows_spooled: int = 0
     steps: Optional[int] = None
+    #: The step :meth:`restore_or_initialize` resumed from (0: none).
+    restored_step: int = 0
     step: int = 0
     #: The last epoch's progress values as JSON, for the heartbeats.
     last_epoch: Optional[str] = None
@@ -96,6 +98,14 @@ class Context:
     def member(self) -> str:
         """``<role>-<index>``, the member's name in queues, spool keys and progress."""
         return member_name(self.role, self.index)
+
+    @property
+    def initial_epoch(self) -> int:
+        """What to pass ``model.fit`` as ``initial_epoch``, so a member resumed from a checkpoint
+        trains only the epochs left: the epochs the restored step completed (0 before
+        :meth:`restore_or_initialize`, without a checkpoint, or on an unbounded feed)."""
+        per_epoch = self.steps_per_epoch if self.spec.cluster.ps else self.steps
+        return self.restored_step // per_epoch if per_epoch else 0
 
     @property
     def steps_per_epoch(self) -> Optional[int]:
@@ -304,7 +314,7 @@ class Context:
         latest = self.registry.latest_checkpoint(self.job_id)
         if latest is not None:
             restore_weights(self.s3, model, latest.uri, None)
-            self.step = latest.step
+            self.step = self.restored_step = latest.step
             _log(f"{self.member} resumed from checkpoint step {latest.step} at {latest.uri}")
             return latest.step
         if restore_weights(self.s3, model, None, self.spec.init_model_uri):

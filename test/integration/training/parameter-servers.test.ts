@@ -42,7 +42,7 @@ function estimator(): TFEstimator {
     .setWorkerNum(2)
     .setPsNum(1)
     .setTrainScripts([demoFile("digits_model.py")])
-    .setTrainHyperParams({ epochs: 25, hidden: 64, learning_rate: 0.005 })
+    .setTrainHyperParams({ epochs: 25, hidden: 64, learning_rate: 0.005, seed: 7 })
     .setTrainSelectedCols(["pixels", "label"])
     .setBatchSize(32)
     .setRemainder("pad")
@@ -117,6 +117,8 @@ describe("parameter-server training", { timeout: 900_000 }, () => {
     assert.match(restarts[0]!.reason, /rejoining the running cluster/);
     assert.ok((restarts[1]!.checkpointStep ?? 0) > 0, "the set restarted from a checkpoint");
     assert.ok(model.metadata.step > restarts[1]!.checkpointStep!, "and trained on from it");
+    const stepsPerEpoch = 2 * Math.ceil(Math.ceil(trainRows.length / 2) / 32);
+    assert.equal(model.metadata.step, 25 * stepsPerEpoch, "the restarted set trained only the epochs its checkpoint had not completed (ctx.initial_epoch)");
     const accuracy = await accuracyOf(model);
     console.log(`[transcript] parameter servers, worker-1 interrupted at epoch 4, ps-0 SIGKILLed at epoch 9 (restart from step ${restarts[1]!.checkpointStep}): held-out accuracy ${accuracy.toFixed(4)} against ${uninterrupted.toFixed(4)} uninterrupted`);
     assert.ok(Math.abs(accuracy - uninterrupted) <= 0.02, `accuracy ${accuracy} against ${uninterrupted} uninterrupted`);
