@@ -126,28 +126,12 @@ export function framedBase64Length(records: readonly Uint8Array[]): number {
  * ```
  */
 export function packRecords(records: readonly Uint8Array[], options: PackOptions): Uint8Array[][] {
-  const { maxBodyBytes } = options;
-  const { envelopeBytes } = options;
-  const firstRowIndex = options.firstRowIndex ?? 0;
-  if (!Number.isSafeInteger(envelopeBytes) || envelopeBytes < 0 || envelopeBytes >= maxBodyBytes) {
-    throw new SchemaError("<pack options>", undefined, `envelopeBytes: an integer in [0, maxBodyBytes=${maxBodyBytes})`, envelopeBytes, "measure the envelope JSON plus message attributes in bytes");
-  }
-  const budget = maxBodyBytes - envelopeBytes;
+  const budget = checkPackable(records, options);
   const groups: Uint8Array[][] = [];
   let group: Uint8Array[] = [];
   let frameBytes = 0;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i] as Uint8Array;
+  for (const record of records) {
     const size = record.length + FRAME_OVERHEAD;
-    if (base64Length(size) > budget) {
-      throw new SchemaError(
-        "<record>",
-        firstRowIndex + i,
-        `an encoded example of at most ${Math.floor(budget / 4) * 3 - FRAME_OVERHEAD} bytes (message budget ${maxBodyBytes} minus envelope ${envelopeBytes}, in base64)`,
-        `${record.length} bytes`,
-        "shrink the row (fewer or smaller columns), or send large payloads through S3 with a pointer",
-      );
-    }
     if (base64Length(frameBytes + size) > budget) {
       groups.push(group);
       group = [];
@@ -158,6 +142,28 @@ export function packRecords(records: readonly Uint8Array[], options: PackOptions
   }
   if (group.length > 0) groups.push(group);
   return groups;
+}
+
+/** Checks the options and that every record fits one message as plain frames; returns the base64 budget for `data`. */
+function checkPackable(records: readonly Uint8Array[], options: PackOptions): number {
+  const { maxBodyBytes, envelopeBytes } = options;
+  const firstRowIndex = options.firstRowIndex ?? 0;
+  if (!Number.isSafeInteger(envelopeBytes) || envelopeBytes < 0 || envelopeBytes >= maxBodyBytes) {
+    throw new SchemaError("<pack options>", undefined, `envelopeBytes: an integer in [0, maxBodyBytes=${maxBodyBytes})`, envelopeBytes, "measure the envelope JSON plus message attributes in bytes");
+  }
+  const budget = maxBodyBytes - envelopeBytes;
+  records.forEach((record, i) => {
+    if (base64Length(record.length + FRAME_OVERHEAD) > budget) {
+      throw new SchemaError(
+        "<record>",
+        firstRowIndex + i,
+        `an encoded example of at most ${Math.floor(budget / 4) * 3 - FRAME_OVERHEAD} bytes (message budget ${maxBodyBytes} minus envelope ${envelopeBytes}, in base64)`,
+        `${record.length} bytes`,
+        "shrink the row (fewer or smaller columns), or send large payloads through S3 with a pointer",
+      );
+    }
+  });
+  return budget;
 }
 
 /** One message's share of {@link packDeflatedRecords}: its record count and its `data` field. */
@@ -181,8 +187,7 @@ const deflateRawAsync = promisify(deflateRaw);
  * @throws {SchemaError} a record too big for one message even before compression (as {@link packRecords}).
  */
 export async function packDeflatedRecords(records: readonly Uint8Array[], options: PackOptions & { readonly maxInflatedBytes: number }): Promise<DeflatedGroup[]> {
-  packRecords(records, options); // validates the options and every record's size
-  const budget = Math.floor((options.maxBodyBytes - options.envelopeBytes) / 4) * 3;
+  const budget = Math.floor(checkPackable(records, options) / 4) * 3;
   const groups: DeflatedGroup[] = [];
   let ratio = 0.5;
   let start = 0;
@@ -198,7 +203,7 @@ export async function packDeflatedRecords(records: readonly Uint8Array[], option
       deflated = await deflateRawAsync(frameRecords(records.slice(start, end)), { level: 1 });
     }
     // One record always fits: deflate grows incompressible data by a few bytes per 16 KiB block
-    // at most, and packRecords checked it fits uncompressed, with base64's third to spare.
+    // at most, and checkPackable checked it fits uncompressed, with base64's third to spare.
     ratio = Math.max(deflated.length / raw, 0.001);
     groups.push({ count: end - start, data: deflated.toString("base64") });
     start = end;

@@ -7,7 +7,7 @@ Each record is ``uint64 length, uint32 masked CRC of the length, data, uint32 ma
 from __future__ import annotations
 
 import struct
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .crc32c import masked_crc32c
 from .errors import DecodeError
@@ -46,6 +46,17 @@ def unframe_records(data: bytes, max_record_bytes: int = DEFAULT_MAX_EXAMPLE_BYT
         raise DecodeError(0, f"expected bytes, received {type(data).__name__}")
     view = memoryview(bytes(data))
     out: list[bytes] = []
+    for start, length in _frames(view, max_record_bytes):
+        record = bytes(view[start : start + length])
+        (data_crc,) = struct.unpack_from("<I", view, start + length)
+        if data_crc != masked_crc32c(record):
+            raise DecodeError(start, "data CRC mismatch (corrupt record)")
+        out.append(record)
+    return out
+
+
+def _frames(view: memoryview, max_record_bytes: int) -> Iterator[tuple[int, int]]:
+    """Each frame's data offset and length, checking the framing and each length's CRC."""
     p = 0
     while p < len(view):
         if len(view) - p < 12:
@@ -59,13 +70,8 @@ def unframe_records(data: bytes, max_record_bytes: int = DEFAULT_MAX_EXAMPLE_BYT
         start = p + 12
         if len(view) - start < length + 4:
             raise DecodeError(p, f"truncated record: {length} data bytes + 4 CRC bytes declared, {len(view) - start} left")
-        record = bytes(view[start : start + length])
-        (data_crc,) = struct.unpack_from("<I", view, start + length)
-        if data_crc != masked_crc32c(record):
-            raise DecodeError(start, "data CRC mismatch (corrupt record)")
-        out.append(record)
+        yield start, length
         p = start + length + 4
-    return out
 
 
 def count_frames(data: bytes, max_record_bytes: int = DEFAULT_MAX_EXAMPLE_BYTES) -> int:
@@ -84,20 +90,4 @@ def count_frames(data: bytes, max_record_bytes: int = DEFAULT_MAX_EXAMPLE_BYTES)
         >>> count_frames(frame_records([b"x", b"yz"]))
         2
     """
-    view = memoryview(data)
-    count = 0
-    p = 0
-    while p < len(view):
-        if len(view) - p < 12:
-            raise DecodeError(p, f"truncated frame header ({len(view) - p} bytes left, 12 needed)")
-        (length,) = struct.unpack_from("<Q", view, p)
-        (length_crc,) = struct.unpack_from("<I", view, p + 8)
-        if length_crc != masked_crc32c(view[p : p + 8]):
-            raise DecodeError(p, "length CRC mismatch (corrupt frame)")
-        if length > max_record_bytes:
-            raise DecodeError(p, f"record length {length} exceeds max_record_bytes ({max_record_bytes})")
-        if len(view) - p - 12 < length + 4:
-            raise DecodeError(p, f"truncated record: {length} data bytes + 4 CRC bytes declared, {len(view) - p - 12} left")
-        p += 12 + length + 4
-        count += 1
-    return count
+    return sum(1 for _ in _frames(memoryview(data), max_record_bytes))
