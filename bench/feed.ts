@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEncoder } from "../src/codec/example.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
@@ -44,7 +45,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   const runtime = await ctx.runtime();
 
   // Baseline: the same examples from a local TFRecord file.
-  const dir = mkdtempSync(join(projectRoot, ".tmp", "bench-feed-"));
+  const dir = mkdtempSync(join(tmpdir(), "stf-bench-feed-"));
   let local: { rows: number; seconds: number };
   try {
     const encoder = createEncoder(DIGITS_SCHEMA);

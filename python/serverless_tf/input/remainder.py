@@ -187,12 +187,15 @@ def spool_batches(path: Any, columns: Sequence[Any], policy: str, rows: Any, bat
 
     from ..protocol.example import parse_examples, zero_example
 
+    # No control flow here depends on a tensor, so autograph has nothing to convert; transpiling
+    # these functions and the parsing they call took over a second of a worker's CPU, during its feed.
+    plain = tf.autograph.experimental.do_not_convert
     B = batch_size
     steps = tf.cast(steps, tf.int64)
     zero = tf.constant(zero_example(columns))
     real = tf.data.TFRecordDataset(path)
     if policy == "drop":
-        ds = real.take(steps * B).batch(B).map(lambda s: (s, tf.ones(tf.shape(s))))
+        ds = real.take(steps * B).batch(B).map(plain(lambda s: (s, tf.ones(tf.shape(s)))))
     elif policy == "pad":
         # Full batches, one short batch padded to B, then batches of padding only.
         def pad(serialized: Any) -> Any:
@@ -200,21 +203,21 @@ def spool_batches(path: Any, columns: Sequence[Any], policy: str, rows: Any, bat
             return tf.concat([serialized, tf.fill([short], zero)], 0), tf.concat([tf.ones(tf.shape(serialized)), tf.zeros([short])], 0)
 
         with_rows = (tf.cast(rows, tf.int64) + B - 1) // B
-        ds = real.batch(B).map(pad).concatenate(tf.data.Dataset.from_tensors((tf.fill([B], zero), tf.zeros([B]))).repeat(steps - with_rows))
+        ds = real.batch(B).map(plain(pad)).concatenate(tf.data.Dataset.from_tensors((tf.fill([B], zero), tf.zeros([B]))).repeat(steps - with_rows))
     else:
         # sizes never grow (batch_sizes): the full batches lead, then the short ones, where batch j
         # takes sizes[j] real rows and B - sizes[j] placeholders that are masked out after batching.
         sizes = tf.cast(sizes, tf.int64)
         full = tf.reduce_sum(tf.cast(tf.equal(sizes, B), tf.int64))
         placeholders = tf.data.Dataset.from_tensors((zero, tf.constant(0.0))).repeat()
-        choice = tf.data.Dataset.from_tensor_slices(sizes[full:]).flat_map(
+        choice = tf.data.Dataset.from_tensor_slices(sizes[full:]).flat_map(plain(
             lambda n: tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat(n).concatenate(
                 tf.data.Dataset.from_tensors(tf.constant(1, tf.int64)).repeat(B - n)
             )
-        )
-        tail = tf.data.Dataset.choose_from_datasets([real.skip(full * B).map(lambda s: (s, tf.constant(1.0))), placeholders], choice).batch(B)
-        ds = real.take(full * B).batch(B).map(lambda s: (s, tf.ones(tf.shape(s)))).concatenate(
-            tail.map(lambda s, m: (tf.boolean_mask(s, m > 0), tf.boolean_mask(m, m > 0)))
+        ))
+        tail = tf.data.Dataset.choose_from_datasets([real.skip(full * B).map(plain(lambda s: (s, tf.constant(1.0)))), placeholders], choice).batch(B)
+        ds = real.take(full * B).batch(B).map(plain(lambda s: (s, tf.ones(tf.shape(s))))).concatenate(
+            tail.map(plain(lambda s, m: (tf.boolean_mask(s, m > 0), tf.boolean_mask(m, m > 0))))
         )
 
     def parse(serialized: Any, mask: Any) -> dict[str, Any]:
@@ -224,4 +227,4 @@ def spool_batches(path: Any, columns: Sequence[Any], policy: str, rows: Any, bat
         return features
 
     # Batched parsing in parallel, in order.
-    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
