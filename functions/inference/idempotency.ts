@@ -12,7 +12,7 @@
  * condition; reading the item back and finding our own `owner` tells it apart from a real
  * conflict (the powertools idempotency pattern, with the owner token added for lost responses).
  */
-import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, TransactionCanceledException, TransactWriteItemsCommand, type Put } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, type Put } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../../src/aws/clients.ts";
 import { FUNCTIONS } from "../../src/resources/definitions.ts";
 
@@ -62,20 +62,17 @@ export class IdempotencyStore {
   }
 
   /**
-   * Claims every claim in one TransactWriteItems request (up to 100 items): a batch's first
-   * delivery, the usual case, costs one round trip instead of one per message. When any condition
-   * fails the transaction writes nothing, and each claim is taken on its own ({@link claim}).
+   * Claims each claim with its own conditional put, all at once. Not one TransactWriteItems: the
+   * claims are independent, a transaction costs twice the write capacity and fails whole when one
+   * message is a redelivery, and moto copies the whole table per transaction (500s under
+   * concurrent writes; README, Reliability). Every put settles before a failure is thrown, so the
+   * caller's release of the claims cannot race a put still in flight.
    */
   async claimAll(claims: readonly { readonly rowId: string; readonly owner: string }[]): Promise<ClaimOutcome[]> {
-    if (claims.length > 1 && claims.length <= 100 && new Set(claims.map((c) => c.rowId)).size === claims.length) {
-      try {
-        await this.clients.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: claims.map((c) => ({ Put: this.claimPut(c.rowId, c.owner) })) }));
-        return claims.map(() => "claimed");
-      } catch (e) {
-        if (!(e instanceof TransactionCanceledException)) throw e;
-      }
-    }
-    return Promise.all(claims.map((c) => this.claim(c.rowId, c.owner)));
+    const settled = await Promise.allSettled(claims.map((c) => this.claim(c.rowId, c.owner)));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<ClaimOutcome>).value);
   }
 
   /** Claims `rowId` for the handling identified by `owner`. */
