@@ -45,7 +45,7 @@ export interface ServerlessTfProps {
   /**
    * What a job's worker tasks run on unless the job says (`setWorkerCapacity`): `fargate`, or
    * `fargate-spot` (up to 70 % cheaper; a reclaimed task is a lost member, which the job survives:
-   * with parameter servers the chief goes on, otherwise the set restarts from its last checkpoint).
+   * with parameter servers the chief goes on, otherwise the set saves a checkpoint on the task's SIGTERM and restarts from it).
    *
    * @default "fargate"
    */

@@ -6,14 +6,14 @@
  * The coordinator starts one task per member with `RunTask` (`src/workers/ecs-launcher.ts`).
  * Synth only stages the image's build context into cdk.out; `cdk deploy` builds and pushes it.
  */
-import { RemovalPolicy } from "aws-cdk-lib";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { acknowledge } from "../nag.ts";
-import { WORKER_CONTAINER } from "../../src/resources/definitions.ts";
+import { WORKER_CONTAINER, WORKER_STOP_TIMEOUT_SECONDS } from "../../src/resources/definitions.ts";
 
 export interface WorkerServiceProps {
   /** The directory holding `Dockerfile` (the repository's `python/`). */
@@ -81,6 +81,7 @@ export class WorkerService extends Construct {
       image: ecs.ContainerImage.fromAsset(props.imageDirectory, { platform: Platform.LINUX_AMD64 }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: "worker", logGroup: this.logGroup }),
       essential: true,
+      stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
     });
     acknowledge(
       this.taskDefinition.obtainExecutionRole(),

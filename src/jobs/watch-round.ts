@@ -10,6 +10,9 @@ import { memberKey } from "../protocol/names.ts";
 import type { WorkerExit } from "../workers/launcher.ts";
 import type { WatchPolicy, WatchState } from "../protocol/watch-message.ts";
 
+/** A worker's exit code after it saved on SIGTERM and left (python/serverless_tf/worker/preemption.py). */
+export const EXIT_PREEMPTED = 5;
+
 export type { WatchPolicy, WatchState };
 
 export const DEFAULT_WATCH_POLICY: WatchPolicy = { timeoutMs: 30 * 60_000, leaseGraceMs: 5_000, maxWorkerRestarts: 0, progressTimeoutMs: 0 };
@@ -104,7 +107,8 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
       reported.set(name, exit.tail);
       continue;
     }
-    lost ??= { member: name, reason: `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`, tail: exit.tail };
+    const reason = exit.code === EXIT_PREEMPTED ? "it got SIGTERM (a Spot interruption or a stop) and left once the set's checkpoint was recorded" : `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`;
+    lost ??= { member: name, reason, tail: exit.tail };
   }
   if (!lost) {
     const lapsed = members.find((m) => m.status === "ACTIVE" && current(m) && m.leaseExpiresAt + policy.leaseGraceMs < now);

@@ -390,3 +390,10 @@ export const STACK_OUTPUTS = {
 
 /** The worker container's name in the task definition (the launcher's override targets it). */
 export const WORKER_CONTAINER = "worker";
+
+/**
+ * Seconds ECS leaves a worker between SIGTERM and SIGKILL (the container's stopTimeout; Fargate's
+ * most, and Spot's two-minute notice): the time the set has to save the checkpoint SIGTERM asks
+ * for (python/serverless_tf/worker/preemption.py). ECS's default is 30.
+ */
+export const WORKER_STOP_TIMEOUT_SECONDS = 120;

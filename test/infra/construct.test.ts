@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { App, Stack, Validations, type StackProps } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import { Match, Template } from "aws-cdk-lib/assertions";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { ASSET_RESOURCE_METADATA_ENABLED_CONTEXT } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct } from "constructs";
 import { ServerlessTf } from "../../infra/serverless-tf.ts";
 import { servedQueueName } from "../../src/protocol/names.ts";
-import { DLQ_RETENTION_SECONDS, ENV, FUNCTIONS, MAX_RECEIVE_COUNT, STACK_OUTPUTS, VISIBILITY_PER_FUNCTION_TIMEOUT, type FunctionName } from "../../src/resources/definitions.ts";
+import { DLQ_RETENTION_SECONDS, ENV, FUNCTIONS, MAX_RECEIVE_COUNT, STACK_OUTPUTS, VISIBILITY_PER_FUNCTION_TIMEOUT, WORKER_CONTAINER, WORKER_STOP_TIMEOUT_SECONDS, type FunctionName } from "../../src/resources/definitions.ts";
 import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, any>; Metadata?: Record<string, any> }>;
@@ -98,6 +98,8 @@ describe("ServerlessTf in the user's own stack", () => {
     template.hasResourceProperties("AWS::DynamoDB::Table", { TableName: "ml-team-registry" });
     for (const suffix of ["shard-feed", "events", "fit-triggers", "job-watch"]) queueNamed(`ml-team-${suffix}`);
     template.hasResourceProperties("AWS::ECS::TaskDefinition", { Cpu: "4096", Memory: "16384" });
+    // The time between SIGTERM and SIGKILL a worker has to save its set's checkpoint.
+    template.hasResourceProperties("AWS::ECS::TaskDefinition", { ContainerDefinitions: Match.arrayWith([Match.objectLike({ Name: WORKER_CONTAINER, StopTimeout: WORKER_STOP_TIMEOUT_SECONDS })]) });
     const [, inference] = fnOf("inference");
     assert.deepEqual([inference.Properties!.Timeout, inference.Properties!.MemorySize], [120, 3008]);
   });

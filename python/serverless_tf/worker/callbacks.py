@@ -101,10 +101,29 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
 
 class StepCheckpointCallback(CheckpointCallback):
     """:class:`CheckpointCallback` with the step rule checked after every batch (every strategy but
-    parameter servers): in lockstep each step is seen, so a save lands exactly on the multiple."""
+    parameter servers): in lockstep each step is seen, so a save lands exactly on the multiple.
+    While ``fit`` runs, SIGTERM makes every worker save at one step, and the noticed one leave
+    (python/serverless_tf/worker/preemption.py)."""
+
+    def __init__(self, ctx: "Context"):
+        super().__init__(ctx)
+        from .preemption import preemption_for
+
+        self._preemption = preemption_for(ctx)
+
+    def on_train_begin(self, logs: Optional[dict[str, Any]] = None) -> None:
+        super().on_train_begin(logs)
+        self._preemption.start()
+
+    def on_train_end(self, logs: Optional[dict[str, Any]] = None) -> None:
+        self._preemption.stop()
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
         self._step_rule()
+        step = model_step(self.model)
+        if self._preemption.after_step(step) == "save":
+            self._save(step)
+            self._preemption.after_save(step)
 
 
 class ExportCallback(tf.keras.callbacks.Callback):

@@ -18,6 +18,8 @@ code  meaning
 3     fenced: another registration took this member's slot
 4     the job was stopped or ended by someone else while this worker ran, or the chief it
       served FAILED
+5     SIGTERM during ``model.fit``: the set saved a checkpoint and this worker left
+      (python/serverless_tf/worker/preemption.py); the job watch restarts the set from it
 ====  ==========================================================================
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 /**
  * Issue #6 through the public API on the local runtime: resume after a worker dies (SIGKILL),
- * bounded restarts, the hang watchdog, and warm start. One runtime for the file; the digits
+ * a checkpoint on SIGTERM (issue #17: Spot's notice, SIGKILL 2 s later), bounded restarts, the hang watchdog, and warm start. One runtime for the file; the digits
  * data of the demo (scikit-learn's, no download), two MultiWorkerMirroredStrategy workers.
  *
  * The user script (scripts/resume_digits.py) reports its pid every epoch (so the test can kill
@@ -93,6 +93,37 @@ describe("resume after a worker dies", { timeout: 4 * TIMEOUT_MS }, () => {
     assert.equal(resumed.length, 2, "both workers of the restarted set resumed from a checkpoint");
     assert.ok(resumed.every((p) => Number(p.step) > 0 && Number(p.step) <= killed!.step), `resumed steps ${resumed.map((p) => p.step)} after the kill at ${killed.step}`);
     assert.ok(Math.abs(accuracy - baseline.accuracy) <= 0.02, `accuracy ${accuracy} within 2 points of ${baseline.accuracy}`);
+  });
+
+  it("saves a checkpoint on SIGTERM (Spot's notice; SIGKILL 2 s later) and the restarted set resumes from it", async () => {
+    const events: WorkerProgress[] = [];
+    let signalled: { pid: number; step: number } | undefined;
+    const restarts: { reason: string; step?: number }[] = [];
+    // No periodic checkpoint: the only one taken mid-fit is the one SIGTERM asks for.
+    const model = await digitsEstimator()
+      .setCheckpointEverySteps(0)
+      .fit(Table.fromRows(schema, trainRows), {
+        onProgress: (p) => {
+          events.push(p);
+          if (p.kind === "pid" && p.member.index === 1 && Number(p.epoch_done) >= 3 && !signalled) {
+            signalled = { pid: Number(p.pid), step: Number(p.step) };
+            process.kill(signalled.pid, "SIGTERM");
+            setTimeout(() => { try { process.kill(signalled!.pid, "SIGKILL"); } catch { /* it left on its own */ } }, 2_000);
+          }
+        },
+        onRestart: (r) => void restarts.push({ reason: r.reason, ...(r.checkpoint ? { step: r.checkpoint.step } : {}) }),
+      });
+    const notice = reports(events, "preempted");
+    const resumed = reports(events, "restored").filter((p) => Number(p.step) > 0);
+    console.log(`[transcript] SIGTERM worker-1 after step ${signalled?.step}; notices ${JSON.stringify(notice.map((p) => ({ step: p.step, saveAt: p.save_at })))}; restarts ${JSON.stringify(restarts)}; resumed at ${resumed.map((p) => p.step)}; finished at step ${model.metadata.step}`);
+    assert.ok(signalled, "worker-1 was signalled mid-fit");
+    assert.equal(notice.length, 1, "worker-1 reported the notice once");
+    const saveAt = Number(notice[0]!.save_at);
+    assert.ok(Number(notice[0]!.step) >= signalled.step && saveAt === Number(notice[0]!.step) + 1, `notice ${JSON.stringify(notice[0])} after the signal at step ${signalled.step}`);
+    assert.equal(restarts.length, 1, "one restart of the set");
+    assert.equal(restarts[0]!.step, saveAt, "the restart starts from the checkpoint taken on SIGTERM");
+    assert.equal(resumed.length, 2, "both workers of the restarted set resumed");
+    assert.ok(resumed.every((p) => Number(p.step) === saveAt), `resumed steps ${resumed.map((p) => p.step)}, checkpoint on SIGTERM at ${saveAt}`);
   });
 
   it("fails naming the worker, the last checkpoint and the reason when no restart is left", async () => {

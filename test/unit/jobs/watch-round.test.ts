@@ -8,7 +8,7 @@ import { parseJobWatchEvent, type WatchPolicy, type WatchState } from "../../../
 import { EventShapeError } from "../../../src/protocol/errors.ts";
 import type { WorkerExit } from "../../../src/workers/launcher.ts";
 import type { MemberRecord } from "../../../src/registry/types.ts";
-import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../../src/jobs/watch-round.ts";
+import { COMPLETE, EXIT_PREEMPTED, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../../src/jobs/watch-round.ts";
 
 import { JOB_WATCH } from "../../../src/resources/definitions.ts";
 import { firstWatchMessage } from "../../../src/jobs/watch-queue.ts";
@@ -90,6 +90,13 @@ describe("decideWatchRound", () => {
     assert.match(decision.reason, /exited with code null before finishing/);
     assert.deepEqual(decision.fence.map((m) => `${m.role}-${m.index}@${m.epoch}`), ["worker-1@3"]);
     assert.deepEqual(decision.state, { attempt: 1, startedAt: T0, retired: { "worker-0": 2, "worker-1": 3 }, moved: {} });
+  });
+
+  it("restarts the set when a worker left after SIGTERM, and says why", () => {
+    const decision = decideWatchRound(observe({ members: [member(0), member(1)], exits: [exit(1, EXIT_PREEMPTED)] }), initialWatchState(T0), policy);
+    assert.equal(decision.kind, "restart");
+    assert.ok(decision.kind === "restart" && decision.member === "worker-1", JSON.stringify(decision));
+    assert.match(decision.reason, /got SIGTERM .* left once the set's checkpoint was recorded/);
   });
 
   it("treats a lapsed lease (past the grace) as lost, and fails with the restarts used once none is left", () => {
