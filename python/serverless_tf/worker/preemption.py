@@ -85,10 +85,15 @@ class Preemption:
     def _watch(self) -> None:
         from tensorflow.python.eager import context
 
+        import tensorflow as tf
+
         while not self._stopped.is_set():
             try:
                 value = context.context().get_config_key_value(STEP_KEY, timeout_in_ms=1000)
-            except Exception:  # noqa: BLE001 - DeadlineExceeded: nothing announced yet
+            except tf.errors.DeadlineExceededError:
+                continue  # nothing announced yet
+            except Exception:  # noqa: BLE001 - the service is unreachable (its leader is lost): the set restarts anyway
+                self._stopped.wait(1.0)
                 continue
             self.save_at = int(value)  # before the acknowledgement: the noticed worker runs on once it has all of them
             context.context().set_config_key_value(_ack_key(self.index), "1")
