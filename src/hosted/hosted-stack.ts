@@ -135,8 +135,9 @@ export class HostedStack implements LambdaControlPlane {
       const definitions: HostedTaskDefinition[] = resourcesOfType(template, "AWS::ECS::TaskDefinition").map(([id, r]) => ({
         arn: deployed.physical.get(id)!.ref,
         family: String(r.Properties?.Family ?? id),
-        containers: ((r.Properties?.ContainerDefinitions ?? []) as { Name: string; Environment?: { Name: string; Value: unknown }[] }[]).map((c, i) => ({
+        containers: ((r.Properties?.ContainerDefinitions ?? []) as { Name: string; StopTimeout?: number; Environment?: { Name: string; Value: unknown }[] }[]).map((c, i) => ({
           name: c.Name,
+          ...(c.StopTimeout !== undefined ? { stopTimeoutSeconds: Number(c.StopTimeout) } : {}),
           environment: Object.fromEntries((c.Environment ?? []).map((e) => [e.Name, String(resolve(e.Value, `${id}.ContainerDefinitions[${i}].Environment.${e.Name}`))])),
         })),
       }));

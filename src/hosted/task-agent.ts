@@ -22,7 +22,12 @@ import { projectPython, pythonChildEnv } from "../workers/paths.ts";
 export interface HostedTaskDefinition {
   readonly arn: string;
   readonly family: string;
-  readonly containers: readonly { readonly name: string; readonly environment: Readonly<Record<string, string>> }[];
+  readonly containers: readonly {
+    readonly name: string;
+    readonly environment: Readonly<Record<string, string>>;
+    /** Seconds between SIGTERM and SIGKILL on StopTask (the template's StopTimeout; ECS's default 30). */
+    readonly stopTimeoutSeconds?: number;
+  }[];
 }
 
 /** An ECS API error: its type is what the SDK throws (`ClusterNotFoundException`, ...). */
@@ -60,6 +65,7 @@ export interface HostedTask {
   readonly group?: string;
   readonly tags: readonly { readonly key?: string; readonly value?: string }[];
   readonly container: string;
+  readonly stopTimeoutSeconds: number;
   /** The role the task runs as (the override's), with its inline policies as they were at start. */
   readonly role?: { readonly arn: string; readonly policies: Readonly<Record<string, unknown>> };
   /** The container's command: the image's entry point and the override's arguments. */
@@ -145,6 +151,7 @@ export class TaskAgent {
         ...(request.group ? { group: request.group } : {}),
         tags: request.tags ?? [],
         container: container.name,
+        stopTimeoutSeconds: container.stopTimeoutSeconds ?? 30,
         ...(role ? { role } : {}),
         command,
         child,
@@ -178,7 +185,7 @@ export class TaskAgent {
     return { tasks, failures };
   }
 
-  /** ECS sends SIGTERM, then SIGKILL after the container's stop timeout (30 s by default). */
+  /** ECS sends SIGTERM, then SIGKILL after the container's stop timeout (30 s unless its definition says). */
   stopTask(request: { readonly cluster?: string; readonly task: string; readonly reason?: string }): { task: unknown } {
     this.clusterArn(request.cluster);
     const task = this.tasks.get(request.task);
@@ -187,7 +194,7 @@ export class TaskAgent {
       task.stopCode = "UserInitiated";
       task.stoppedReason = request.reason ?? "Task stopped by user";
       task.child.kill("SIGTERM");
-      const timer = setTimeout(() => task.child.kill("SIGKILL"), 30_000);
+      const timer = setTimeout(() => task.child.kill("SIGKILL"), task.stopTimeoutSeconds * 1000);
       timer.unref();
       task.child.once("exit", () => clearTimeout(timer));
     }

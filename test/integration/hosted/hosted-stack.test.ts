@@ -22,6 +22,7 @@ import { hostedStackRuntime, type HostedStack } from "../../../src/hosted/hosted
 import { resolveValue, templateFunctions, templateMappings } from "../../../src/hosted/template.ts";
 import { projectRoot } from "../../../src/workers/paths.ts";
 import { JOB_ROLE_POLICY, jobRoleName } from "../../../src/workers/job-role.ts";
+import { WORKER_STOP_TIMEOUT_SECONDS } from "../../../src/resources/definitions.ts";
 
 let runtime: StackRuntime;
 let stack: HostedStack;
@@ -119,6 +120,8 @@ describe("the hosted stack", () => {
     assert.equal(attempts(0).length, 2, "the coordinator's RunTask started both members");
     assert.equal(attempts(1).length, 2, "job-watch restarted the member set with RunTask as attempt 2");
     assert.ok(logged.some((l) => l.includes("resumed from checkpoint")), "the restarted members resumed from the last checkpoint");
+    // StopTask leaves a worker the template's StopTimeout to save its set's checkpoint.
+    assert.ok(fitTasks.length > 0 && fitTasks.every((t) => t.stopTimeoutSeconds === WORKER_STOP_TIMEOUT_SECONDS), JSON.stringify(fitTasks.map((t) => t.stopTimeoutSeconds)));
     // Every task ran as the job's own role, whose policy the coordinator made for this job only.
     for (const task of fitTasks) {
       assert.match(task.role?.arn ?? "", new RegExp(`:role/serverless-tf/jobs/${jobRoleName(jobId)}$`), task.taskArn);
