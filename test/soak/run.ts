@@ -1,7 +1,7 @@
 /**
- * `npm run test:soak`: the reliability soak (issue #8). Starts the emulator (the one bootstrap,
- * src/runtime/emulator.ts) unless AWS_ENDPOINT_URL is set, runs test/soak/*.soak.ts one file at a
- * time, and prints a table from the figures each left in .tmp/soak/. Sizes: SOAK_ROWS,
+ * `npm run test:soak`: the reliability soak (issue #8). Runs test/soak/*.soak.ts one file at a
+ * time, each on a fresh emulator (the one bootstrap, src/runtime/emulator.ts) unless
+ * AWS_ENDPOINT_URL is set, and prints a table from the figures each left in .tmp/soak/. Sizes: SOAK_ROWS,
  * SOAK_POISON, SOAK_FEED_ROWS, SOAK_KILLS, SOAK_HOLD_SECONDS (defaults 10,000 / 10,000 / 10,000 / 20 / 600).
  */
 import { spawnSync } from "node:child_process";
@@ -13,24 +13,26 @@ import { SOAK_FIGURES_DIR } from "./figures.ts";
 
 const files = (process.argv.slice(2).length ? process.argv.slice(2) : readdirSync(join(projectRoot, "test/soak")).filter((f) => f.endsWith(".soak.ts")).map((f) => `test/soak/${f}`)).sort();
 rmSync(SOAK_FIGURES_DIR, { recursive: true, force: true });
-let emulator: RunningEmulator | undefined;
-const env: NodeJS.ProcessEnv = { ...process.env, SERVERLESS_TF_PYTHON: projectPython, PYTHONUNBUFFERED: "1" };
-if (!env.AWS_ENDPOINT_URL) {
-  emulator = await startEmulator();
-  env.AWS_ENDPOINT_URL = emulator.endpoint;
-  env.AWS_ACCESS_KEY_ID = "test";
-  env.AWS_SECRET_ACCESS_KEY = "test";
-}
-env.AWS_REGION ??= "us-east-1";
+const env: NodeJS.ProcessEnv = { ...process.env, SERVERLESS_TF_PYTHON: projectPython, PYTHONUNBUFFERED: "1", AWS_REGION: process.env.AWS_REGION ?? "us-east-1" };
+// A fresh emulator per file: moto copies a whole DynamoDB table in every TransactWriteItems
+// (README, Reliability), so the 20,000 items the inference soaks leave made each checkpoint of
+// the kill loop after them take seconds and starved its workers' heartbeats. One scenario must
+// not slow the next; on DynamoDB a table's size costs nothing.
 let failed = 0;
-try {
-  for (const file of files) {
-    console.log(`[soak] ${file}`);
-    const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", file], { cwd: projectRoot, env, stdio: "inherit" });
-    if (r.status !== 0) failed += 1;
+for (const file of files) {
+  console.log(`[soak] ${file}`);
+  let emulator: RunningEmulator | undefined;
+  const fileEnv = { ...env };
+  if (!fileEnv.AWS_ENDPOINT_URL) {
+    emulator = await startEmulator();
+    Object.assign(fileEnv, { AWS_ENDPOINT_URL: emulator.endpoint, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" });
   }
-} finally {
-  await emulator?.stop();
+  try {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", file], { cwd: projectRoot, env: fileEnv, stdio: "inherit" });
+    if (r.status !== 0) failed += 1;
+  } finally {
+    await emulator?.stop();
+  }
 }
 
 const read = (name: string): Record<string, any> | undefined => {
