@@ -32,12 +32,9 @@ import type { InferenceEngine } from "./engine.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
 import { parseInputMessage, rejection, rowRejection, type RejectedMessage, type ResultMessage, type ResultsMessage } from "../../src/protocol/inference-messages.ts";
-import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import { SQS_MAX_MESSAGE_BYTES, sendBatches } from "../../src/protocol/limits.ts";
 import { ROW_ID, ROW_ID_COLUMN } from "../../src/protocol/feed-messages.ts";
 import type { InferenceFunction, InferenceSettings, ServiceTotals } from "../../src/runtime/functions.ts";
-
-/** SQS's limit on the total size of one SendMessageBatch (1 MiB, as for one message), less room for the request's own fields. */
-const MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 8_192;
 
 /** Most rows in one engine call: a bigger SQS batch runs as several calls. */
 const MAX_ROWS_PER_CALL = 8_192;
@@ -286,20 +283,7 @@ export class InferenceService implements InferenceFunction {
   private async sendAll(queueUrl: string, items: readonly { messageId: string; dedupeKey: string; body: unknown }[]): Promise<string[]> {
     const failed: string[] = [];
     const fifo = queueUrl.endsWith(".fifo");
-    const chunks: { messageId: string; dedupeKey: string; text: string }[][] = [];
-    let size = 0;
-    for (const item of items) {
-      const text = JSON.stringify(item.body);
-      const bytes = Buffer.byteLength(text);
-      const last = chunks.at(-1);
-      if (!last || last.length === 10 || size + bytes > MAX_BATCH_BYTES) {
-        chunks.push([{ ...item, text }]);
-        size = bytes;
-      } else {
-        last.push({ ...item, text });
-        size += bytes;
-      }
-    }
+    const chunks = sendBatches(items.map((item) => ({ ...item, text: JSON.stringify(item.body) })), (c) => Buffer.byteLength(c.text));
     await Promise.all(
       chunks.map(async (chunk) => {
         try {

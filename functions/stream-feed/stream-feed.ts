@@ -16,7 +16,7 @@ import { dataMembers, type JobSpec } from "../../src/protocol/spec.ts";
 import { parseInputRow, rejection, type RejectedMessage } from "../../src/protocol/inference-messages.ts";
 import { feedId, rowsEnvelopeBytes, type RowsMessage } from "../../src/protocol/feed-messages.ts";
 import { rowFromJson } from "../../src/codec/table-rows.ts";
-import { SQS_MAX_MESSAGE_BYTES } from "../../src/protocol/limits.ts";
+import { SQS_MAX_MESSAGE_BYTES, sendBatches } from "../../src/protocol/limits.ts";
 import type { FunctionFactories, SqsHandler } from "../../src/runtime/functions.ts";
 
 export const STREAM_SHARD = "stream";
@@ -54,8 +54,9 @@ export function createStreamFeedHandler(deps: Deps, spec: JobSpec, log: (line: s
       return { ids, entry: { MessageBody: JSON.stringify(message), MessageAttributes: { feedId: { DataType: "String", StringValue: feedId(shard, k, member) } } } };
     });
     const send = async (queueUrl: string, items: { ids: string[]; entry: { MessageBody: string; MessageAttributes?: Record<string, { DataType: string; StringValue: string }> } }[]) => {
-      for (let i = 0; i < items.length; i += 10) {
-        const chunk = items.slice(i, i + 10);
+      // Each body may be near 1 MiB on its own (packRecords fills messages to the limit).
+      const bytesOf = (c: (typeof items)[number]) => Buffer.byteLength(c.entry.MessageBody) + Object.entries(c.entry.MessageAttributes ?? {}).reduce((n, [k, v]) => n + k.length + v.DataType.length + Buffer.byteLength(v.StringValue), 0);
+      for (const chunk of sendBatches(items, bytesOf)) {
         try {
           const out = await deps.clients.sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((c, j) => ({ Id: String(j), ...c.entry })) }));
           for (const f of out.Failed ?? []) chunk[Number(f.Id)]!.ids.forEach((id) => failed.add(id));

@@ -15,3 +15,35 @@ export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
  * past it (python/serverless_tf/input/feed.py).
  */
 export const MAX_INFLATED_FEED_BYTES = 16 * 1_048_576;
+
+/** Entries in one SendMessageBatch. */
+export const SQS_MAX_BATCH_ENTRIES = 10;
+
+/** SQS's limit on one SendMessageBatch's entries together (the same 1 MiB), less room for the request's own fields. */
+export const SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 8_192;
+
+/**
+ * Splits `items` into SendMessageBatch requests, in order: at most 10 entries each, and entries
+ * whose `bytesOf` (body plus attributes) add up to at most {@link SQS_MAX_BATCH_BYTES}, so ten
+ * messages near the 1 MiB limit go as ten requests, not one that SQS refuses whole. An item
+ * bigger than the budget goes alone (SQS judges it).
+ *
+ * @example
+ * sendBatches(bodies, (b) => Buffer.byteLength(b)); // [[b0, ..., b9], [b10], ...]
+ */
+export function sendBatches<T>(items: readonly T[], bytesOf: (item: T) => number): T[][] {
+  const batches: T[][] = [];
+  let size = 0;
+  for (const item of items) {
+    const bytes = bytesOf(item);
+    const last = batches.at(-1);
+    if (!last || last.length === SQS_MAX_BATCH_ENTRIES || size + bytes > SQS_MAX_BATCH_BYTES) {
+      batches.push([item]);
+      size = bytes;
+    } else {
+      last.push(item);
+      size += bytes;
+    }
+  }
+  return batches;
+}
