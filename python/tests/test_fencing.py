@@ -22,7 +22,7 @@ def wait_registered(env, job, index=0, deadline_s=60):
 @pytest.mark.parametrize("replaced", [True, False], ids=["slot-taken-over", "lease-lapsed"])
 def test_a_worker_paused_past_its_lease_is_fenced_when_it_resumes_and_exits(env, tmp_path, replaced):
     # Arrange: a two-worker job with only worker-0 started, so it heartbeats while waiting at the barrier.
-    job = create_job(env, workers=2)
+    job = create_job(env, workers=2, lease_ms=3000)  # short: the test sleeps past it
     try:
         proc = job.start(0, tmp_path)
         paused = wait_registered(env, job)

@@ -156,8 +156,13 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
                policy: str = "drop", batch_size: int = 3, hyper: Optional[dict[str, Any]] = None, bounded: bool = True,
                after_ms: int = 200, output_columns: Optional[list[dict[str, Any]]] = None,
                input_columns: Optional[list[dict[str, Any]]] = None, export: bool = False,
-               artifact_uri: Optional[str] = None, prefix: Optional[str] = None, secrets: Optional[dict[str, str]] = None) -> Job:
-    """Creates a job the way the coordinator would: queues, the script in S3, the job item (RUNNING)."""
+               artifact_uri: Optional[str] = None, prefix: Optional[str] = None, secrets: Optional[dict[str, str]] = None,
+               lease_ms: int = 10_000) -> Job:
+    """Creates a job the way the coordinator would: queues, the script in S3, the job item (RUNNING).
+
+    ``lease_ms`` is long by default: with six TensorFlow processes starting on two cores, a worker's
+    heartbeat thread can go unscheduled for seconds, and a 3 s lease then lapses (CI, stop 23).
+    Tests about lapsing pass a short one."""
     job_id = f"{prefix or mode[:3]}-{uuid.uuid4().hex[:10]}"
     members = [f"worker-{i}" for i in range(workers)]
     # As the coordinator creates them (src/jobs/queues.ts): messages up to SQS's 1 MiB limit.
@@ -180,7 +185,7 @@ def create_job(env: Env, mode: str = "train", workers: int = 1, script: str = "t
         "model": {"modelId": "tiny", "exportUri": f"s3://{env.bucket}/models/tiny/versions/{job_id}/"} if export else None,
         "initModelUri": None,
         "checkpoint": {"everySteps": 0, "everySeconds": 0},
-        "leaseMs": 3000,
+        "leaseMs": lease_ms,
     }
     if artifact_uri:
         spec["modelArtifactUri"] = artifact_uri
