@@ -3,7 +3,8 @@ coordination service. The two-worker path runs for real in test/integration/api/
 import os
 import signal
 
-from serverless_tf.worker.preemption import EXIT_PREEMPTED, Preemption
+from serverless_tf.protocol.exits import EXIT_PREEMPTED
+from serverless_tf.worker.preemption import Preemption
 
 
 class _Recorded:

@@ -9,9 +9,8 @@ import type { JobRecord, MemberRecord } from "../registry/types.ts";
 import { memberKey } from "../protocol/names.ts";
 import type { WorkerExit } from "../workers/launcher.ts";
 import type { WatchPolicy, WatchState } from "../protocol/watch-message.ts";
+import { WORKER_EXITS } from "../protocol/worker-exits.ts";
 
-/** A worker's exit code after it saved on SIGTERM and left (python/serverless_tf/worker/preemption.py). */
-export const EXIT_PREEMPTED = 5;
 
 export type { WatchPolicy, WatchState };
 
@@ -107,7 +106,7 @@ export function decideWatchRound(observation: WatchObservation, state: WatchStat
       reported.set(name, exit.tail);
       continue;
     }
-    const reason = exit.code === EXIT_PREEMPTED ? "it got SIGTERM (a Spot interruption or a stop) and left once the set's checkpoint was recorded" : `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`;
+    const reason = exit.code === WORKER_EXITS.preempted ? "it got SIGTERM (a Spot interruption or a stop) and left once the set's checkpoint was recorded" : `the process exited with ${exit.signal ?? `code ${exit.code}`} before finishing`;
     lost ??= { member: name, reason, tail: exit.tail };
   }
   if (!lost) {

@@ -1,13 +1,12 @@
 """Keras callbacks ``ctx.callbacks()`` hands out: one progress line per epoch, periodic checkpoints."""
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
 import tensorflow as tf
 
-from .progress import model_step, progress_line
+from .progress import model_step, progress_line, say
 
 if TYPE_CHECKING:
     from .context import Context
@@ -80,17 +79,19 @@ class CheckpointCallback(tf.keras.callbacks.Callback):
         uri = self._ctx.save_checkpoint(self.model, step)
         self._last_step, self._last_at = step, time.monotonic()
         if uri:
-            print(f"[serverless-tf] checkpoint at step {step}: {uri}", file=sys.stderr, flush=True)
+            say(f"checkpoint at step {step}: {uri}")
 
-    def _step_rule(self) -> None:
+    def _step_rule(self) -> int:
+        """Saves when the step crossed a multiple of ``everySteps``; returns the step."""
+        step = model_step(self.model)
         every = self._ctx.spec.checkpoint.every_steps
         if every > 0:
-            step = model_step(self.model)
             self._ctx.step = step
             crossed = step // every > self._seen_step // every
             self._seen_step = step
             if crossed:
                 self._save(step)
+        return step
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         self._step_rule()
@@ -119,8 +120,7 @@ class StepCheckpointCallback(CheckpointCallback):
         self._preemption.stop()
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
-        self._step_rule()
-        step = model_step(self.model)
+        step = self._step_rule()
         if self._preemption.after_step(step) == "save":
             self._save(step)
             self._preemption.after_save(step)

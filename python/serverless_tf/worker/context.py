@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ from ..protocol.spec import JobSpec
 from ..registry import JOB_ENDING_STATES, Progress, Registry
 from .export import Serving, SignatureExport, export_model, load_saved_model, next_version, restore_weights, save_checkpoint
 from .output import BatchAnswers, OutputWriter
-from .progress import model_step
+from .progress import model_step, say
 
 
 class ContextError(RuntimeError):
@@ -165,7 +164,7 @@ class Context:
             with self._lock:
                 self.steps = eod.steps
                 self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
-            _log(f"{self.member} spooled {spool.rows} rows in {spool.messages} messages ({spool.parts} S3 parts; seconds {self.spool_times.as_dict()}); "
+            say(f"{self.member} spooled {spool.rows} rows in {spool.messages} messages ({spool.parts} S3 parts; seconds {self.spool_times.as_dict()}); "
                  f"{eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}: {self.rows_seen} rows per pass")
             return self._dataset
 
@@ -193,7 +192,7 @@ class Context:
                 self.rows_spooled = position.rows
 
         if spool.reload() is not None or spool.rows:  # a restarted member: its earlier run's parts are in S3
-            _log(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
+            say(f"{self.member} reloaded {spool.rows} rows in {spool.parts} spool parts from S3")
         return spool, spool_bounded_feed(queue, spool, idle_s, on_progress, times=self.spool_times)
 
     def spool_for_chief(self) -> None:
@@ -211,7 +210,7 @@ class Context:
         with self._lock:
             self.steps = eod.steps
             self.rows_seen = sum(batch_sizes(spec.remainder.policy, spool.rows, spec.batch_size, eod.steps))
-        _log(f"{self.member} spooled {spool.rows} rows for the chief: {eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}")
+        say(f"{self.member} spooled {spool.rows} rows for the chief: {eod.steps} steps of {spec.batch_size} under {spec.remainder.policy}")
 
     def _per_worker_dataset(self, poll_s: float = 0.5) -> Any:
         """The chief's dataset under parameter servers, once every worker of this attempt recorded its spool."""
@@ -233,7 +232,7 @@ class Context:
         with self._lock:
             self.steps = step_count
             self.rows_seen = sum(sum(s) for s in sizes)
-        _log(f"{self.member}: {spec.cluster.worker} workers spooled {[s['rows'] for s in ordered]} rows; {step_count} steps each, "
+        say(f"{self.member}: {spec.cluster.worker} workers spooled {[s['rows'] for s in ordered]} rows; {step_count} steps each, "
              f"{self.steps_per_epoch} steps per epoch over the cluster")
         return per_worker_dataset([s["path"] for s in ordered], [s["rows"] for s in ordered], sizes, spec.input_columns, spec.remainder.policy, spec.batch_size, step_count)
 
@@ -315,10 +314,10 @@ class Context:
         if latest is not None:
             restore_weights(self.s3, model, latest.uri, None)
             self.step = self.restored_step = latest.step
-            _log(f"{self.member} resumed from checkpoint step {latest.step} at {latest.uri}")
+            say(f"{self.member} resumed from checkpoint step {latest.step} at {latest.uri}")
             return latest.step
         if restore_weights(self.s3, model, None, self.spec.init_model_uri):
-            _log(f"{self.member} warm-started from {self.spec.init_model_uri}")
+            say(f"{self.member} warm-started from {self.spec.init_model_uri}")
         return 0
 
     def save_checkpoint(self, model: Any, step: int) -> Optional[str]:
@@ -368,7 +367,7 @@ class Context:
         manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step, signature, once=self.spec.bounded)
         if manifest is not None:
             onnx = f", its serving signature as ONNX at {manifest['serving']['onnx']['key']}" if "serving" in manifest else ""
-            _log(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}{onnx}")
+            say(f"{self.member} exported {len(manifest['files'])} files at step {step} to {uri}{onnx}")
         return manifest
 
     def load_model(self) -> Any:
@@ -415,6 +414,3 @@ class _LiveDataset:
     def rows_yielded(self) -> int:
         return self._live.rows_yielded
 
-
-def _log(message: str) -> None:
-    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)

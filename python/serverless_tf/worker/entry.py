@@ -38,15 +38,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from ..aws import client
+from ..protocol.exits import EXIT_FAILED, EXIT_FENCED, EXIT_JOB_ENDED, EXIT_USAGE
 from ..protocol.names import member_name
 from ..protocol.spec import JobSpec, SpecError
 from ..registry import JOB_ENDING_STATES, LeaseKeeper, LeaseLoss, Registry, RegistryError, table_name_from_env
+from .progress import say
 
 if TYPE_CHECKING:
     from .context import Context
 
 TRACEBACK_TAIL_LINES = 30
-EXIT_FAILED, EXIT_USAGE, EXIT_FENCED, EXIT_JOB_ENDED = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,6 @@ def traceback_tail(text: str, lines: int = TRACEBACK_TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def _say(message: str) -> None:
-    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)
-
 
 def run(args: WorkerArgs) -> int:
     """Runs one member to the end; returns the exit code (see the module docstring)."""
@@ -138,15 +136,15 @@ def run(args: WorkerArgs) -> int:
     member = member_name(args.role, args.index)
     job = registry.get_job(args.job_id)
     if job is None:
-        _say(f"job {args.job_id!r} is not in the registry table {args.table}; check --job-id and --table / SERVERLESS_TF_TABLE")
+        say(f"job {args.job_id!r} is not in the registry table {args.table}; check --job-id and --table / SERVERLESS_TF_TABLE")
         return EXIT_USAGE
     if job.state in JOB_ENDING_STATES:
-        _say(f"job {args.job_id} is already {job.state}; nothing to run for {member}")
+        say(f"job {args.job_id} is already {job.state}; nothing to run for {member}")
         return EXIT_USAGE
     try:
         spec = JobSpec.from_dict(job.spec)  # no TensorFlow in the parser: it loads only after the user's env is set
     except SpecError as e:
-        _say(f"the spec of job {args.job_id} is invalid: {e}")
+        say(f"the spec of job {args.job_id} is invalid: {e}")
         return EXIT_USAGE
     apply_user_env(spec.python.env)
     if spec.cluster.ps:
@@ -155,22 +153,22 @@ def run(args: WorkerArgs) -> int:
         os.environ["GRPC_FAIL_FAST"] = "use_caller"
     count = spec.cluster.count(args.role)
     if args.index >= count:
-        _say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
+        say(f"{member} is not part of job {args.job_id}: its cluster has {count} {args.role}(s). Received: --index {args.index}")
         return EXIT_USAGE
 
     address = rejoin_address(registry, args, spec) or f"{args.host}:{free_port(args.host)}"
     lease = registry.register(args.job_id, args.role, args.index, address, os.getpid(), spec.lease_ms)
-    _say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch}, attempt {args.attempt})")
+    say(f"{member} of job {args.job_id} registered at {address} (epoch {lease.epoch}, attempt {args.attempt})")
     ctx_holder: dict[str, Any] = {}
 
     def on_loss(loss: LeaseLoss) -> None:
         if loss.reason == "fenced":
-            _say(f"{member} was fenced: {loss.detail}. Another worker holds this slot now; this one exits")
+            say(f"{member} was fenced: {loss.detail}. Another worker holds this slot now; this one exits")
             os._exit(EXIT_FENCED)  # the main thread may be inside a collective op: leave at once
         if loss.reason == "expired":
-            _say(f"{member} fences itself: {loss.detail}")
+            say(f"{member} fences itself: {loss.detail}")
             os._exit(EXIT_FENCED)
-        _say(f"{member} stops: {loss.detail}")
+        say(f"{member} stops: {loss.detail}")
         os._exit(EXIT_JOB_ENDED)
 
     keeper = LeaseKeeper(registry, args.job_id, args.role, args.index, lease.epoch, spec.lease_ms, on_loss=on_loss,
@@ -188,27 +186,27 @@ def run(args: WorkerArgs) -> int:
             keeper.stop()
             if code == 0:
                 _mark(registry, args, lease.epoch, "DONE", None)
-                _say(f"{member} DONE: the chief finished")
+                say(f"{member} DONE: the chief finished")
             return code
         from .user_code import download_scripts, load_entry
 
         scripts = download_scripts(ctx.s3, spec.python.scripts, Path(tempfile.mkdtemp(prefix="stf-code-")))
         entry = load_entry(scripts, spec.python.entry)
-        _say(f"{member} calls {spec.python.entry}(ctx) from {scripts[0].name}")
+        say(f"{member} calls {spec.python.entry}(ctx) from {scripts[0].name}")
         entry(ctx)
         if spec.mode == "inference":
             rows = ctx.end_output()
-            _say(f"{member} sent end-of-output after {rows} rows")
+            say(f"{member} sent end-of-output after {rows} rows")
     except BaseException as e:  # noqa: B902 - KeyboardInterrupt and SystemExit from user code also fail the member
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
         keeper.stop()
         _mark(registry, args, lease.epoch, "FAILED", traceback_tail(text))
-        _say(f"{member} FAILED: {type(e).__name__}: {e}")
+        say(f"{member} FAILED: {type(e).__name__}: {e}")
         return EXIT_FAILED
     keeper.stop()
     _mark(registry, args, lease.epoch, "DONE", None)
-    _say(f"{member} DONE")
+    say(f"{member} DONE")
     return 0
 
 
@@ -238,7 +236,7 @@ def _serve_chief(ctx: "Context", registry: Registry, poll_s: float = 1.0) -> int
         if chief is not None and chief.status == "DONE":
             return 0
         if chief is not None and chief.status == "FAILED":
-            _say(f"{ctx.member} stops: the chief FAILED")
+            say(f"{ctx.member} stops: the chief FAILED")
             return EXIT_JOB_ENDED
         if chief is not None and chief.progress is not None:
             with ctx._lock:
@@ -250,7 +248,7 @@ def _mark(registry: Registry, args: WorkerArgs, epoch: int, status: str, error: 
     try:
         registry.mark_member(args.job_id, args.role, args.index, epoch, status, error)  # type: ignore[arg-type]
     except RegistryError as e:
-        _say(f"could not mark {args.role}-{args.index} {status}: {e}")
+        say(f"could not mark {args.role}-{args.index} {status}: {e}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -259,6 +257,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run(args)
     except RegistryError as e:
-        _say(f"{args.role}-{args.index} of job {args.job_id}: {e}")
+        say(f"{args.role}-{args.index} of job {args.job_id}: {e}")
         return EXIT_USAGE
 

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .progress import progress_line
+from ..protocol.exits import EXIT_PREEMPTED
+from .progress import progress_line, say
 
 if TYPE_CHECKING:
     from .context import Context
 
-#: The exit code of a worker that saved on SIGTERM and left (python/serverless_tf/worker/entry.py).
-EXIT_PREEMPTED = 5
 STEP_KEY = "serverless_tf/preemption/step"
 #: How long the noticed worker waits for its peers' acknowledgements, then for the chief's record.
 #: Spot gives two minutes between SIGTERM and SIGKILL.
@@ -107,7 +105,7 @@ class Preemption:
         return "save" if self.save_at == step else None
 
     def _announce(self, step: int) -> None:
-        _say(f"worker-{self.index} got SIGTERM at step {step - 1}: every worker saves a checkpoint at step {step}")
+        say(f"worker-{self.index} got SIGTERM at step {step - 1}: every worker saves a checkpoint at step {step}")
         print(progress_line({"kind": "preempted", "step": step - 1, "save_at": step}), flush=True)
         if self.workers == 1:
             self.save_at = step
@@ -124,7 +122,7 @@ class Preemption:
             try:
                 context.context().get_config_key_value(_ack_key(i), timeout_in_ms=max(left_ms, 1))
             except Exception as e:  # noqa: BLE001
-                _say(f"worker-{i} did not acknowledge the checkpoint step within {WAIT_S:.0f} s ({type(e).__name__}); no checkpoint on SIGTERM")
+                say(f"worker-{i} did not acknowledge the checkpoint step within {WAIT_S:.0f} s ({type(e).__name__}); no checkpoint on SIGTERM")
                 return
         # Every watcher, this worker's own included, has set save_at by now.
 
@@ -136,11 +134,11 @@ class Preemption:
         while time.monotonic() < deadline:
             recorded = self._recorded_step()
             if recorded is not None and recorded >= step:
-                _say(f"worker-{self.index} leaves after SIGTERM: the checkpoint at step {step} is recorded")
+                say(f"worker-{self.index} leaves after SIGTERM: the checkpoint at step {step} is recorded")
                 self._leave(EXIT_PREEMPTED)
                 return
             time.sleep(0.1)
-        _say(f"worker-{self.index} leaves after SIGTERM: no checkpoint at step {step} was recorded within {WAIT_S:.0f} s")
+        say(f"worker-{self.index} leaves after SIGTERM: no checkpoint at step {step} was recorded within {WAIT_S:.0f} s")
         self._leave(EXIT_PREEMPTED)
 
 
@@ -153,6 +151,3 @@ def preemption_for(ctx: "Context") -> Preemption:
 
     return Preemption(ctx.spec.cluster.worker, ctx.index, recorded_step)
 
-
-def _say(message: str) -> None:
-    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""What a worker reports about training: the ``STF_PROGRESS {json}`` line and a model's step.
+"""What a worker reports: the ``STF_PROGRESS {json}`` line, a model's step, and its ``[serverless-tf]`` notices.
 
 The launcher reads ``STF_PROGRESS`` lines from the worker's stdout (``PROGRESS_PREFIX`` in
 src/workers/process-launcher.ts) and hands them to ``fit(..., {onProgress})``; user code may
@@ -7,6 +7,7 @@ print its own with :func:`progress_line`.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Mapping
 
 
@@ -21,3 +22,8 @@ def model_step(model: Any, fallback: int = 0) -> int:
         return int(model.optimizer.iterations.numpy())
     except Exception:  # an uncompiled model has no optimizer
         return int(fallback)
+
+
+def say(message: str) -> None:
+    """A ``[serverless-tf] ...`` notice on stderr, where the launcher keeps a member's log tail."""
+    print(f"[serverless-tf] {message}", file=sys.stderr, flush=True)

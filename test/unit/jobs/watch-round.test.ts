@@ -8,7 +8,8 @@ import { parseJobWatchEvent, type WatchPolicy, type WatchState } from "../../../
 import { EventShapeError } from "../../../src/protocol/errors.ts";
 import type { WorkerExit } from "../../../src/workers/launcher.ts";
 import type { MemberRecord } from "../../../src/registry/types.ts";
-import { COMPLETE, EXIT_PREEMPTED, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../../src/jobs/watch-round.ts";
+import { COMPLETE, PENDING, decideWatchRound, initialWatchState, type WatchObservation } from "../../../src/jobs/watch-round.ts";
+import { WORKER_EXITS } from "../../../src/protocol/worker-exits.ts";
 
 import { JOB_WATCH } from "../../../src/resources/definitions.ts";
 import { firstWatchMessage } from "../../../src/jobs/watch-queue.ts";
@@ -93,7 +94,7 @@ describe("decideWatchRound", () => {
   });
 
   it("restarts the set when a worker left after SIGTERM, and says why", () => {
-    const decision = decideWatchRound(observe({ members: [member(0), member(1)], exits: [exit(1, EXIT_PREEMPTED)] }), initialWatchState(T0), policy);
+    const decision = decideWatchRound(observe({ members: [member(0), member(1)], exits: [exit(1, WORKER_EXITS.preempted)] }), initialWatchState(T0), policy);
     assert.equal(decision.kind, "restart");
     assert.ok(decision.kind === "restart" && decision.member === "worker-1", JSON.stringify(decision));
     assert.match(decision.reason, /got SIGTERM .* left once the set's checkpoint was recorded/);
