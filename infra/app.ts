@@ -9,7 +9,8 @@ import { App, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { ASSET_RESOURCE_METADATA_ENABLED_CONTEXT } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { ConfigError } from "../src/errors.ts";
-import type { ServedModel } from "./props.ts";
+import type { GpuWorkers, ServedModel } from "./props.ts";
+import type { WorkerCapacity } from "../src/protocol/spec.ts";
 import { ServerlessTfStack, type ServerlessTfStackProps } from "./stack.ts";
 
 /** Stack props from CDK context (`-c key=value` or cdk.json); the construct checks each value and names it on failure. */
@@ -37,6 +38,9 @@ export function propsFromContext(app: App): ServerlessTfStackProps {
     servedModels: served("servedModels"),
     workerCpu: int("workerCpu"),
     workerMemoryMiB: int("workerMemoryMiB"),
+    workerCapacity: str("workerCapacity") as WorkerCapacity | undefined,
+    // GPU workers exist when an instance type is given.
+    gpuWorkers: str("gpuInstanceType") ? ({ instanceType: str("gpuInstanceType"), maxInstances: int("gpuMaxInstances") } satisfies GpuWorkers) : undefined,
     inferenceBatchSize: int("inferenceBatchSize"),
     inferenceMaxBatchingWindowSeconds: int("inferenceMaxBatchingWindowSeconds"),
     removalPolicy: str("destroyData") === "true" ? RemovalPolicy.DESTROY : undefined,

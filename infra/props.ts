@@ -43,13 +43,22 @@ export interface ServerlessTfProps {
   readonly workerCpu?: number;
   readonly workerMemoryMiB?: number;
   /**
-   * What a job's worker tasks run on unless the job says (`setWorkerCapacity`): `fargate`, or
+   * What a job's worker tasks run on unless the job says (`setWorkerCapacity`): `fargate`,
    * `fargate-spot` (up to 70 % cheaper; a reclaimed task is a lost member, which the job survives:
-   * with parameter servers the chief goes on, otherwise the set saves a checkpoint on the task's SIGTERM and restarts from it).
+   * with parameter servers the chief goes on, otherwise the set saves a checkpoint on the task's SIGTERM and restarts from it),
+   * or `gpu` (needs `gpuWorkers`).
    *
    * @default "fargate"
    */
   readonly workerCapacity?: WorkerCapacity;
+  /**
+   * GPU workers for jobs that ask for them (`setWorkerCapacity("gpu")`): an ECS capacity provider
+   * of GPU instances that scales from zero, and a task definition running the GPU build of the
+   * worker image (`python/Dockerfile`, target `gpu`: TensorFlow with CUDA, `python/requirements-gpu.lock`).
+   *
+   * @default none: a job asking for `gpu` is refused before anything of it is made
+   */
+  readonly gpuWorkers?: GpuWorkers;
   /**
    * Memory, timeout and reserved concurrency per function, over each one's own.
    *
@@ -109,6 +118,34 @@ export interface ServerlessTfProps {
   readonly stackOutputs?: boolean;
 }
 
+export interface GpuWorkers {
+  /**
+   * An EC2 instance type with NVIDIA GPUs (families g and p).
+   *
+   * @default "g4dn.xlarge": one T4, 4 vCPU, 16 GiB
+   */
+  readonly instanceType?: string;
+  /**
+   * The most GPU instances at once. There are none while no GPU job runs.
+   *
+   * @default 2
+   */
+  readonly maxInstances?: number;
+  /**
+   * GPUs per worker task; the instance type must have at least as many.
+   *
+   * @default 1
+   */
+  readonly gpusPerWorker?: number;
+  /**
+   * A GPU worker task's CPU units and memory (MiB): within the instance's, less what the ECS agent keeps.
+   *
+   * @default 3072 CPU units and 12288 MiB, which fit a g4dn.xlarge
+   */
+  readonly cpu?: number;
+  readonly memoryMiB?: number;
+}
+
 /**
  * A model the stack serves from the start: its id alone (script mode), or its id and serving mode.
  *
@@ -122,6 +159,7 @@ export interface ResolvedProps {
   readonly prefix: string;
   readonly dataBucketNames: readonly string[];
   readonly worker: { readonly cpu: number; readonly memoryMiB: number; readonly capacity: WorkerCapacity };
+  readonly gpuWorkers: Required<GpuWorkers> | null;
   readonly sizing: Readonly<Record<FunctionName, Required<FunctionSizing>>>;
   readonly removalPolicy: RemovalPolicy;
   readonly servedModels: readonly { readonly modelId: string; readonly servingMode: ServingMode }[];
@@ -150,6 +188,9 @@ export const FARGATE_TASK_SIZES: Readonly<Record<number, { readonly min: number;
 };
 
 const DEFAULT_WORKER = { cpu: 2048, memoryMiB: 8192 } as const;
+const DEFAULT_GPU_WORKERS: Required<GpuWorkers> = { instanceType: "g4dn.xlarge", maxInstances: 2, gpusPerWorker: 1, cpu: 3072, memoryMiB: 12288 };
+/** EC2 instance types with NVIDIA GPUs: the accelerated-computing families g and p (g4dn, g5, g6, p4d, p5 ...). */
+const GPU_INSTANCE_TYPE = /^(g[4-9][a-z]*|p[3-9][a-z]*)\.[0-9]*[a-z]+$/;
 /** Lambda's limits (Lambda developer guide, "Lambda quotas"; SQS event source batching). */
 const LIMITS = { memoryMb: [128, 10240], timeoutSeconds: [1, 900], batchSize: [1, 10000], batchingWindowSeconds: [0, 300], batchSizeWithoutWindow: 10 } as const;
 
@@ -180,6 +221,8 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
 
   const capacity = props.workerCapacity ?? "fargate";
   if (!isWorkerCapacity(capacity)) throw new ConfigError("props.workerCapacity", capacity, WORKER_CAPACITIES.join(" or "));
+  const gpuWorkers = props.gpuWorkers === undefined ? null : resolveGpuWorkers(props.gpuWorkers);
+  if (capacity === "gpu" && !gpuWorkers) throw new ConfigError("props.workerCapacity", capacity, '"fargate" or "fargate-spot" without gpuWorkers (the GPU instances "gpu" runs on)');
 
   const names = Object.keys(FUNCTIONS) as FunctionName[];
   for (const key of Object.keys(props.sizing ?? {})) {
@@ -226,6 +269,7 @@ export function resolveProps(props: ServerlessTfProps): ResolvedProps {
     prefix,
     dataBucketNames,
     worker: { cpu, memoryMiB, capacity },
+    gpuWorkers,
     sizing,
     removalPolicy,
     servedModels,
@@ -259,6 +303,19 @@ function servedModel(setting: string, entry: ServedModel): { modelId: string; se
   const mode: unknown = entry.servingMode;
   if (!(SERVED_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`${setting}.servingMode`, mode, SERVED_MODES.map((m) => `"${m}"`).join(" or "));
   return { modelId: modelId(entry.modelId, `${setting}.modelId`), servingMode: mode as ServingMode };
+}
+
+function resolveGpuWorkers(given: GpuWorkers): Required<GpuWorkers> {
+  const instanceType = given.instanceType ?? DEFAULT_GPU_WORKERS.instanceType;
+  if (typeof instanceType !== "string" || !GPU_INSTANCE_TYPE.test(instanceType)) throw new ConfigError("props.gpuWorkers.instanceType", instanceType, "an EC2 instance type with NVIDIA GPUs, such as g4dn.xlarge, g5.2xlarge or p4d.24xlarge");
+  return {
+    instanceType,
+    maxInstances: integerIn("props.gpuWorkers.maxInstances", given.maxInstances ?? DEFAULT_GPU_WORKERS.maxInstances, 1, 1000),
+    gpusPerWorker: integerIn("props.gpuWorkers.gpusPerWorker", given.gpusPerWorker ?? DEFAULT_GPU_WORKERS.gpusPerWorker, 1, 16),
+    // ECS's limits for a task on EC2: 128 CPU units and 6 MiB at least (the instance bounds the rest).
+    cpu: integerIn("props.gpuWorkers.cpu", given.cpu ?? DEFAULT_GPU_WORKERS.cpu, 128, 196_608),
+    memoryMiB: integerIn("props.gpuWorkers.memoryMiB", given.memoryMiB ?? DEFAULT_GPU_WORKERS.memoryMiB, 1024, 4_000_000),
+  };
 }
 
 function integerIn(setting: string, value: number, min: number, max: number): number {

@@ -37,7 +37,7 @@ import { StageFunction, lambdaArchitecture, type StageCode } from "./constructs/
 import { Storage } from "./constructs/storage.ts";
 import { WorkerService } from "./constructs/worker-service.ts";
 
-export type { FunctionSizing, ServedModel, ServerlessTfProps } from "./props.ts";
+export type { FunctionSizing, GpuWorkers, ServedModel, ServerlessTfProps } from "./props.ts";
 export type { LayerName } from "../src/resources/definitions.ts";
 export { MissingFunctionBundleError, MissingImageSourceError, MissingLayerError } from "./errors.ts";
 
@@ -98,7 +98,12 @@ export class ServerlessTf extends Construct {
     this.storage = new Storage(this, "Storage", { tableName: registryTableNameFor(prefix), removalPolicy: settings.removalPolicy });
     const timeouts = Object.fromEntries(Object.entries(sizing).map(([name, s]) => [name, s.timeoutSeconds])) as Record<FunctionName, number>;
     this.queues = new RuntimeQueues(this, "Queues", { prefix, timeoutSeconds: timeouts });
-    this.workers = new WorkerService(this, "Workers", { imageDirectory: images.workerContext, cpu: settings.worker.cpu, memoryMiB: settings.worker.memoryMiB });
+    this.workers = new WorkerService(this, "Workers", {
+      imageDirectory: images.workerContext,
+      cpu: settings.worker.cpu,
+      memoryMiB: settings.worker.memoryMiB,
+      ...(settings.gpuWorkers ? { gpu: settings.gpuWorkers } : {}),
+    });
     const { bucket, table } = this.storage;
     const { queues } = this.queues;
 
@@ -128,6 +133,9 @@ export class ServerlessTf extends Construct {
       [ENV.ecsContainer]: this.workers.container.containerName,
       [ENV.ecsSubnets]: this.workers.subnets.subnetIds.join(","),
       [ENV.ecsSecurityGroups]: this.workers.securityGroup.securityGroupId,
+      ...(this.workers.gpu
+        ? { [ENV.ecsGpuTaskDefinition]: this.workers.gpu.taskDefinition.taskDefinitionArn, [ENV.ecsGpuCapacityProvider]: this.workers.gpu.capacityProvider.capacityProviderName }
+        : {}),
     };
     const pollers = (name: FunctionName) => mappingMaxConcurrency(sizing[name].reservedConcurrency);
     const make = (name: FunctionName, environment: Record<string, string>): StageFunction => {
@@ -324,11 +332,12 @@ export class ServerlessTf extends Construct {
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:${namePattern}]`, reason);
   }
 
-  /** RunTask of the worker task definition on the worker cluster only; stop and describe that cluster's tasks. */
+  /** RunTask of the worker task definitions (Fargate, and GPU if any) on the worker cluster only; stop and describe that cluster's tasks. */
   private grantRunWorkers(principal: iam.IRole): void {
-    const { cluster, taskDefinition } = this.workers;
+    const { cluster } = this.workers;
+    const taskDefinitions = [this.workers.taskDefinition, ...(this.workers.gpu ? [this.workers.gpu.taskDefinition] : [])];
     principal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ["ecs:RunTask"], resources: [taskDefinition.taskDefinitionArn], conditions: { ArnEquals: { "ecs:cluster": cluster.clusterArn } } }),
+      new iam.PolicyStatement({ actions: ["ecs:RunTask"], resources: taskDefinitions.map((t) => t.taskDefinitionArn), conditions: { ArnEquals: { "ecs:cluster": cluster.clusterArn } } }),
     );
     principal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["ecs:TagResource"], resources: [`arn:${Aws.PARTITION}:ecs:${Aws.REGION}:${Aws.ACCOUNT_ID}:task/${cluster.clusterName}/*`], conditions: { StringEquals: { "ecs:CreateAction": "RunTask" } } }));
     principal.addToPrincipalPolicy(
@@ -338,7 +347,7 @@ export class ServerlessTf extends Construct {
     principal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],
-        resources: [taskDefinition.obtainExecutionRole().roleArn, this.jobRoleArns()],
+        resources: [...taskDefinitions.map((t) => t.obtainExecutionRole().roleArn), this.jobRoleArns()],
         conditions: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
       }),
     );

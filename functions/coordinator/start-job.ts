@@ -95,6 +95,7 @@ export async function planShards(deps: Deps, jobId: string, bucket: string, sour
 export async function startJob(deps: Deps, request: JobRequest, ports: CoordinatorPorts): Promise<StartedJob> {
   validateRequest(request);
   const jobId = checkJobId(request.jobId ?? newJobId(request.mode === "train" ? "fit" : "transform"));
+  ports.launcher.checkCapacity?.(jobId, request.workerCapacity);
   const members = dataMembers(request.cluster);
   const queues = await createJobQueues(deps.clients, jobId, members, request.queueSettings);
   try {

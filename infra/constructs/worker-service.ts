@@ -3,16 +3,22 @@
  * built from `python/Dockerfile`, in a VPC of private isolated subnets that reach S3,
  * DynamoDB, SQS, ECR and CloudWatch Logs through VPC endpoints (no NAT, no internet route).
  *
+ * With `gpu`, also a capacity provider of GPU instances (scaling from zero) and an EC2 task
+ * definition running the image's `gpu` target, for jobs whose workerCapacity is `gpu`.
+ *
  * The coordinator starts one task per member with `RunTask` (`src/workers/ecs-launcher.ts`).
  * Synth only stages the image's build context into cdk.out; `cdk deploy` builds and pushes it.
  */
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import * as autoscaling from "aws-cdk-lib/aws-autoscaling";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import { Platform } from "aws-cdk-lib/aws-ecr-assets";
 import * as ecs from "aws-cdk-lib/aws-ecs";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { acknowledge } from "../nag.ts";
+import type { GpuWorkers } from "../props.ts";
 import { WORKER_CONTAINER, WORKER_STOP_TIMEOUT_SECONDS } from "../../src/resources/definitions.ts";
 
 export interface WorkerServiceProps {
@@ -23,6 +29,14 @@ export interface WorkerServiceProps {
   readonly memoryMiB?: number;
   readonly maxAzs?: number;
   readonly logRetention?: logs.RetentionDays;
+  /** GPU workers, resolved (infra/props.ts); absent: none. */
+  readonly gpu?: Required<GpuWorkers>;
+}
+
+/** What the GPU workers add: their task definition and the capacity provider RunTask names. */
+export interface GpuWorkerCapacity {
+  readonly taskDefinition: ecs.Ec2TaskDefinition;
+  readonly capacityProvider: ecs.AsgCapacityProvider;
 }
 
 export class WorkerService extends Construct {
@@ -33,6 +47,7 @@ export class WorkerService extends Construct {
   readonly securityGroup: ec2.SecurityGroup;
   readonly subnets: ec2.SelectedSubnets;
   readonly logGroup: logs.LogGroup;
+  readonly gpu?: GpuWorkerCapacity;
 
   constructor(scope: Construct, id: string, props: WorkerServiceProps) {
     super(scope, id);
@@ -83,10 +98,74 @@ export class WorkerService extends Construct {
       essential: true,
       stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
     });
-    acknowledge(
-      this.taskDefinition.obtainExecutionRole(),
-      "AwsSolutions-IAM5[Resource::*]",
-      "ecr:GetAuthorizationToken, which CDK grants the execution role to pull the image, supports no resource-level permission (ECR docs: it must be *); the pull actions themselves are scoped to the image's repository.",
-    );
+    acknowledge(this.taskDefinition.obtainExecutionRole(), "AwsSolutions-IAM5[Resource::*]", ECR_TOKEN_REASON);
+    if (props.gpu) this.gpu = this.addGpuWorkers(props.imageDirectory, props.gpu);
+  }
+
+  private addGpuWorkers(imageDirectory: string, gpu: Required<GpuWorkers>): GpuWorkerCapacity {
+    // Container instances register with ECS and report through these; the subnets have no other way out.
+    for (const [name, service] of [
+      ["Ecs", ec2.InterfaceVpcEndpointAwsService.ECS],
+      ["EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT],
+      ["EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY],
+    ] as const) {
+      const endpoint = this.vpc.addInterfaceEndpoint(name, { service, subnets: this.subnets, privateDnsEnabled: true, open: false });
+      endpoint.connections.allowDefaultPortFrom(this.securityGroup, "HTTPS from the GPU instances");
+    }
+    const instanceRole = new iam.Role(this, "GpuInstanceRole", { assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"), description: "serverless-tf: GPU container instances of the worker cluster" });
+    const launchTemplate = new ec2.LaunchTemplate(this, "GpuInstances", {
+      instanceType: new ec2.InstanceType(gpu.instanceType),
+      // The ECS GPU-optimized AMI: the NVIDIA driver and container toolkit, so a task's GPUs appear in its container.
+      machineImage: ecs.EcsOptimizedImage.amazonLinux2023(ecs.AmiHardwareType.GPU),
+      role: instanceRole,
+      securityGroup: this.securityGroup,
+      requireImdsv2: true,
+      // The ECS agent's cluster join is added here by the capacity provider.
+      userData: ec2.UserData.forLinux(),
+      // The CUDA wheels make the GPU image several GB; the root volume holds it.
+      blockDevices: [{ deviceName: "/dev/xvda", volume: ec2.BlockDeviceVolume.ebs(100, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }) }],
+    });
+    const group = new autoscaling.AutoScalingGroup(this, "GpuGroup", {
+      vpc: this.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      launchTemplate,
+      minCapacity: 0,
+      maxCapacity: gpu.maxInstances,
+    });
+    acknowledge(group, "AwsSolutions-AS3", "The capacity provider starts and stops these instances for RunTask; ECS events and the job's registry items record every worker, so ASG notifications would tell no one anything new.");
+    // Managed scaling: RunTask on the provider leaves the task PROVISIONING until an instance is up, from zero.
+    // Managed draining: ECS moves tasks off an instance before scale-in, so no drain-hook function is needed.
+    const capacityProvider = new ecs.AsgCapacityProvider(this, "GpuCapacity", {
+      autoScalingGroup: group,
+      enableManagedTerminationProtection: false,
+      enableManagedDraining: true,
+      machineImageType: ecs.MachineImageType.AMAZON_LINUX_2,
+    });
+    this.cluster.addAsgCapacityProvider(capacityProvider);
+    for (const finding of ["AwsSolutions-IAM5[Action::ecs:Submit*]", "AwsSolutions-IAM5[Resource::*]"]) {
+      acknowledge(
+        instanceRole,
+        finding,
+        "The ECS agent's own permissions, as CDK grants them to a cluster's container instances (ecs:Poll, ecs:Submit*, ecs:StartTelemetrySession, ecr:GetAuthorizationToken, logs): ECS documents them on every resource, and the tasks run as their job's role, not this one.",
+      );
+    }
+
+    // awsvpc, as on Fargate: each task has its own address, which it publishes in the registry.
+    const taskDefinition = new ecs.Ec2TaskDefinition(this, "GpuTask", { networkMode: ecs.NetworkMode.AWS_VPC });
+    taskDefinition.addContainer(WORKER_CONTAINER, {
+      image: ecs.ContainerImage.fromAsset(imageDirectory, { platform: Platform.LINUX_AMD64, target: "gpu" }),
+      cpu: gpu.cpu,
+      memoryLimitMiB: gpu.memoryMiB,
+      gpuCount: gpu.gpusPerWorker,
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: "gpu-worker", logGroup: this.logGroup }),
+      essential: true,
+      stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
+    });
+    acknowledge(taskDefinition.obtainExecutionRole(), "AwsSolutions-IAM5[Resource::*]", ECR_TOKEN_REASON);
+    acknowledge(taskDefinition, "AwsSolutions-ECS2", "Its one variable is AWS_REGION, which CDK sets for containers on EC2 (Fargate sets it itself); table and bucket come as RunTask overrides, secrets by ARN inside the task.");
+    return { taskDefinition, capacityProvider };
   }
 }
+
+const ECR_TOKEN_REASON =
+  "ecr:GetAuthorizationToken, which CDK grants the execution role to pull the image, supports no resource-level permission (ECR docs: it must be *); the pull actions themselves are scoped to the image's repository.";

@@ -18,7 +18,7 @@ export const ClusterParams = {
   workerNum: defineParam("workerNum", "Number of TensorFlow workers.", 1, validators.int(1, 64)),
   workerCapacity: defineParam<WorkerCapacity | null>(
     "workerCapacity",
-    'What the workers run on in a deployed stack: "fargate" or "fargate-spot" (reclaimable with two minutes\' notice: a lost member, which the job survives); null: the stack\'s workerCapacity.',
+    'What the workers run on in a deployed stack: "fargate", "fargate-spot" (reclaimable with two minutes\' notice: a lost member, which the job survives) or "gpu" (the stack\'s gpuWorkers instances); null: the stack\'s workerCapacity.',
     null,
     (v, name) => {
       if (v === null || isWorkerCapacity(v)) return v as WorkerCapacity | null;

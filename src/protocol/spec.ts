@@ -51,11 +51,12 @@ export interface JobQueues {
 }
 
 /**
- * What a job's ECS worker tasks run on: Fargate, or Fargate Spot (up to 70 % cheaper; a task can be
- * reclaimed with two minutes' notice, which the job survives as any lost member). The local
- * runtime runs processes and ignores it.
+ * What a job's ECS worker tasks run on: Fargate, Fargate Spot (up to 70 % cheaper; a task can be
+ * reclaimed with two minutes' notice, which the job survives as any lost member), or `gpu`: the
+ * stack's GPU instances (the construct's `gpuWorkers`) with the GPU build of the worker image.
+ * The local runtime runs processes and ignores it.
  */
-export const WORKER_CAPACITIES = ["fargate", "fargate-spot"] as const;
+export const WORKER_CAPACITIES = ["fargate", "fargate-spot", "gpu"] as const;
 export type WorkerCapacity = (typeof WORKER_CAPACITIES)[number];
 
 export interface JobSpec {

@@ -349,11 +349,14 @@ export const ENV = {
   ecsCluster: "SERVERLESS_TF_ECS_CLUSTER",
   ecsTaskDefinition: "SERVERLESS_TF_ECS_TASK_DEFINITION",
   ecsContainer: "SERVERLESS_TF_ECS_CONTAINER",
+  /** The GPU worker task definition and the capacity provider of the GPU instances; absent: the stack has no GPU workers. */
+  ecsGpuTaskDefinition: "SERVERLESS_TF_ECS_GPU_TASK_DEFINITION",
+  ecsGpuCapacityProvider: "SERVERLESS_TF_ECS_GPU_CAPACITY_PROVIDER",
   ecsSubnets: "SERVERLESS_TF_ECS_SUBNETS",
   ecsSecurityGroups: "SERVERLESS_TF_ECS_SECURITY_GROUPS",
   /** The managed policy that bounds every job role (src/workers/job-role.ts). */
   jobRoleBoundary: "SERVERLESS_TF_JOB_ROLE_BOUNDARY",
-  /** What a job's worker tasks run on when it says nothing: fargate or fargate-spot. */
+  /** What a job's worker tasks run on when it says nothing: fargate, fargate-spot or gpu. */
   workerCapacity: "SERVERLESS_TF_WORKER_CAPACITY",
   streamFeedFunction: "SERVERLESS_TF_STREAM_FEED_FUNCTION",
 } as const;

@@ -36,10 +36,19 @@ export interface EcsLauncherConfig {
   readonly jobRoles: JobRoleResources;
   /** What a job's tasks run on when its spec says nothing (`SERVERLESS_TF_WORKER_CAPACITY`); default Fargate. */
   readonly defaultCapacity?: WorkerCapacity;
+  /** The stack's GPU workers (the construct's `gpuWorkers`): their task definition and capacity provider; absent: none. */
+  readonly gpu?: GpuPlacement;
   /** How often `DescribeTasks` looks for stopped members; 0 turns exit polling off. Default 10 s. */
   readonly pollIntervalMs?: number;
   /** How long RunTask is retried while a new job role is not yet assumable (IAM is eventually consistent). Default 60 s. */
   readonly roleSettleMs?: number;
+}
+
+export interface GpuPlacement {
+  /** The GPU build of the worker image, on the EC2 launch type: family, family:revision or ARN. */
+  readonly taskDefinition: string;
+  /** The cluster's capacity provider of GPU instances; it scales them from zero. */
+  readonly capacityProvider: string;
 }
 
 export class EcsLaunchError extends ServerlessTfError {
@@ -76,6 +85,9 @@ export function ecsLauncherConfigFromEnv(names: { readonly tableName: string; re
     // As resolved by the stage config (defaults included), like the process launcher's.
     env: { [ENV.table]: names.tableName, [ENV.bucket]: names.bucket },
     ...(env[ENV.workerCapacity] ? { defaultCapacity: capacityOf(env[ENV.workerCapacity]!) } : {}),
+    ...(env[ENV.ecsGpuTaskDefinition]
+      ? { gpu: { taskDefinition: env[ENV.ecsGpuTaskDefinition]!, capacityProvider: required(ENV.ecsGpuCapacityProvider, "the capacity provider of the GPU instances (set with the GPU task definition)") } }
+      : {}),
     jobRoles: resourcesFromBoundary(
       required(ENV.jobRoleBoundary, "the ARN of the managed policy that bounds every job role (the stack's WorkerBoundary)"),
       required("AWS_REGION", "the region the workers run in (Lambda sets it)"),
@@ -90,12 +102,24 @@ function capacityOf(value: string): WorkerCapacity {
   return value;
 }
 
+/** A job asked for GPU workers from a stack that has none. */
+export class NoGpuWorkersError extends ConfigError {
+  constructor(jobId: string) {
+    super(`workerCapacity of job ${jobId}`, "gpu", '"fargate" or "fargate-spot": this stack has no GPU workers; give the ServerlessTf construct a gpuWorkers prop to add them');
+  }
+}
+
 /**
- * RunTask's placement for a capacity: the Fargate launch type, or the cluster's FARGATE_SPOT
- * capacity provider (the two are exclusive in one request).
+ * RunTask's task definition and placement for a capacity: the Fargate launch type, the cluster's
+ * FARGATE_SPOT capacity provider, or the GPU task definition on the GPU instances' capacity
+ * provider (a launch type and a capacity provider strategy are exclusive in one request).
  */
-export function placementOf(capacity: WorkerCapacity) {
-  return capacity === "fargate-spot" ? { capacityProviderStrategy: [{ capacityProvider: "FARGATE_SPOT", weight: 1 }] } : { launchType: "FARGATE" as const };
+export function placementOf(capacity: WorkerCapacity, taskDefinition: string, gpu: GpuPlacement | undefined, jobId: string) {
+  if (capacity === "gpu") {
+    if (!gpu) throw new NoGpuWorkersError(jobId);
+    return { taskDefinition: gpu.taskDefinition, capacityProviderStrategy: [{ capacityProvider: gpu.capacityProvider, weight: 1 }] };
+  }
+  return capacity === "fargate-spot" ? { taskDefinition, capacityProviderStrategy: [{ capacityProvider: "FARGATE_SPOT", weight: 1 }] } : { taskDefinition, launchType: "FARGATE" as const };
 }
 
 /** ECS's refusal of a task role that IAM has not yet made assumable everywhere. */
@@ -112,13 +136,16 @@ export class EcsLauncher implements WorkerLauncher {
     this.roles = new JobRoles(config.jobRoles, iam);
   }
 
+  checkCapacity(jobId: string, capacity: WorkerCapacity | undefined): void {
+    placementOf(capacity ?? this.config.defaultCapacity ?? "fargate", this.config.taskDefinition, this.config.gpu, jobId);
+  }
+
   /** The exact `RunTask` input for one member (exported for the request-shape test and for logs). */
   runTaskInput(spec: JobSpec, member: MemberRef, attempt = 0) {
     const { config } = this;
     return {
       cluster: config.cluster,
-      taskDefinition: config.taskDefinition,
-      ...placementOf(spec.workerCapacity ?? config.defaultCapacity ?? "fargate"),
+      ...placementOf(spec.workerCapacity ?? config.defaultCapacity ?? "fargate", config.taskDefinition, config.gpu, spec.jobId),
       count: 1,
       // At most 128 characters; a job id is at most 40 (docs/protocol.md).
       startedBy: `stf-${spec.jobId}`,

@@ -3,7 +3,7 @@
  * sees only this interface.
  */
 import type { MemberRef } from "../protocol/names.ts";
-import type { JobSpec } from "../protocol/spec.ts";
+import type { JobSpec, WorkerCapacity } from "../protocol/spec.ts";
 import type { WorkerHandle } from "../protocol/watch-message.ts";
 
 export type { MemberRef, WorkerHandle };
@@ -58,4 +58,6 @@ export interface WorkerLauncher {
    * invocation per round). Their exits appear after `refresh()`; `members` is the whole set, for `restart`.
    */
   attach?(spec: JobSpec, members: readonly MemberRef[], handles: readonly WorkerHandle[]): LaunchedWorkers;
+  /** Throws a `ConfigError` when this launcher cannot place a job's workers on `capacity`; called before anything of the job is made. */
+  checkCapacity?(jobId: string, capacity: WorkerCapacity | undefined): void;
 }

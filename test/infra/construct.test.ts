@@ -38,6 +38,7 @@ class MlPlatformStack extends Stack {
       sizing: { inference: { timeoutSeconds: 120, memoryMb: 3008 }, "signature-inference": { timeoutSeconds: 30 }, "shard-feed": { timeoutSeconds: 300 } },
       workerCpu: 4096,
       workerMemoryMiB: 16384,
+      gpuWorkers: { instanceType: "g5.2xlarge", maxInstances: 4, cpu: 7168, memoryMiB: 28672 },
     });
   }
 }
@@ -216,5 +217,70 @@ describe("served models", () => {
     // Assert
     assert.deepEqual(actionsOn(servedQueueName.input("*")).sort(), ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]);
     assert.deepEqual(actionsOn("stf-*").sort(), ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]);
+  });
+});
+
+describe("GPU workers", () => {
+  const gpuTask = () => {
+    const found = ofType("AWS::ECS::TaskDefinition").filter(([, td]) => (td.Properties!.RequiresCompatibilities as string[]).includes("EC2"));
+    assert.equal(found.length, 1, "one EC2 task definition: the GPU workers'");
+    return found[0]!;
+  };
+
+  it("scales GPU instances from zero up to maxInstances through a managed capacity provider of the worker cluster", () => {
+    const [, group] = ofType("AWS::AutoScaling::AutoScalingGroup")[0]!;
+    assert.deepEqual([group.Properties!.MinSize, group.Properties!.MaxSize], ["0", "4"]);
+    const [providerId, provider] = ofType("AWS::ECS::CapacityProvider")[0]!;
+    assert.equal(provider.Properties!.AutoScalingGroupProvider.ManagedScaling.Status, "ENABLED");
+    const [, associations] = ofType("AWS::ECS::ClusterCapacityProviderAssociations")[0]!;
+    const names = (associations.Properties!.CapacityProviders as unknown[]).map((p) => JSON.stringify(p));
+    assert.ok(names.includes('"FARGATE"') && names.includes('"FARGATE_SPOT"'), "Fargate and Spot stay");
+    assert.ok(names.some((n) => n.includes(providerId)), "the GPU provider joins them");
+  });
+
+  it("launches the instance type asked for from the ECS GPU-optimized AMI, IMDSv2 only, on an encrypted root volume", () => {
+    const [, launchTemplate] = ofType("AWS::EC2::LaunchTemplate")[0]!;
+    const data = launchTemplate.Properties!.LaunchTemplateData;
+    assert.equal(data.InstanceType, "g5.2xlarge");
+    const parameters = JSON.stringify(template.toJSON().Parameters ?? {});
+    assert.match(parameters, /\/aws\/service\/ecs\/optimized-ami\/amazon-linux-2023\/gpu\/recommended\/image_id/, "the AMI from ECS's public SSM parameter");
+    assert.equal(data.MetadataOptions.HttpTokens, "required");
+    assert.deepEqual([data.BlockDeviceMappings[0].Ebs.Encrypted, data.BlockDeviceMappings[0].Ebs.VolumeType], [true, "gp3"]);
+  });
+
+  it("reaches ECS from the isolated subnets through endpoints, as the instances must to register", () => {
+    const services = ofType("AWS::EC2::VPCEndpoint").map(([, e]) => JSON.stringify(e.Properties!.ServiceName));
+    for (const s of ["ecs", "ecs-agent", "ecs-telemetry"]) assert.ok(services.some((n) => n.includes(`.${s}"`)), s);
+  });
+
+  it("runs the image's gpu target with the GPUs, size and stop timeout asked for, in awsvpc mode as on Fargate", () => {
+    const [, td] = gpuTask();
+    assert.equal(td.Properties!.NetworkMode, "awsvpc", "the launcher's awsvpcConfiguration and per-task addresses");
+    const [container] = td.Properties!.ContainerDefinitions as any[];
+    assert.equal(container.Name, WORKER_CONTAINER);
+    assert.deepEqual(container.ResourceRequirements, [{ Type: "GPU", Value: "1" }]);
+    assert.deepEqual([container.Cpu, container.Memory, container.StopTimeout], [7168, 28672, WORKER_STOP_TIMEOUT_SECONDS]);
+    const images = JSON.parse(readFileSync(join(outdir, "MlPlatform.assets.json"), "utf8")).dockerImages;
+    assert.ok((Object.values(images) as any[]).some((i) => i.source.dockerBuildTarget === "gpu"), "an image asset built with --target gpu");
+  });
+
+  it("tells the coordinator and the job watch the GPU task definition and provider, and lets them run it and pass its execution role", () => {
+    const [providerId] = ofType("AWS::ECS::CapacityProvider")[0]!;
+    const [gpuTaskId, gpuTask_] = gpuTask();
+    const executionRole = JSON.stringify(gpuTask_.Properties!.ExecutionRoleArn);
+    for (const name of ["coordinator", "job-watch"] as const) {
+      const [, fn] = fnOf(name);
+      const vars = fn.Properties!.Environment.Variables;
+      assert.deepEqual(vars[ENV.ecsGpuTaskDefinition], { Ref: gpuTaskId }, name);
+      assert.deepEqual(vars[ENV.ecsGpuCapacityProvider], { Ref: providerId }, name);
+      const roleId = fn.Properties!.Role["Fn::GetAtt"][0] as string;
+      const statements = ofType("AWS::IAM::Policy")
+        .filter(([, p]) => JSON.stringify(p.Properties!.Roles).includes(roleId))
+        .flatMap(([, p]) => p.Properties!.PolicyDocument.Statement as any[]);
+      const runTask = statements.find((s) => s.Action === "ecs:RunTask");
+      assert.ok(JSON.stringify(runTask.Resource).includes(gpuTaskId), `${name} may RunTask the GPU task definition`);
+      const passRole = statements.find((s) => s.Action === "iam:PassRole");
+      assert.ok(JSON.stringify(passRole.Resource).includes(executionRole), `${name} may pass the GPU task's execution role`);
+    }
   });
 });

