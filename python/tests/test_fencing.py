@@ -5,8 +5,13 @@ import time
 
 import pytest
 
-from serverless_tf.registry import FencedError
-from test_worker import create_job, delete_queues, env  # noqa: F401  (env is a fixture)
+from serverless_tf.aws import client
+from serverless_tf.input.feed import FeedQueue
+from serverless_tf.protocol.schema import columns_from_json
+from serverless_tf.registry import FencedError, LeaseKeeper, LeaseLostError, Registry
+from serverless_tf.registry.lease import SELF_FENCE_AFTER_S
+from serverless_tf.worker.output import OutputWriter
+from test_worker import create_job, delete_queues, env, rows_xy  # noqa: F401  (env is a fixture)
 
 
 def wait_registered(env, job, index=0, deadline_s=60):
@@ -51,5 +56,82 @@ def test_a_worker_paused_past_its_lease_is_fenced_when_it_resumes_and_exits(env,
         else:
             assert not fenced_by_registry or "lapsed" in proc.stderr()
             assert member.status == "ACTIVE" and member.epoch == paused.epoch, "the fenced process wrote nothing after its lease lapsed"
+    finally:
+        delete_queues(env, [job])
+
+
+def test_a_member_whose_slot_was_taken_deletes_no_feed_message_and_sends_no_output(env):
+    # Arrange: worker-0's lease kept by a real keeper; its feed holds three messages it has received.
+    job = create_job(env, workers=1, output_columns=[{"name": "y2", "dtype": "FLOAT32", "shape": "scalar"}])
+    try:
+        epoch = env.registry.register(job.job_id, "worker", 0, "127.0.0.1:1", os.getpid(), 1_500).epoch
+        losses = []
+        keeper = LeaseKeeper(env.registry, job.job_id, "worker", 0, epoch, 1_500, on_loss=losses.append).start()
+        feed_url = job.spec["queues"]["feed"]["worker-0"]
+        job.feed("worker-0", rows_xy(9), per_message=3)
+        feed = FeedQueue(env.sqs, feed_url, job.job_id, "worker-0", fence=keeper.check)
+        received = []
+        while len(received) < 3:
+            received += feed.receive(wait_seconds=1)
+        keeper.check()  # held: nothing is refused yet
+        output = OutputWriter(env.sqs, job.spec["queues"]["output"], job.job_id, "worker-0", columns_from_json(job.spec["output"]["columns"]), fence=keeper.check)
+
+        # Act: a replacement's registration takes the slot (epoch + 1); the keeper's next heartbeat is fenced.
+        client("dynamodb").update_item(
+            TableName=env.table, Key={"pk": {"S": f"job#{job.job_id}"}, "sk": {"S": "member#worker#0"}},
+            UpdateExpression="SET epoch = epoch + :one", ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+        assert keeper.wait(10.0) is not None and losses and losses[0].reason == "fenced"
+
+        # Assert: every write of the old member is refused before it reaches SQS.
+        with pytest.raises(LeaseLostError, match="holds no lease"):
+            feed.delete([r.receipt_handle for r in received])
+        with pytest.raises(LeaseLostError):
+            output.send([{"y2": 1.0}], row_ids=[0])
+        with pytest.raises(LeaseLostError):
+            output.end()
+        assert env.sqs.receive_message(QueueUrl=job.spec["queues"]["output"], WaitTimeSeconds=1).get("Messages", []) == []
+        for r in received:  # the feed messages are still there for the replacement
+            env.sqs.change_message_visibility(QueueUrl=feed_url, ReceiptHandle=r.receipt_handle, VisibilityTimeout=0)
+        back = []
+        deadline = time.monotonic() + 10
+        while len(back) < 3 and time.monotonic() < deadline:
+            back += env.sqs.receive_message(QueueUrl=feed_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        assert len(back) == 3
+    finally:
+        delete_queues(env, [job])
+
+
+def test_a_write_check_reports_a_lapsed_lease_itself_and_checks_nothing_once_stopped(env):
+    # Arrange: a lease of 300 ms kept by a registry nothing answers (a port nothing listens on).
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    job = create_job(env, workers=1)
+    try:
+        epoch = env.registry.register(job.job_id, "worker", 0, "127.0.0.1:1", os.getpid(), 300).epoch
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        dead.close()
+        unreachable = Registry(env.table, boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                                                       aws_access_key_id="x", aws_secret_access_key="x",
+                                                       config=Config(retries={"max_attempts": 1}, connect_timeout=0.2, read_timeout=0.2)))
+        keeper = LeaseKeeper(unreachable, job.job_id, "worker", 0, epoch, 300).start()
+        keeper.check()
+
+        # Act / Assert: past the lease and the margin, the check refuses, whichever thread noticed first.
+        time.sleep(0.3 + SELF_FENCE_AFTER_S + 0.3)
+        with pytest.raises(LeaseLostError):
+            keeper.check()
+        assert keeper.loss is not None and keeper.loss.reason == "expired"
+
+        # A keeper its owner stopped (the member finishing) refuses nothing.
+        stopped = LeaseKeeper(unreachable, job.job_id, "worker", 0, epoch, 300).start()
+        stopped.stop()
+        time.sleep(0.3 + SELF_FENCE_AFTER_S + 0.3)
+        stopped.check()
     finally:
         delete_queues(env, [job])

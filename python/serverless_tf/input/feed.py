@@ -157,6 +157,8 @@ class FeedQueue:
     url: str
     job_id: str
     member: str
+    #: Called before every write; raises when the member no longer holds its lease (``LeaseKeeper.check``).
+    fence: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def receive(self, wait_seconds: float) -> list[Received]:
         """Long-polls up to ``wait_seconds`` (0..20) for up to 10 messages."""
@@ -179,6 +181,7 @@ class FeedQueue:
             FeedError: when SQS refuses to delete one (the rows would come back and be skipped, but say so).
         """
         for start in range(0, len(receipt_handles), MAX_MESSAGES):
+            self.fence()
             chunk = receipt_handles[start:start + MAX_MESSAGES]
             entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
             failed = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries).get("Failed", [])
@@ -193,6 +196,7 @@ class FeedQueue:
         nothing left to keep.
         """
         for start in range(0, len(receipt_handles), MAX_MESSAGES):
+            self.fence()
             chunk = receipt_handles[start:start + MAX_MESSAGES]
             entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds} for i, h in enumerate(chunk)]
             self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)

@@ -65,6 +65,8 @@ class Spool:
     feed_ids: set[str] = field(default_factory=set)
     #: The end-of-data :meth:`reload` found: the feed may be complete without a new message.
     reload_end_of_data: Optional[EndOfData] = None
+    #: Called before every write; raises when the member no longer holds its lease (``LeaseKeeper.check``).
+    fence: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,7 @@ class Spool:
     def save_end_of_data(self, eod: EndOfData) -> None:
         """Keeps the end-of-data message in S3 before its marker leaves the queue (see :meth:`reload`)."""
         body = json.dumps({"rows": eod.rows, "messages": eod.messages, "steps": eod.steps}).encode()
+        self.fence()
         self.s3.put_object(Bucket=self.bucket, Key=spool_prefix(self.job_id, self.member) + END_OF_DATA_OBJECT, Body=body)
 
     def append(self, group: list[RowsMessage]) -> None:
@@ -137,6 +140,7 @@ class Spool:
         data = b"".join(m.data for m in fresh)
         key = f"{spool_prefix(self.job_id, self.member)}part-{self.parts:06d}.tfrecord"
         metadata = {FEED_IDS_METADATA: ",".join(m.feed_id for m in fresh), FEED_COUNTS_METADATA: ",".join(str(m.count) for m in fresh)}
+        self.fence()
         try:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata, Tagging=kind_tagging("spool"), IfNoneMatch="*")
         except ClientError as e:

@@ -6,11 +6,11 @@
 - :mod:`.errors`: the typed errors a refused condition becomes.
 """
 from .client import DEFAULT_REGISTRY_TABLE, Registry, table_name_from_env
-from .errors import BarrierTimeoutError, FencedError, MemberConflictError, RegistryError, RegistryItemError
+from .errors import BarrierTimeoutError, FencedError, LeaseLostError, MemberConflictError, RegistryError, RegistryItemError
 from .items import FINAL_JOB_STATES, JOB_ENDING_STATES, Checkpoint, Job, Lease, Member, Progress, now_ms
 from .lease import LeaseKeeper, LeaseLoss
 
 __all__ = [
     "DEFAULT_REGISTRY_TABLE", "FINAL_JOB_STATES", "JOB_ENDING_STATES", "BarrierTimeoutError", "Checkpoint", "FencedError", "Job", "Lease", "LeaseKeeper",
-    "LeaseLoss", "Member", "MemberConflictError", "Progress", "Registry", "RegistryError", "RegistryItemError", "now_ms", "table_name_from_env",
+    "LeaseLoss", "LeaseLostError", "Member", "MemberConflictError", "Progress", "Registry", "RegistryError", "RegistryItemError", "now_ms", "table_name_from_env",
 ]

@@ -37,6 +37,15 @@ class FencedError(RegistryError):
         )
 
 
+class LeaseLostError(RegistryError):
+    """A write was about to run while its member no longer held its lease (see ``LeaseKeeper.check``)."""
+
+    def __init__(self, role: str, index: int, job_id: str, detail: str):
+        self.role, self.index, self.job_id = role, index, job_id
+        super().__init__(f"{role}-{index} of job {job_id} holds no lease, so it writes nothing more: {detail}. The process must exit; "
+                         "the job watch restarts the member.")
+
+
 class BarrierTimeoutError(RegistryError):
     def __init__(self, job_id: str, barrier: str, missing: Sequence[str], timeout_ms: int):
         self.job_id, self.barrier, self.missing, self.timeout_ms = job_id, barrier, list(missing), timeout_ms

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional
 
 from .client import Registry
-from .errors import FencedError
+from .errors import FencedError, LeaseLostError
 from .items import JOB_ENDING_STATES, Progress
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,27 @@ class LeaseKeeper:
         self._thread.start()
         threading.Thread(target=self._watch_expiry, name=f"lease-expiry-{self.job_id}-{self.role}-{self.index}", daemon=True).start()
         return self
+
+    def check(self) -> None:
+        """Raises :class:`LeaseLostError` unless this member still holds its lease on this host's clock
+        (with the expiry thread's margin, :data:`SELF_FENCE_AFTER_S`).
+
+        Every write of the member's job calls it first (feed deletes and visibility, output
+        sends, spool parts, checkpoints, exports): SQS and S3 writes carry no condition the
+        registry could refuse, so this is their fence. A process paused past its lease (a frozen
+        VM, SIGSTOP) resumes into this check before its expiry thread has run, and writes nothing.
+        A lapse found here is reported as ``expired`` through ``on_loss``, as the expiry thread
+        would. After :meth:`stop` (the member is finishing) it checks nothing.
+        """
+        if self._thread is None:
+            raise RuntimeError("LeaseKeeper.check() before start(): no lease is kept yet")
+        if self._stop.is_set() and self.loss is None:
+            return
+        if self.loss is None and time.monotonic() >= self._valid_until + SELF_FENCE_AFTER_S:
+            self._lose(LeaseLoss("expired", f"a write found the lease of {self.role}-{self.index} run out on this host's clock "
+                                            f"{time.monotonic() - self._valid_until:.1f} s ago, unrenewed (last error: {self.last_error!r})"))
+        if self.loss is not None:
+            raise LeaseLostError(self.role, self.index, self.job_id, self.loss.detail)
 
     def stop(self, timeout_s: Optional[float] = None) -> None:
         """Stops heartbeating (the lease then runs out on its own) and waits for the thread."""

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from ..input.feed import FeedQueue
 from ..input.live_feed import LiveBatches
@@ -88,6 +88,9 @@ class Context:
     #: Signature serving mode: the serving function of exports that name none (the export
     #: callback's), set by ``callbacks(serving=...)`` or the last ``export(model, serving=...)``.
     serving: Optional[Serving] = field(default=None, repr=False)
+    #: Called before every write of the job's data (feed deletes, spool parts, output, checkpoints,
+    #: exports): the lease keeper's ``check``, so a member that lost its lease writes nothing more.
+    fence: Callable[[], None] = field(default=lambda: None, repr=False)
     _dataset: Any = field(default=None, repr=False)
     _answers: BatchAnswers = field(default_factory=BatchAnswers, repr=False)
     _writer: Optional[OutputWriter] = field(default=None, repr=False)
@@ -153,7 +156,7 @@ class Context:
                 raise ContextError(f"ctx.dataset() runs on the chief under parameter-server training; {self.member} serves the chief's steps")
             self._dataset = self._per_worker_dataset()
             return self._dataset
-        queue = FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member)
+        queue = FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member, fence=self.fence)
         idle_s = spec.feed_idle_timeout_ms / 1000
         if spec.mode == "train" and spec.bounded:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stf-warm") as warmer:
@@ -185,7 +188,7 @@ class Context:
     def _spool_feed(self, queue: FeedQueue, idle_s: float) -> tuple[Spool, Any]:
         """This member's whole bounded feed in a local spool (reloading what an earlier run saved in S3)."""
         spec = self.spec
-        spool = Spool(self.s3, spec.bucket, self.job_id, self.member, Path(tempfile.mkdtemp(prefix="stf-spool-")))
+        spool = Spool(self.s3, spec.bucket, self.job_id, self.member, Path(tempfile.mkdtemp(prefix="stf-spool-")), fence=self.fence)
 
         def on_progress(position: Any) -> None:
             with self._lock:
@@ -199,7 +202,7 @@ class Context:
         """A worker under parameter-server training: spools its feed, then records where the chief's
         dataset function finds it on this worker's disk (``Registry.record_spool``)."""
         spec = self.spec
-        spool, eod = self._spool_feed(FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member), spec.feed_idle_timeout_ms / 1000)
+        spool, eod = self._spool_feed(FeedQueue(self.sqs, spec.feed_queue(self.member), self.job_id, self.member, fence=self.fence), spec.feed_idle_timeout_ms / 1000)
         # One path per job, attempt and member, replaced whole: the chief's dataset function names
         # it, and a worker that rejoins the running cluster re-creates it while the chief may
         # already read it again (an open reader keeps the old, identical, file).
@@ -268,7 +271,7 @@ class Context:
 
     def _output(self) -> OutputWriter:
         if self._writer is None:
-            self._writer = OutputWriter(self.sqs, self.spec.queues.output, self.job_id, self.member, self.spec.output_columns or ())
+            self._writer = OutputWriter(self.sqs, self.spec.queues.output, self.job_id, self.member, self.spec.output_columns or (), fence=self.fence)
         return self._writer
 
     # -- training helpers ---------------------------------------------------------------------
@@ -322,6 +325,7 @@ class Context:
 
     def save_checkpoint(self, model: Any, step: int) -> Optional[str]:
         """Saves weights at ``step``; the chief uploads them and records the checkpoint in the registry."""
+        self.fence()
         uri = save_checkpoint(self.s3, model, self.spec.bucket, self.job_id, self.is_chief, step, self.epoch)
         if uri is not None:  # published only now that every file is there, and only under this member's lease
             self.registry.record_checkpoint(self.job_id, step=step, uri=uri, feed_position=self.rows_seen, role=self.role, index=self.index, epoch=self.epoch)
@@ -364,6 +368,7 @@ class Context:
         if serving is not None:
             self.serving = serving
         signature = SignatureExport(m.serving_input, m.serving_output, self.serving) if m is not None and m.serving_mode == "signature" else None
+        self.fence()
         manifest = export_model(self.s3, model, uri, self.job_id, self.member, self.is_chief, step, signature, once=self.spec.bounded)
         if manifest is not None:
             onnx = f", its serving signature as ONNX at {manifest['serving']['onnx']['key']}" if "serving" in manifest else ""

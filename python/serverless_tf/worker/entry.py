@@ -179,7 +179,7 @@ def run(args: WorkerArgs) -> int:
             from .secrets import resolve_secrets
 
             os.environ.update(resolve_secrets(spec.python.secrets, client("secretsmanager")))
-        ctx = _prepare(args, spec, registry, lease.epoch)
+        ctx = _prepare(args, spec, registry, lease.epoch, keeper.check)
         ctx_holder["ctx"] = ctx
         if spec.cluster.ps and args.role != "chief":
             code = _serve_chief(ctx, registry)
@@ -210,7 +210,7 @@ def run(args: WorkerArgs) -> int:
     return 0
 
 
-def _prepare(args: WorkerArgs, spec: JobSpec, registry: Registry, epoch: int) -> "Context":
+def _prepare(args: WorkerArgs, spec: JobSpec, registry: Registry, epoch: int, fence: Callable[[], None]) -> "Context":
     """Start barrier, TF_CONFIG and strategy (before any other TensorFlow op), then the context."""
     from .context import Context
     from .strategy import make_strategy
@@ -221,7 +221,7 @@ def _prepare(args: WorkerArgs, spec: JobSpec, registry: Registry, epoch: int) ->
         job_id=spec.job_id, mode=spec.mode, role=args.role, index=args.index, epoch=epoch,
         is_chief=args.role == "chief" or (not spec.cluster.ps and args.role == "worker" and args.index == 0), cluster_spec=cluster,
         hyper_params=spec.python.hyper_params, spec=spec, registry=registry,
-        s3=client("s3"), sqs=client("sqs"), strategy_object=strategy, attempt=args.attempt,
+        s3=client("s3"), sqs=client("sqs"), strategy_object=strategy, attempt=args.attempt, fence=fence,
     )
 
 

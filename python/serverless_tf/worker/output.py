@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ..protocol.schema import ROW_ID, ROW_ID_COLUMN, Column
@@ -184,6 +184,8 @@ class OutputWriter:
     seq: int = 0
     rows: int = 0
     max_body_bytes: int = SQS_MAX_MESSAGE_BYTES
+    #: Called before every write; raises when the member no longer holds its lease (``LeaseKeeper.check``).
+    fence: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def send(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[int]) -> int:
         """Encodes ``rows`` with their ``__row_id`` and sends them now, split under the size limit.
@@ -198,6 +200,7 @@ class OutputWriter:
                 "v": 1, "kind": "rows", "job": self.job_id, "member": self.member, "seq": self.seq,
                 "count": len(group), "data": base64.b64encode(frame_records(group)).decode("ascii"),
             }
+            self.fence()
             self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
             self.seq += 1
             self.rows += len(group)
@@ -207,4 +210,5 @@ class OutputWriter:
     def end(self) -> None:
         """Sends ``end-of-output`` with the total rows written."""
         body = {"v": 1, "kind": "end-of-output", "job": self.job_id, "member": self.member, "rows": self.rows}
+        self.fence()
         self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body, separators=(",", ":")))
