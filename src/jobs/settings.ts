@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import { registryTableName } from "../registry/table.ts";
-import { DEFAULT_BUCKET } from "../resources/definitions.ts";
+import { DEFAULT_BUCKET, ENV } from "../resources/definitions.ts";
 
 
 export interface FunctionConfig {
@@ -46,4 +46,5 @@ export const OPTIONAL_SETTINGS: Readonly<Record<string, string>> = {
   SERVERLESS_TF_ROOT: "where the shipped python/ is (src/workers/paths.ts); unset: found from the code's own location (the inference image sets it)",
   SERVERLESS_TF_PYTHON: "the Python that runs workers and the engine; unset: the checkout's .venv (the inference image sets it)",
   SERVERLESS_TF_MODEL_RECHECK_MS: "how often a served model re-checks latest.json; unset: 5000 ms",
+  [ENV.ecsGpuTaskDefinition]: "the GPU worker task definition (the construct's gpuWorkers); unset: the stack has no GPU workers, and a job asking for gpu is refused",
 };
