@@ -152,6 +152,20 @@ describe("the hosted stack", () => {
     }
   });
 
+  it("fits with parameter servers on RunTask tasks (a chief, a ps and 2 workers, each as the job's role) to the demo's held-out accuracy", async () => {
+    let jobId = "";
+    const model = await estimator().setPsNum(1).setModelId("hosted-ps-digits").setCheckpointEverySteps(50).fit(Table.fromRows(schema, trainRows), { onStarted: (id) => (jobId = id) });
+    const tasks = stack.tasks.list().filter((t) => t.startedBy === `stf-${jobId}`);
+    const roleOf = (command: readonly string[]) => command[command.indexOf("--role") + 1];
+    assert.deepEqual(tasks.map((t) => `${roleOf(t.command)}-${t.command[t.command.indexOf("--index") + 1]}`).sort(), ["chief-0", "ps-0", "worker-0", "worker-1"]);
+    assert.ok(tasks.every((t) => t.role?.arn.endsWith(`/${jobRoleName(jobId)}`)), "the chief and the ps run as the job's role too");
+    // Each epoch is every worker's steps: 2 workers x ceil(rows per worker / 32) under pad.
+    assert.equal(model.metadata.step, 25 * 2 * Math.ceil(Math.ceil(trainRows.length / 2) / 32), "the chief ran every worker's steps in every epoch");
+    const scored = await model.transform(Table.fromRows(schema, testRows));
+    const correct = scored.rows.filter((r) => BigInt(r.digit as bigint) === BigInt(r.label as number)).length;
+    assert.ok(correct / scored.rows.length >= 0.95, `held-out accuracy ${correct}/${scored.rows.length} under the demo's bar 0.95`);
+  });
+
   it("runs a streaming fit: the coordinator maps the source queue to stream-feed, stop() unmaps it and job-watch ends the job", async () => {
     const clients = runtime.deps.clients;
     const sourceUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `stf-stream-hosted-${Date.now().toString(36)}` }))).QueueUrl!;
