@@ -230,13 +230,13 @@ export class InferenceService implements InferenceFunction {
         for (const unit of live) retry.add(unit.record.messageId);
       }
     }
-    // A message that comes back is judged again then: its bad rows are dead-lettered on that delivery, not twice.
+    // A message that comes back is judged again then: its bad rows are dead-lettered on that
+    // delivery, not twice. So the dead letters wait for the results: a message whose good rows
+    // failed to send comes back, and its bad rows are sent from that delivery only.
+    for (const id of await this.sendAll(this.settings.outputQueueUrl, outputs)) retry.add(id);
     const deadLetters = rejected.filter((r) => !retry.has(r.messageId));
-    const [failedResults, failedRejections] = await Promise.all([
-      this.sendAll(this.settings.outputQueueUrl, outputs),
-      this.sendAll(this.settings.dlqUrl, deadLetters.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r }))),
-    ]);
-    for (const id of [...failedResults, ...failedRejections]) retry.add(id);
+    const failedRejections = await this.sendAll(this.settings.dlqUrl, deadLetters.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r })));
+    for (const id of failedRejections) retry.add(id);
     stages.lap("send");
     // Unsent units go back to the queue unclaimed; sent ones are DONE (a failure to record that only
     // costs a second result if the message comes back after the claim's lock lapsed).

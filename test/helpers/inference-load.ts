@@ -330,14 +330,16 @@ export async function runPoison(s: Served, good: number, bad: number, options: {
   // afterwards takes most of the run. The DLQ is a standard queue: reading early changes nothing
   // but the time.
   const letters = new Map<string, RejectedMessage>();
-  let dlqDuplicates = 0;
+  // By the DLQ's own message ids: a letter that reached both receivers is one letter (see drain);
+  // a duplicate is a second letter for the same input message.
+  const letterIds = new Map<string, Set<string>>();
   let handledAt: number | undefined;
   // Once the input is handled, every letter is on the DLQ: a missing one fails the count after a grace, not a hang.
   const lettersIn = () => handledAt !== undefined && (letters.size >= bad || Date.now() - handledAt > Math.max(60_000, bad * 20));
-  const deadLetters = drain(s.clients, s.served.dlqUrl, (b) => {
+  const deadLetters = drain(s.clients, s.served.dlqUrl, (b, dlqMessageId) => {
     const r = JSON.parse(b) as RejectedMessage;
-    if (letters.has(r.messageId)) return void dlqDuplicates++;
-    letters.set(r.messageId, r);
+    letterIds.set(r.messageId, (letterIds.get(r.messageId) ?? new Set()).add(dlqMessageId));
+    if (!letters.has(r.messageId)) letters.set(r.messageId, r);
   }, lettersIn, { settleMs: 1_000, timeoutMs: options.timeoutMs + Math.max(60_000, bad * 200), parallel: 2 });
   const messageIds = await sendBodies(s.clients, s.served.inputQueueUrl, bodies.map((b) => b.body), 4);
   const kindOf = new Map(messageIds.map((m, i) => [m, bodies[i]!.kind]));
@@ -375,7 +377,7 @@ export async function runPoison(s: Served, good: number, bad: number, options: {
     goodInDlq: byKind.good ?? 0,
     badInDlq: [...letters.keys()].filter((m) => kindOf.get(m) !== "good").length,
     badMissing: messageIds.filter((m) => kindOf.get(m) !== "good" && !letters.has(m)).length,
-    dlqDuplicates,
+    dlqDuplicates: [...letterIds.values()].reduce((n, ids) => n + ids.size - 1, 0),
     unreadableReasons: unreadable,
     dlqByReason,
     byKind,
