@@ -16,7 +16,7 @@ import {
   ENV,
   FUNCTIONS,
   JOB_QUEUE_PREFIX,
-  JOB_ROLE_PATH,
+  jobRolePath,
   jobRoleName,
   SERVING_FUNCTION,
   STACK_OUTPUTS,
@@ -363,9 +363,9 @@ export class ServerlessTf extends Construct {
     return `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${SECRET_NAME_PREFIX}*`;
   }
 
-  /** Every job role: `stf-<jobId>-worker` under the job role path. */
+  /** Every job role of this deployment: `stf-<jobId>-worker` under its job role path. */
   private jobRoleArns(): string {
-    return `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role${JOB_ROLE_PATH}${jobRoleName("*")}`;
+    return `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role${jobRolePath(Aws.REGION, registryTableNameFor(this.settings.prefix))}${jobRoleName("*")}`;
   }
 
   /**
@@ -427,7 +427,7 @@ export class ServerlessTf extends Construct {
     if (what.includes("delete")) role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ["iam:DeleteRolePolicy", "iam:DeleteRole"], resources: [roles] }));
     acknowledge(
       role,
-      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role${JOB_ROLE_PATH}${jobRoleName("*")}]`,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role${jobRolePath("<AWS::Region>", registryTableNameFor(this.settings.prefix))}${jobRoleName("*")}]`,
       "One role per job, named by its job id at run time (src/workers/job-role.ts); creating one requires the worker permissions boundary.",
     );
   }

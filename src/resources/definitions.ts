@@ -27,8 +27,13 @@ export function registryTableNameFor(prefix: string): string {
   return `${prefix}-registry`;
 }
 
-/** Job roles (src/workers/job-role.ts) live under this path; the stack lets the coordinator create, pass and delete only these. */
-export const JOB_ROLE_PATH = "/serverless-tf/jobs/";
+/**
+ * The path of one deployment's job roles (src/workers/job-role.ts), by region and registry table:
+ * the stack lets its coordinator create, pass and delete only the roles under it, so a stack
+ * cannot pass or delete another deployment's job roles in the same account (role names are
+ * account-wide, but a policy's resource is the ARN, path included).
+ */
+export const jobRolePath = (region: string, tableName: string) => `/serverless-tf/jobs/${region}/${tableName}/`;
 
 /** A job's worker role, `stf-<jobId>-worker`: at most 51 characters (IAM allows 64), unique as the job's queues are. */
 export const jobRoleName = (jobId: string) => `stf-${jobId}-worker`;

@@ -23,9 +23,9 @@ import { ConfigError } from "../errors.ts";
 import { jobKeys, parseS3Uri } from "../protocol/names.ts";
 import type { JobSpec } from "../protocol/spec.ts";
 
-import { JOB_ROLE_PATH, jobRoleName } from "../resources/definitions.ts";
+import { jobRoleName, jobRolePath } from "../resources/definitions.ts";
 
-export { JOB_ROLE_PATH, jobRoleName };
+export { jobRoleName, jobRolePath };
 
 /** The one inline policy of a job role. */
 export const JOB_ROLE_POLICY = "job-access";
@@ -144,7 +144,12 @@ export class JobRoles {
   ) {}
 
   arnOf(jobId: string): string {
-    return `arn:${this.where.partition}:iam::${this.where.accountId}:role${JOB_ROLE_PATH}${jobRoleName(jobId)}`;
+    return `arn:${this.where.partition}:iam::${this.where.accountId}:role${this.path}${jobRoleName(jobId)}`;
+  }
+
+  /** This deployment's job role path. */
+  get path(): string {
+    return jobRolePath(this.where.region, this.where.tableName);
   }
 
   /** The job's role with its policy in force; returns its ARN. */
@@ -154,7 +159,7 @@ export class JobRoles {
       await this.iam.send(
         new CreateRoleCommand({
           RoleName,
-          Path: JOB_ROLE_PATH,
+          Path: this.path,
           PermissionsBoundary: this.where.boundaryArn,
           AssumeRolePolicyDocument: JSON.stringify(jobRoleTrustPolicy(this.where)),
           Description: `serverless-tf worker tasks of job ${spec.jobId}; deleted when the job ends`,

@@ -408,7 +408,8 @@ describe("permissions", () => {
 
   it("lets the coordinator create job roles only on the job role path and only with the worker boundary, and nobody change a boundary", () => {
     const boundaryRef = { Ref: ofType("AWS::IAM::ManagedPolicy").find(([id]) => id.startsWith(inTf("WorkerBoundary")))![0] };
-    const jobRoles = JSON.stringify({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":role/serverless-tf/jobs/stf-*-worker"]] });
+    // This deployment's roles only (its region and registry table in the path): not another stack's in the same account.
+    const jobRoles = JSON.stringify({ "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":role/serverless-tf/jobs/", { Ref: "AWS::Region" }, "/serverless-tf-registry/stf-*-worker"]] });
     const create = policyOfRole("CoordinatorRole").filter((s) => asList(s.Action).some((a: string) => a === "iam:CreateRole" || a === "iam:PutRolePolicy"));
     assert.equal(create.length, 1);
     assert.deepEqual(create[0].Condition, { StringEquals: { "iam:PermissionsBoundary": boundaryRef } });
@@ -424,7 +425,7 @@ describe("permissions", () => {
     const resources = asList(pass.Resource).map((r: any) => JSON.stringify(r));
     assert.equal(resources.length, 2);
     assert.ok(resources.some((r) => r.includes("WorkersTaskExecutionRole")));
-    assert.ok(resources.some((r) => r.includes(":role/serverless-tf/jobs/stf-*-worker")));
+    assert.ok(resources.some((r) => r.includes(":role/serverless-tf/jobs/") && r.includes("/serverless-tf-registry/stf-*-worker")));
     assert.ok(!resources.some((r) => r.includes("WorkersTaskTaskRole")), "the empty task role is never passed");
     assert.deepEqual(pass.Condition, { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } });
   });

@@ -124,7 +124,7 @@ describe("the hosted stack", () => {
     assert.ok(fitTasks.length > 0 && fitTasks.every((t) => t.stopTimeoutSeconds === WORKER_STOP_TIMEOUT_SECONDS), JSON.stringify(fitTasks.map((t) => t.stopTimeoutSeconds)));
     // Every task ran as the job's own role, whose policy the coordinator made for this job only.
     for (const task of fitTasks) {
-      assert.match(task.role?.arn ?? "", new RegExp(`:role/serverless-tf/jobs/${jobRoleName(jobId)}$`), task.taskArn);
+      assert.match(task.role?.arn ?? "", new RegExp(`:role/serverless-tf/jobs/[a-z0-9-]+/serverless-tf-hosted-registry/${jobRoleName(jobId)}$`), task.taskArn);
       const policy = JSON.stringify(task.role!.policies[JOB_ROLE_POLICY]);
       assert.ok(policy.includes(`"job#${jobId}"`) && policy.includes(`jobs/${jobId}/`), "the job's partition and prefix");
       assert.ok(!/jobs\/\*|stf-\*/.test(policy), "no wildcard over other jobs");

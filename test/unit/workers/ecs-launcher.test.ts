@@ -30,7 +30,7 @@ const config: EcsLauncherConfig = {
   jobRoles: { partition: "aws", region: "eu-west-1", accountId: "123456789012", tableName: "serverless-tf-registry", boundaryArn: "arn:aws:iam::123456789012:policy/stf-WorkerBoundary" },
   pollIntervalMs: 0,
 };
-const jobRoleArn = "arn:aws:iam::123456789012:role/serverless-tf/jobs/stf-fit-3f9a2c1b04-worker";
+const jobRoleArn = "arn:aws:iam::123456789012:role/serverless-tf/jobs/eu-west-1/serverless-tf-registry/stf-fit-3f9a2c1b04-worker";
 
 const spec = {
   version: 1,
@@ -131,7 +131,7 @@ describe("EcsLauncher", () => {
     // Assert
     assert.equal(created.length, 1);
     assert.equal(created[0]!.RoleName, "stf-fit-3f9a2c1b04-worker");
-    assert.equal(created[0]!.Path, "/serverless-tf/jobs/");
+    assert.equal(created[0]!.Path, "/serverless-tf/jobs/eu-west-1/serverless-tf-registry/", "this deployment's path: its region and registry table");
     assert.equal(created[0]!.PermissionsBoundary, config.jobRoles.boundaryArn);
     assert.deepEqual(JSON.parse(created[0]!.AssumeRolePolicyDocument!).Statement[0].Principal, { Service: "ecs-tasks.amazonaws.com" });
     assert.equal(policies.length, 1);
