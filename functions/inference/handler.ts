@@ -37,12 +37,12 @@ function serviceFor(arn: string): Promise<InferenceService> {
   return service;
 }
 
-export const handler: SqsHandler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+export const handler: SqsHandler = async (event: SQSEvent, context): Promise<SQSBatchResponse> => {
   // An event source mapping reads one queue, so a batch has one source; grouping keeps a direct
   // invocation with mixed records correct too.
   const bySource = new Map<string, SQSEvent["Records"]>();
   for (const r of event.Records) bySource.set(r.eventSourceARN, [...(bySource.get(r.eventSourceARN) ?? []), r]);
-  const responses = await Promise.all([...bySource].map(async ([arn, Records]) => (await serviceFor(arn)).handle({ Records })));
+  const responses = await Promise.all([...bySource].map(async ([arn, Records]) => (await serviceFor(arn)).handle({ Records }, context)));
   return { batchItemFailures: responses.flatMap((r) => r.batchItemFailures) };
 };
 

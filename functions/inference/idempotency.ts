@@ -28,14 +28,28 @@ const KEEP_SECONDS = 15 * 24 * 3600;
  * A lapsed claim is taken over only by a redelivery, which the served queues' visibility timeout
  * (6 x the function's timeout, src/resources/definitions.ts servedQueuePlan) delays past it.
  */
-export const DEFAULT_CLAIM_LOCK_MS = (FUNCTIONS.inference.timeoutSeconds + 30) * 1000;
+export const CLAIM_SKEW_MS = 30_000;
+export const DEFAULT_CLAIM_LOCK_MS = FUNCTIONS.inference.timeoutSeconds * 1000 + CLAIM_SKEW_MS;
+
+/**
+ * The lock of one invocation's claims: the configured one (tests, the local runtime), else the
+ * invocation's own remaining time (Lambda's `getRemainingTimeInMillis()`: the function's timeout
+ * as deployed, which `sizing` may raise up to 900 s) plus the skew budget, else the default.
+ *
+ * @example
+ * claimLockMs(undefined, 120_000); // 150_000: a function deployed with a 120 s timeout
+ */
+export function claimLockMs(configured: number | undefined, remainingMs: number | undefined): number {
+  if (configured !== undefined) return configured;
+  return remainingMs !== undefined && Number.isFinite(remainingMs) && remainingMs > 0 ? remainingMs + CLAIM_SKEW_MS : DEFAULT_CLAIM_LOCK_MS;
+}
 
 export class IdempotencyStore {
   constructor(
     private readonly clients: AwsClients,
     readonly tableName: string,
     readonly modelId: string,
-    /** How long a claim holds a row before another handler may take it over (a handler that died). */
+    /** How long a claim holds a row before another handler may take it over (a handler that died), unless a claim says. */
     readonly lockMs: number = DEFAULT_CLAIM_LOCK_MS,
     private readonly now: () => number = Date.now,
   ) {}
@@ -44,7 +58,7 @@ export class IdempotencyStore {
     return { pk: { S: `served#${this.modelId}` }, sk: { S: `row#${rowId}` } };
   }
 
-  private claimPut(rowId: string, owner: string): Put {
+  private claimPut(rowId: string, owner: string, lockMs: number): Put {
     const now = this.now();
     return {
       TableName: this.tableName,
@@ -52,7 +66,7 @@ export class IdempotencyStore {
         ...this.key(rowId),
         status: { S: "PENDING" },
         owner: { S: owner },
-        lockedUntil: { N: String(now + this.lockMs) },
+        lockedUntil: { N: String(now + lockMs) },
         expiresAt: { N: String(Math.floor(now / 1000) + KEEP_SECONDS) },
       },
       ConditionExpression: "attribute_not_exists(sk) OR (#s = :pending AND lockedUntil < :now) OR #o = :owner",
@@ -68,17 +82,17 @@ export class IdempotencyStore {
    * concurrent writes; README, Reliability). Every put settles before a failure is thrown, so the
    * caller's release of the claims cannot race a put still in flight.
    */
-  async claimAll(claims: readonly { readonly rowId: string; readonly owner: string }[]): Promise<ClaimOutcome[]> {
-    const settled = await Promise.allSettled(claims.map((c) => this.claim(c.rowId, c.owner)));
+  async claimAll(claims: readonly { readonly rowId: string; readonly owner: string }[], lockMs: number = this.lockMs): Promise<ClaimOutcome[]> {
+    const settled = await Promise.allSettled(claims.map((c) => this.claim(c.rowId, c.owner, lockMs)));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed) throw failed.reason;
     return settled.map((s) => (s as PromiseFulfilledResult<ClaimOutcome>).value);
   }
 
   /** Claims `rowId` for the handling identified by `owner`. */
-  async claim(rowId: string, owner: string): Promise<ClaimOutcome> {
+  async claim(rowId: string, owner: string, lockMs: number = this.lockMs): Promise<ClaimOutcome> {
     try {
-      await this.clients.dynamodb.send(new PutItemCommand(this.claimPut(rowId, owner)));
+      await this.clients.dynamodb.send(new PutItemCommand(this.claimPut(rowId, owner, lockMs)));
       return "claimed";
     } catch (e) {
       if (!(e instanceof ConditionalCheckFailedException)) throw e;

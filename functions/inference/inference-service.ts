@@ -20,7 +20,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { AwsClients } from "../../src/aws/clients.ts";
 import { createEncoder } from "../../src/codec/example.ts";
 import type { Column, Row } from "../../src/codec/schema.ts";
@@ -29,7 +29,7 @@ import { rowFromJson } from "../../src/codec/table-rows.ts";
 import { rowToJsonValues } from "../../src/protocol/table-source.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import type { InferenceEngine } from "./engine.ts";
-import { IdempotencyStore } from "./idempotency.ts";
+import { IdempotencyStore, claimLockMs } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
 import { parseInputMessage, rejection, rowRejection, type RejectedMessage, type ResultMessage, type ResultsMessage } from "../../src/protocol/inference-messages.ts";
 import { SQS_MAX_MESSAGE_BYTES, sendBatches } from "../../src/protocol/limits.ts";
@@ -127,8 +127,12 @@ export class InferenceService implements InferenceFunction {
     this.idempotency = new IdempotencyStore(clients, settings.tableName, settings.modelId, settings.claimLockMs);
   }
 
-  /** The SQS handler: one call per batch, partial failures in the response. Safe to call concurrently. */
-  async handle(event: SQSEvent): Promise<SQSBatchResponse> {
+  /**
+   * The SQS handler: one call per batch, partial failures in the response. Safe to call concurrently.
+   * Its claims outlast the invocation's time left (`context.getRemainingTimeInMillis()`).
+   */
+  async handle(event: SQSEvent, context?: Pick<Context, "getRemainingTimeInMillis">): Promise<SQSBatchResponse> {
+    const lockMs = claimLockMs(this.settings.claimLockMs, context?.getRemainingTimeInMillis());
     const stages = new StageClock(this.totals.stageMs);
     const rejected: RejectedMessage[] = [];
     const retry = new Set<string>();
@@ -189,7 +193,7 @@ export class InferenceService implements InferenceFunction {
         stages.lap("model");
         // Claim before running: a unit served already (or being served by another handler) is not run again.
         const toClaim = [...encoded.keys()].map((unit) => ({ unit, rowId: unit.claimKey, owner: `${handling}:${unit.record.messageId}` }));
-        const claims = await this.idempotency.claimAll(toClaim).catch(async (e: unknown) => {
+        const claims = await this.idempotency.claimAll(toClaim, lockMs).catch(async (e: unknown) => {
           this.log(`[inference ${this.settings.modelId}] claiming ${toClaim.length} messages failed: ${(e as Error).message}`);
           // The request may have taken effect with its response lost: give back what this handling may
           // hold, or the messages' redeliveries would find them locked until the claims lapse.
