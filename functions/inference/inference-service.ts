@@ -124,7 +124,8 @@ export class InferenceService implements InferenceFunction {
     private readonly log: (line: string) => void = (line) => console.error(line),
   ) {
     this.latest = new LatestModel(clients, settings.bucket, settings.modelId, settings.recheckMs);
-    this.idempotency = new IdempotencyStore(clients, settings.tableName, settings.modelId, settings.claimLockMs);
+    // Each batch passes its own lock (claimLockMs: the configured one, else the invocation's time left).
+    this.idempotency = new IdempotencyStore(clients, settings.tableName, settings.modelId);
   }
 
   /**

@@ -69,16 +69,15 @@ export class WorkerService extends Construct {
     // Each member's gRPC server binds a free ephemeral port (python/serverless_tf/worker/entry.py free_port) and publishes
     // it in the registry, so peers of the same group need the ephemeral range from each other.
     this.securityGroup.addIngressRule(this.securityGroup, ec2.Port.tcpRange(1024, 65535), "TensorFlow gRPC between members of a job");
-    for (const [name, service] of [
-      ["Sqs", ec2.InterfaceVpcEndpointAwsService.SQS],
-      ["EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR],
-      ["EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
-      ["Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
-    ] as const) {
-      // Closed endpoints, opened to the workers' group only (not to the whole VPC CIDR).
-      const endpoint = this.vpc.addInterfaceEndpoint(name, { service, subnets: this.subnets, privateDnsEnabled: true, open: false });
-      endpoint.connections.allowDefaultPortFrom(this.securityGroup, "HTTPS from the workers");
-    }
+    this.addEndpoints(
+      [
+        ["Sqs", ec2.InterfaceVpcEndpointAwsService.SQS],
+        ["EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR],
+        ["EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
+        ["Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+      ],
+      "HTTPS from the workers",
+    );
 
 
     // FARGATE and FARGATE_SPOT: a job's tasks run on either (src/workers/ecs-launcher.ts placementOf).
@@ -92,26 +91,21 @@ export class WorkerService extends Construct {
     });
     // No environment here: the launcher passes table and bucket as RunTask overrides, so the
     // task definition holds no configuration (and no secret could ever land in it).
-    this.container = this.taskDefinition.addContainer(WORKER_CONTAINER, {
-      image: ecs.ContainerImage.fromAsset(props.imageDirectory, { platform: Platform.LINUX_AMD64 }),
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: "worker", logGroup: this.logGroup }),
-      essential: true,
-      stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
-    });
+    this.container = this.taskDefinition.addContainer(WORKER_CONTAINER, this.workerContainer(props.imageDirectory, undefined, "worker"));
     acknowledge(this.taskDefinition.obtainExecutionRole(), "AwsSolutions-IAM5[Resource::*]", ECR_TOKEN_REASON);
     if (props.gpu) this.gpu = this.addGpuWorkers(props.imageDirectory, props.gpu);
   }
 
   private addGpuWorkers(imageDirectory: string, gpu: Required<GpuWorkers>): GpuWorkerCapacity {
     // Container instances register with ECS and report through these; the subnets have no other way out.
-    for (const [name, service] of [
-      ["Ecs", ec2.InterfaceVpcEndpointAwsService.ECS],
-      ["EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT],
-      ["EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY],
-    ] as const) {
-      const endpoint = this.vpc.addInterfaceEndpoint(name, { service, subnets: this.subnets, privateDnsEnabled: true, open: false });
-      endpoint.connections.allowDefaultPortFrom(this.securityGroup, "HTTPS from the GPU instances");
-    }
+    this.addEndpoints(
+      [
+        ["Ecs", ec2.InterfaceVpcEndpointAwsService.ECS],
+        ["EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT],
+        ["EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY],
+      ],
+      "HTTPS from the GPU instances",
+    );
     const instanceRole = new iam.Role(this, "GpuInstanceRole", { assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"), description: "serverless-tf: GPU container instances of the worker cluster" });
     const launchTemplate = new ec2.LaunchTemplate(this, "GpuInstances", {
       instanceType: new ec2.InstanceType(gpu.instanceType),
@@ -153,17 +147,32 @@ export class WorkerService extends Construct {
     // awsvpc, as on Fargate: each task has its own address, which it publishes in the registry.
     const taskDefinition = new ecs.Ec2TaskDefinition(this, "GpuTask", { networkMode: ecs.NetworkMode.AWS_VPC });
     taskDefinition.addContainer(WORKER_CONTAINER, {
-      image: ecs.ContainerImage.fromAsset(imageDirectory, { platform: Platform.LINUX_AMD64, target: "gpu" }),
+      ...this.workerContainer(imageDirectory, "gpu", "gpu-worker"),
       cpu: gpu.cpu,
       memoryLimitMiB: gpu.memoryMiB,
       gpuCount: gpu.gpusPerWorker,
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: "gpu-worker", logGroup: this.logGroup }),
-      essential: true,
-      stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
     });
     acknowledge(taskDefinition.obtainExecutionRole(), "AwsSolutions-IAM5[Resource::*]", ECR_TOKEN_REASON);
     acknowledge(taskDefinition, "AwsSolutions-ECS2", "Its one variable is AWS_REGION, which CDK sets for containers on EC2 (Fargate sets it itself); table and bucket come as RunTask overrides, secrets by ARN inside the task.");
     return { taskDefinition, capacityProvider };
+  }
+
+  /** Closed interface endpoints in the worker subnets, opened to the workers' group only (not to the whole VPC CIDR). */
+  private addEndpoints(endpoints: readonly (readonly [string, ec2.InterfaceVpcEndpointAwsService])[], description: string): void {
+    for (const [name, service] of endpoints) {
+      const endpoint = this.vpc.addInterfaceEndpoint(name, { service, subnets: this.subnets, privateDnsEnabled: true, open: false });
+      endpoint.connections.allowDefaultPortFrom(this.securityGroup, description);
+    }
+  }
+
+  /** The worker container as both task definitions run it: the image (a Dockerfile target), its logs, and the time SIGTERM leaves it. */
+  private workerContainer(imageDirectory: string, target: string | undefined, streamPrefix: string): ecs.ContainerDefinitionOptions {
+    return {
+      image: ecs.ContainerImage.fromAsset(imageDirectory, { platform: Platform.LINUX_AMD64, ...(target ? { target } : {}) }),
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix, logGroup: this.logGroup }),
+      essential: true,
+      stopTimeout: Duration.seconds(WORKER_STOP_TIMEOUT_SECONDS),
+    };
   }
 }
 

@@ -4,10 +4,12 @@ here so the Python suite can make and move jobs the way src/registry/ does.
 - :func:`ensure_registry_table`: the registry table, as ``REGISTRY_TABLE`` in src/registry/table.ts.
 - :func:`put_job`: a job item as the TS coordinator writes it.
 - :func:`transition_job`: a conditional job state change, with :class:`JobStateError` / :class:`JobNotFoundError`.
+- :func:`unreachable_registry`: a registry whose DynamoDB nothing answers, for a lease that cannot be renewed.
 """
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any, Optional, Sequence
 
@@ -16,6 +18,20 @@ from botocore.exceptions import ClientError
 from serverless_tf.aws import client
 from serverless_tf.registry import Job, Registry, RegistryError, now_ms, table_name_from_env
 from serverless_tf.registry.items import Item, job_from_item, num_value, str_attr
+
+def unreachable_registry(table: str, timeout_s: float = 0.5) -> Registry:
+    """A registry of ``table`` through a real client of a local port nothing listens on: every call fails fast."""
+    import boto3
+    from botocore.config import Config
+
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    return Registry(table, boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                                        aws_access_key_id="x", aws_secret_access_key="x",
+                                        config=Config(retries={"max_attempts": 1}, connect_timeout=timeout_s, read_timeout=timeout_s)))
+
 
 JOB_STATES = ("CREATED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPING", "STOPPED")
 

@@ -8,9 +8,10 @@ import pytest
 from serverless_tf.aws import client
 from serverless_tf.input.feed import FeedQueue
 from serverless_tf.protocol.schema import columns_from_json
-from serverless_tf.registry import FencedError, LeaseKeeper, LeaseLostError, Registry
+from serverless_tf.registry import FencedError, LeaseKeeper, LeaseLostError
 from serverless_tf.registry.lease import SELF_FENCE_AFTER_S
 from serverless_tf.worker.output import OutputWriter
+from registry_helpers import unreachable_registry
 from test_worker import create_job, delete_queues, env, rows_xy  # noqa: F401  (env is a fixture)
 
 
@@ -104,21 +105,10 @@ def test_a_member_whose_slot_was_taken_deletes_no_feed_message_and_sends_no_outp
 
 def test_a_write_check_reports_a_lapsed_lease_itself_and_checks_nothing_once_stopped(env):
     # Arrange: a lease of 300 ms kept by a registry nothing answers (a port nothing listens on).
-    import socket
-
-    import boto3
-    from botocore.config import Config
-
     job = create_job(env, workers=1)
     try:
         epoch = env.registry.register(job.job_id, "worker", 0, "127.0.0.1:1", os.getpid(), 300).epoch
-        dead = socket.socket()
-        dead.bind(("127.0.0.1", 0))
-        port = dead.getsockname()[1]
-        dead.close()
-        unreachable = Registry(env.table, boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                                                       aws_access_key_id="x", aws_secret_access_key="x",
-                                                       config=Config(retries={"max_attempts": 1}, connect_timeout=0.2, read_timeout=0.2)))
+        unreachable = unreachable_registry(env.table, timeout_s=0.2)
         keeper = LeaseKeeper(unreachable, job.job_id, "worker", 0, epoch, 300).start()
         keeper.check()
 

@@ -2,7 +2,6 @@ import json
 import os
 import shutil
 import subprocess
-import socket
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ from serverless_tf.registry import (
 )
 from serverless_tf.registry.lease import SELF_FENCE_AFTER_S
 
-from registry_helpers import JobStateError, put_job, transition_job
+from registry_helpers import JobStateError, put_job, transition_job, unreachable_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -315,16 +314,7 @@ def test_lease_keeper_fences_its_worker_when_no_heartbeat_renews_the_lease(table
     registry = Registry(table)
     put_job(table, job_id, "RUNNING")
     lease = registry.register(job_id, "worker", 0, "10.0.0.1:2222", 11, 1_000)
-    import boto3
-    from botocore.config import Config
-
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    port = dead.getsockname()[1]
-    dead.close()
-    unreachable = Registry(table, boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                                               aws_access_key_id="x", aws_secret_access_key="x",
-                                               config=Config(retries={"max_attempts": 1}, connect_timeout=0.5, read_timeout=0.5)))
+    unreachable = unreachable_registry(table)
     lost = threading.Event()
     started = time.monotonic()
     keeper = LeaseKeeper(unreachable, job_id, "worker", 0, lease.epoch, 1_000, on_loss=lambda loss: lost.set()).start()
