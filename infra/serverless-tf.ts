@@ -42,8 +42,13 @@ export type { LayerName } from "../src/resources/definitions.ts";
 export { MissingFunctionBundleError, MissingImageSourceError, MissingLayerError } from "./errors.ts";
 
 const SQS_ACTIONS = {
-  /** The coordinator owns a job's queues: it makes them, reads their attributes, deletes them. */
-  manage: ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue"],
+  /**
+   * The coordinator owns a job's queues: it makes them, reads their attributes, deletes them. A
+   * queue gets its encryption, redrive and TLS-only policy in its CreateQueue call
+   * (src/jobs/queues.ts), which needs `sqs:CreateQueue` alone; with no `SetQueueAttributes` the
+   * role cannot rewrite any queue's policy afterwards, and it tags nothing.
+   */
+  manage: ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
   send: ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
   consume: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
   /**

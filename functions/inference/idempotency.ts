@@ -12,7 +12,7 @@
  * condition; reading the item back and finding our own `owner` tells it apart from a real
  * conflict (the powertools idempotency pattern, with the owner token added for lost responses).
  */
-import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, type Put } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type Put } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../../src/aws/clients.ts";
 import { FUNCTIONS } from "../../src/resources/definitions.ts";
 
@@ -120,6 +120,37 @@ export class IdempotencyStore {
     }
   }
 
+  /**
+   * Moves the lock of a claim still ours (`PENDING` under `owner`) to `lockMs` from now; false
+   * when the claim is no longer ours (taken over after it lapsed, or marked `DONE`).
+   */
+  async renew(rowId: string, owner: string, lockMs: number): Promise<boolean> {
+    try {
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: this.key(rowId),
+          UpdateExpression: "SET lockedUntil = :until",
+          ConditionExpression: "#o = :owner AND #s = :pending",
+          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
+          ExpressionAttributeValues: { ":until": { N: String(this.now() + lockMs) }, ":owner": { S: owner }, ":pending": { S: "PENDING" } },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Holds claims taken at `takenAt` (the local time before the claim requests went out) while a
+   * batch runs: see {@link HeldClaims}.
+   */
+  hold(claims: readonly { readonly rowId: string; readonly owner: string }[], lockMs: number, takenAt: number): HeldClaims {
+    return new HeldClaims(this, claims, lockMs, takenAt, this.now);
+  }
+
   /** Gives a claimed row back (its result was not sent), so the redelivery can serve it at once. */
   async release(rowId: string, owner: string): Promise<void> {
     try {
@@ -135,5 +166,63 @@ export class IdempotencyStore {
     } catch (e) {
       if (!(e instanceof ConditionalCheckFailedException)) throw e; // gone already (a lost response) or taken over
     }
+  }
+}
+
+/**
+ * Claims held while their batch runs: renewed every third of their lock, so a batch that outruns
+ * its lock (a stalled call, an engine slower than the function's timeout where nothing kills the
+ * handler, as on the local runtime) is not overtaken by a redelivery. A claim is owned, on this
+ * host's clock, until its last successful claim or renewal request was sent plus the lock, less
+ * the clock skew budget (at most half the lock): past that, or once a renewal finds the claim gone,
+ * the handler must not send that message's results.
+ */
+export class HeldClaims {
+  private readonly ownedUntil = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout;
+  private renewing: Promise<void> = Promise.resolve();
+  private readonly skewMs: number;
+
+  constructor(
+    private readonly store: Pick<IdempotencyStore, "renew">,
+    private readonly claims: readonly { readonly rowId: string; readonly owner: string }[],
+    private readonly lockMs: number,
+    takenAt: number,
+    private readonly now: () => number = Date.now,
+    private readonly log: (line: string) => void = (line) => console.error(line),
+  ) {
+    this.skewMs = Math.min(CLAIM_SKEW_MS, lockMs / 2);
+    for (const c of claims) this.ownedUntil.set(c.rowId, takenAt + lockMs - this.skewMs);
+    this.timer = setInterval(() => void (this.renewing = this.renewAll()), Math.max(1, Math.floor(lockMs / 3)));
+    this.timer.unref();
+  }
+
+  /** Whether `rowId`'s claim is still this handling's: its results may be sent. */
+  owned(rowId: string): boolean {
+    return (this.ownedUntil.get(rowId) ?? -Infinity) > this.now();
+  }
+
+  private async renewAll(): Promise<void> {
+    await this.renewing;
+    const sentAt = this.now();
+    await Promise.all(
+      this.claims
+        .filter((c) => this.ownedUntil.has(c.rowId))
+        .map(async (c) => {
+          try {
+            if (await this.store.renew(c.rowId, c.owner, this.lockMs)) this.ownedUntil.set(c.rowId, Math.max(this.ownedUntil.get(c.rowId)!, sentAt + this.lockMs - this.skewMs));
+            else this.ownedUntil.delete(c.rowId);
+          } catch (e) {
+            // Unknown whether it took effect: the claim stays owned until its last known lock ends.
+            this.log(`[inference] renewing the claim on ${c.rowId}: ${(e as Error).message}`);
+          }
+        }),
+    );
+  }
+
+  /** Stops renewing; waits for a renewal in flight. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
   }
 }

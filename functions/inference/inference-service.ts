@@ -29,7 +29,7 @@ import { rowFromJson } from "../../src/codec/table-rows.ts";
 import { rowToJsonValues } from "../../src/protocol/table-source.ts";
 import type { ModelMetadata } from "../../src/protocol/model-metadata.ts";
 import type { InferenceEngine } from "./engine.ts";
-import { IdempotencyStore, claimLockMs } from "./idempotency.ts";
+import { IdempotencyStore, claimLockMs, type HeldClaims } from "./idempotency.ts";
 import { LatestModel } from "./latest-model.ts";
 import { parseInputMessage, rejection, rowRejection, type RejectedMessage, type ResultMessage, type ResultsMessage } from "../../src/protocol/inference-messages.ts";
 import { SQS_MAX_MESSAGE_BYTES, sendBatches } from "../../src/protocol/limits.ts";
@@ -162,6 +162,7 @@ export class InferenceService implements InferenceFunction {
     const claimed: { unit: Unit; owner: string }[] = [];
     let outputs: OutputItem[] = [];
     let served = 0;
+    let held: HeldClaims | undefined;
     const live = units.filter((u) => u.rows.length);
     if (live.length) {
       try {
@@ -194,6 +195,7 @@ export class InferenceService implements InferenceFunction {
         stages.lap("model");
         // Claim before running: a unit served already (or being served by another handler) is not run again.
         const toClaim = [...encoded.keys()].map((unit) => ({ unit, rowId: unit.claimKey, owner: `${handling}:${unit.record.messageId}` }));
+        const takenAt = Date.now();
         const claims = await this.idempotency.claimAll(toClaim, lockMs).catch(async (e: unknown) => {
           this.log(`[inference ${this.settings.modelId}] claiming ${toClaim.length} messages failed: ${(e as Error).message}`);
           // The request may have taken effect with its response lost: give back what this handling may
@@ -207,6 +209,7 @@ export class InferenceService implements InferenceFunction {
           else if (o.outcome === "done") duplicates += encoded.get(o.unit)!; // acknowledged without a second result
           else retry.add(o.unit.record.messageId);
         }
+        held = this.idempotency.hold(claimed.map((c) => ({ rowId: c.unit.claimKey, owner: c.owner })), lockMs, takenAt);
         stages.lap("claim");
         if (claimed.length) {
           // The whole SQS batch as few model calls as the engine's call size allows.
@@ -235,6 +238,10 @@ export class InferenceService implements InferenceFunction {
         for (const unit of live) retry.add(unit.record.messageId);
       }
     }
+    // Results go out only under a claim still ours (renewed until the sends are done): one that
+    // lapsed may be another handler's by now.
+    for (const c of claimed) if (!held?.owned(c.unit.claimKey)) retry.add(c.unit.record.messageId);
+    outputs = outputs.filter((o) => !retry.has(o.messageId));
     // A message that comes back is judged again then: its bad rows are dead-lettered on that
     // delivery, not twice. So the dead letters wait for the results: a message whose good rows
     // failed to send comes back, and its bad rows are sent from that delivery only.
@@ -243,6 +250,7 @@ export class InferenceService implements InferenceFunction {
     const failedRejections = await this.sendAll(this.settings.dlqUrl, deadLetters.map((r) => ({ messageId: r.messageId, dedupeKey: `${r.messageId}:${r.reason.row ?? ""}`, body: r })));
     for (const id of failedRejections) retry.add(id);
     stages.lap("send");
+    await held?.stop();
     // Unsent units go back to the queue unclaimed; sent ones are DONE (a failure to record that only
     // costs a second result if the message comes back after the claim's lock lapsed).
     const sent = claimed.filter((c) => !retry.has(c.unit.record.messageId));

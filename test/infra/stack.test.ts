@@ -368,6 +368,9 @@ describe("permissions", () => {
     const statements = policyOfRole("CoordinatorRole");
     const create = statements.find((s) => asList(s.Action).includes("sqs:CreateQueue"));
     assert.deepEqual(create.Resource, { "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":sqs:", { Ref: "AWS::Region" }, ":", { Ref: "AWS::AccountId" }, `:${JOB_QUEUE_PREFIX}*`]] });
+    // Attributes and policy are set at creation: nothing may change a queue's policy afterwards.
+    const sqsActions = statements.flatMap((s) => asList(s.Action) as string[]).filter((a) => a.startsWith("sqs:"));
+    for (const refused of ["sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:TagQueue"]) assert.ok(!sqsActions.includes(refused), refused);
     const run = statements.find((s) => asList(s.Action).includes("ecs:RunTask"));
     assert.deepEqual(run.Resource, { Ref: Object.keys(resources).find((id) => resources[id]!.Type === "AWS::ECS::TaskDefinition") });
     assert.ok(run.Condition.ArnEquals["ecs:cluster"]);
