@@ -19,6 +19,8 @@ import { putObject } from "../src/storage/objects.ts";
 import { DIGITS_SCHEMA } from "../demo/digits-data.ts";
 import { digitsRows } from "./coding.ts";
 import { ratioGoal, type BenchContext, type Measurement } from "./measurement.ts";
+import { availableParallelism } from "node:os";
+import { cpuBetween, cpuSnapshot, type CpuSnapshot } from "./process-cpu.ts";
 
 
 // The tuned baseline: batched parsing mapped in parallel and prefetched, best of 3 passes.
@@ -68,11 +70,14 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
   let ready!: () => void;
   const workerReady = new Promise<void>((resolve) => (ready = resolve));
   let dispatchedAt = 0;
+  let cpuAtDispatch: CpuSnapshot | undefined;
+  let cpuAtEnd: CpuSnapshot | undefined;
   let consumed: { rows: number; seconds: number; at: number; spool?: Record<string, number>; tfData?: number } | undefined;
   resetShardFeedStages();
   const gated = runtime.interceptingShards(async (event, dispatch) => {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the bench worker did not start within 120 s")), 120_000).unref());
     await Promise.race([workerReady, timeout]);
+    cpuAtDispatch ??= cpuSnapshot();
     dispatchedAt ||= Date.now();
     await dispatch(event);
   });
@@ -94,6 +99,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
       timeoutMs: 10 * 60_000,
       onProgress: (p) => {
         if (p.kind === "ready") ready();
+        if (p.kind === "consumed") cpuAtEnd = cpuSnapshot();
         if (p.kind === "consumed") consumed = { rows: p.rows as number, seconds: p.seconds as number, at: Date.now(), spool: p.spool as Record<string, number>, tfData: p.tf_data as number };
       },
     },
@@ -109,6 +115,10 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
     `feed stages, worker: spooling ${ms((spool.wall ?? 0) * 1000)} of wall time, in which receive+decode ${ms((spool.receive ?? 0) * 1000)} overlaps spool parts to S3 ${ms((spool.parts ?? 0) * 1000)} and delete ${ms((spool.delete ?? 0) * 1000)}; then the tf.data pass ${ms((consumed.tfData ?? 0) * 1000)}`,
   );
   ctx.log(`feed timeline: the last shard-feed had sent its rows ${((sf.lastEndedAt - dispatchedAt) / 1000).toFixed(2)} s after dispatch, the worker ended its pass ${seconds.toFixed(2)} s after it`);
+  // What the window's CPU went to: on 2 cores the window cannot be shorter than half their sum.
+  const cpu = cpuBetween(cpuAtDispatch!, cpuAtEnd!);
+  const cpuLine = Object.entries(cpu).map(([group, s]) => `${group} ${s.toFixed(2)} s`).join(", ");
+  ctx.log(cpuAtEnd!.size ? `feed CPU from dispatch to the end of the pass (${seconds.toFixed(2)} s of wall time on ${availableParallelism()} cores): ${cpuLine}` : "feed CPU: not measured (no /proc on this system)");
   ctx.log(`feed: ${total} rows in ${objects} JSON Lines objects, batch ${batchSize}: ${seconds.toFixed(2)} s from dispatch to the end of the worker's pass; tf.data from a local file ${local.seconds.toFixed(2)} s`);
   return [{ name: "feed S3 JSONL -> shard-feed -> SQS -> worker tf.data", value: total / seconds, unit: "rows/s", baseline: { name: "tf.data from a local TFRecord file (parallel parse, prefetch, best of 3)", value: local.rows / local.seconds }, goal: ratioGoal({ min: 0.25, stretch: 0.5 }) }];
 }
