@@ -81,27 +81,9 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       t[stage] += now - mark;
       mark = now;
     };
-    // One chunk's sends and cursor record run while the next chunk is read, encoded and packed;
-    // at most one chunk is in flight, so memory stays bounded by two chunks. A chunk's cursor is
-    // recorded only after its sends, and one at a time in order: a retry resumes from it and
-    // sends the rest again with the same feed ids. The last chunk's cursor is the final record.
-    let inFlight: Promise<void> = Promise.resolve();
-    let sentState: { cursor: number; seq: number; rowsPerMember: Record<string, number>; messagesPerMember: Record<string, number> } | undefined;
-    const timed = async <T>(stage: "send" | "record", work: Promise<T>): Promise<T> => {
-      const started = performance.now();
-      try {
-        return await work;
-      } finally {
-        t[stage] += performance.now() - started;
-      }
-    };
     for await (const chunk of shardRowChunks(deps, shard, spec.input.columns, cursor, chunkRows)) {
       lap("read");
-      if (remainingMs() < marginMs) {
-        await inFlight;
-        if (sentState) await timed("record", deps.registry.recordShardProgress(jobId, shard.shardId, { ...sentState, done: false }));
-        return { status: "continue", cursor };
-      }
+      if (remainingMs() < marginMs) return { status: "continue", cursor };
       const end = chunk.first + chunk.rows.length;
       const perMember = new Map<MemberKey, Uint8Array[]>();
       for (let r = cursor; r < end; r++) {
@@ -137,27 +119,16 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       }
       // Packing, framing, deflate, base64 and JSON, and each send's start (its request is built and signed as it goes out).
       lap("pack");
-      const previous = inFlight;
-      const recordPrevious = sentState;
-      const sent = timed("send", Promise.all(sends));
-      inFlight = (async () => {
-        await previous;
-        if (recordPrevious) await timed("record", deps.registry.recordShardProgress(jobId, shard.shardId, { ...recordPrevious, done: false }));
-        await sent;
-      })();
-      // Both are awaited below or with the next chunk; a failure must not go unhandled meanwhile.
-      sent.catch(() => undefined);
-      inFlight.catch(() => undefined);
-      sentState = { cursor: end, seq, rowsPerMember: { ...rowsPerMember }, messagesPerMember: { ...messagesPerMember } };
+      await Promise.all(sends);
+      lap("send");
       cursor = end;
       t.rows += chunk.rows.length;
-      await previous;
-      mark = performance.now();
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: false, rowsPerMember, messagesPerMember });
+      lap("record");
     }
-    await inFlight;
     // The stream ended: every row is sent.
     t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
-    await timed("record", deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember }));
+    await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
     await sendEndOfDataWhenComplete(deps, spec);
     return { status: "done", cursor };
   } catch (e) {
