@@ -12,7 +12,7 @@
  * condition; reading the item back and finding our own `owner` tells it apart from a real
  * conflict (the powertools idempotency pattern, with the owner token added for lost responses).
  */
-import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type Put } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type Put } from "@aws-sdk/client-dynamodb";
 import type { AwsClients } from "../../src/aws/clients.ts";
 import { FUNCTIONS } from "../../src/resources/definitions.ts";
 
@@ -42,6 +42,15 @@ export const DEFAULT_CLAIM_LOCK_MS = FUNCTIONS.inference.timeoutSeconds * 1000 +
 export function claimLockMs(configured: number | undefined, remainingMs: number | undefined): number {
   if (configured !== undefined) return configured;
   return remainingMs !== undefined && Number.isFinite(remainingMs) && remainingMs > 0 ? remainingMs + CLAIM_SKEW_MS : DEFAULT_CLAIM_LOCK_MS;
+}
+
+/** The condition of a write to a claim this handling still holds: `PENDING` under `owner`. */
+function stillOurs(owner: string, values: Record<string, AttributeValue> = {}) {
+  return {
+    ConditionExpression: "#o = :owner AND #s = :pending",
+    ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
+    ExpressionAttributeValues: { ...values, ":owner": { S: owner }, ":pending": { S: "PENDING" } },
+  };
 }
 
 export class IdempotencyStore {
@@ -131,9 +140,7 @@ export class IdempotencyStore {
           TableName: this.tableName,
           Key: this.key(rowId),
           UpdateExpression: "SET lockedUntil = :until",
-          ConditionExpression: "#o = :owner AND #s = :pending",
-          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
-          ExpressionAttributeValues: { ":until": { N: String(this.now() + lockMs) }, ":owner": { S: owner }, ":pending": { S: "PENDING" } },
+          ...stillOurs(owner, { ":until": { N: String(this.now() + lockMs) } }),
         }),
       );
       return true;
@@ -158,9 +165,7 @@ export class IdempotencyStore {
         new DeleteItemCommand({
           TableName: this.tableName,
           Key: this.key(rowId),
-          ConditionExpression: "#o = :owner AND #s = :pending",
-          ExpressionAttributeNames: { "#s": "status", "#o": "owner" },
-          ExpressionAttributeValues: { ":owner": { S: owner }, ":pending": { S: "PENDING" } },
+          ...stillOurs(owner),
         }),
       );
     } catch (e) {
