@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import { parse as parseCsvStream } from "csv-parse";
 import { createDecoder, DEFAULT_MAX_EXAMPLE_BYTES } from "../../src/codec/example.ts";
 import type { Column, Row } from "../../src/codec/schema.ts";
-import { CSV_OPTIONS, parseJsonLines, rowFromCsvRecord } from "../../src/codec/table-rows.ts";
+import { CSV_OPTIONS, rowFromCsvRecord, rowsFromLines } from "../../src/codec/table-rows.ts";
 import { FRAME_OVERHEAD, unframeRecords } from "../../src/codec/tfrecord.ts";
 import { ServerlessTfError } from "../../src/errors.ts";
 import type { Deps } from "../../src/jobs/deps.ts";
@@ -69,7 +69,7 @@ async function* chunked<T>(items: AsyncIterable<T>, fromRow: number, chunkRows: 
 
 /**
  * The stream's non-blank lines, read only as fast as they are taken (readline's iterator reads
- * ahead without bound, which would hold the object). Blank lines are not rows (parseJsonLines
+ * ahead without bound, which would hold the object). Blank lines are not rows (rowsFromLines
  * skips them too), so row numbers match it.
  */
 async function* nonBlankLines(body: Readable): AsyncGenerator<string> {
@@ -85,7 +85,7 @@ async function* nonBlankLines(body: Readable): AsyncGenerator<string> {
 }
 
 function jsonLinesChunks(body: Readable, columns: readonly Column[], fromRow: number, chunkRows: number): AsyncGenerator<RowChunk> {
-  return chunked(nonBlankLines(body), fromRow, chunkRows, (lines, first) => parseJsonLines(lines.join("\n"), columns, first));
+  return chunked(nonBlankLines(body), fromRow, chunkRows, (lines, first) => rowsFromLines(lines, columns, first));
 }
 
 function csvChunks(body: Readable, columns: readonly Column[], fromRow: number, chunkRows: number): AsyncGenerator<RowChunk> {

@@ -21,3 +21,22 @@ describe("BYTES cells", () => {
     }
   });
 });
+
+describe("list cells in JSON Lines", () => {
+  const lists = schemaOf({ ids: "INT64[]", xs: "FLOAT32[3]" });
+
+  it("keep numbers and convert the strings JSON needs, wherever they stand in the list", () => {
+    const [row] = parseJsonLines('{"ids": [1, "9007199254740993"], "xs": [0.5, "NaN", "-Infinity"]}\n', lists);
+    assert.deepEqual(row!.ids, [1, 9007199254740993n]);
+    assert.equal((row!.xs as number[])[0], 0.5);
+    assert.ok(Number.isNaN((row!.xs as number[])[1]));
+    assert.equal((row!.xs as number[])[2], -Infinity);
+  });
+
+  it("refuse a list inside a list after numbers, naming the column and the row", () => {
+    assert.throws(
+      () => parseJsonLines('{"ids": [1], "xs": [1]}\n{"ids": [1, 2, [3]], "xs": [1]}\n', lists),
+      (e: unknown) => e instanceof SchemaError && e.message.includes("ids") && e.message.includes("1"),
+    );
+  });
+});
