@@ -74,6 +74,7 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
     let { cursor, seq } = progress;
     const rowsPerMember: Record<string, number> = { ...progress.rowsPerMember };
     const messagesPerMember: Record<string, number> = { ...progress.messagesPerMember };
+    let done = false;
     const t = shardFeedStageMs;
     let mark = performance.now();
     const lap = (stage: keyof typeof shardFeedStageMs) => {
@@ -123,12 +124,18 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       lap("send");
       cursor = end;
       t.rows += chunk.rows.length;
-      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: false, rowsPerMember, messagesPerMember });
+      // Only the stream's last chunk is short (shardRowChunks): it is recorded done at once,
+      // saving the shard a registry write.
+      done = chunk.rows.length < chunkRows;
+      if (done) t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done, rowsPerMember, messagesPerMember });
       lap("record");
     }
     // The stream ended: every row is sent.
-    t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
-    await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
+    if (!done) {
+      t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
+      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
+    }
     await sendEndOfDataWhenComplete(deps, spec);
     return { status: "done", cursor };
   } catch (e) {
