@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEncoder } from "../src/codec/example.ts";
-import type { Row } from "../src/codec/schema.ts";
 import { frameRecords } from "../src/codec/tfrecord.ts";
 
 import { runJob } from "../src/runtime/run-job.ts";
@@ -24,7 +23,7 @@ import { availableParallelism } from "node:os";
 import { cpuBetween, cpuSnapshot, type CpuSnapshot } from "./process-cpu.ts";
 
 
-// The tuned baseline: batched parsing mapped in parallel and prefetched, best of 3 passes (run twice: bench below).
+// The tuned baseline: batched parsing mapped in parallel and prefetched, best of 3 passes.
 const TF_DATA = String.raw`
 import sys, time, tensorflow as tf
 path, batch = sys.argv[1], int(sys.argv[2])
@@ -40,12 +39,11 @@ for _ in range(3):
 print(rows, best)
 `;
 
-/** Rows and seconds of the tuned tf.data pass over `rows` written to a local TFRecord file. */
-function tfDataFromFile(rows: readonly Row[], batchSize: number): { rows: number; seconds: number } {
+/** Rows and seconds of the tuned tf.data pass over a TFRecord stream written to a local file. */
+function tfDataFromFile(tfRecord: Uint8Array, batchSize: number): { rows: number; seconds: number } {
   const dir = mkdtempSync(join(tmpdir(), "stf-bench-feed-"));
   try {
-    const encoder = createEncoder(DIGITS_SCHEMA);
-    writeFileSync(join(dir, "digits.tfrecord"), frameRecords(rows.map((r, i) => encoder.encode(r, i))));
+    writeFileSync(join(dir, "digits.tfrecord"), tfRecord);
     const py = spawnSync(projectPython, ["-c", TF_DATA, join(dir, "digits.tfrecord"), String(batchSize)], { cwd: projectRoot, encoding: "utf8", env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: "3" } });
     if (py.status !== 0) throw new Error(`the tf.data baseline failed: ${py.stderr.slice(-2000)}`);
     const [n, seconds] = py.stdout.trim().split(/\s+/).map(Number) as [number, number];
@@ -64,8 +62,9 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
 
   // Baseline: the same examples from a local TFRecord file, measured before and after the chain
   // (best of both): a slow spell of this machine during one of them does not flatter the ratio.
-  const tfData = () => tfDataFromFile(rows, batchSize);
-  const before = tfData();
+  const encoder = createEncoder(DIGITS_SCHEMA);
+  const tfRecord = frameRecords(rows.map((r, i) => encoder.encode(r, i)));
+  const before = tfDataFromFile(tfRecord, batchSize);
 
   // Through the stages: JSON Lines objects in S3, one shard-feed per object, one worker.
   const prefix = `bench/feed-${Date.now()}/`;
@@ -112,7 +111,7 @@ export async function benchFeed(ctx: BenchContext, options: { rows?: number; obj
     },
   );
   if (!consumed || consumed.rows < total) throw new Error(`the bench worker reported ${consumed?.rows ?? "no"} rows, expected ${total}`);
-  const after = tfData();
+  const after = tfDataFromFile(tfRecord, batchSize);
   const local = before.seconds <= after.seconds ? before : after;
   ctx.log(`feed baseline: tf.data from a local file ${before.seconds.toFixed(3)} s before the chain, ${after.seconds.toFixed(3)} s after it (the faster counts)`);
   const seconds = (consumed.at - dispatchedAt) / 1000;

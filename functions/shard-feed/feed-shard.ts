@@ -122,20 +122,16 @@ export async function feedShard(deps: Deps, event: ShardFeedEvent, options: Feed
       lap("pack");
       await Promise.all(sends);
       lap("send");
+      t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
       cursor = end;
       t.rows += chunk.rows.length;
-      // Only the stream's last chunk is short (shardRowChunks): it is recorded done at once,
-      // saving the shard a registry write.
-      done = chunk.rows.length < chunkRows;
-      if (done) t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
+      // The last chunk's cursor write also marks the shard done: a registry write fewer.
+      done = chunk.last;
       await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done, rowsPerMember, messagesPerMember });
       lap("record");
     }
     // The stream ended: every row is sent.
-    if (!done) {
-      t.lastEndedAt = Math.max(t.lastEndedAt, Date.now());
-      await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
-    }
+    if (!done) await deps.registry.recordShardProgress(jobId, shard.shardId, { cursor, seq, done: true, rowsPerMember, messagesPerMember });
     await sendEndOfDataWhenComplete(deps, spec);
     return { status: "done", cursor };
   } catch (e) {

@@ -22,6 +22,8 @@ export class ShardReadError extends ServerlessTfError {}
 export interface RowChunk {
   readonly first: number;
   readonly rows: readonly Row[];
+  /** The shard ends with this chunk: it is short. A full chunk says false even when it is the last. */
+  readonly last: boolean;
 }
 
 /**
@@ -59,12 +61,12 @@ async function* chunked<T>(items: AsyncIterable<T>, fromRow: number, chunkRows: 
     if (index++ < fromRow) continue;
     batch.push(item);
     if (batch.length === chunkRows) {
-      yield { first, rows: toRows(batch, first) };
+      yield { first, rows: toRows(batch, first), last: false };
       first += batch.length;
       batch = [];
     }
   }
-  if (batch.length) yield { first, rows: toRows(batch, first) };
+  if (batch.length) yield { first, rows: toRows(batch, first), last: true };
 }
 
 /**
